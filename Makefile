@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: MIT
+# Thin wrapper: CMake does the building; these targets are what people type.
+#   make run     install deps, build, run mxguard with the example config
+#                (and a demo backend unless BACKEND=host:port is given)
+#   make test    install deps, build, run every test (unit, e2e, and both
+#                again under ASan+UBSan)
+#   make fuzz    run each libFuzzer harness for FUZZ_SECONDS (default 60)
+#   make bench   bench/relay (see BENCHMARKS.md)
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+PYTHON     ?= /usr/bin/python3
+
+.PHONY: all deps build asan run test unit e2e test-asan fuzz bench format clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMXGUARD_SANITIZE=ON
+
+asan: deps $(ASAN_BUILD)/Makefile
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run: build
+	@./scripts/run-demo.sh $(BUILD)/mxguard
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+e2e: build
+	$(PYTHON) -m pytest tests/e2e
+
+test-asan: asan
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure
+	MXGUARD_BIN=$(CURDIR)/$(ASAN_BUILD)/mxguard ASAN=1 \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(PYTHON) -m pytest tests/e2e
+
+test: unit e2e test-asan
+
+fuzz: deps
+	@./scripts/fuzz.sh
+
+bench: build
+	@./bench/relay
+
+format:
+	clang-format -i proxy/*.[ch] filters/*.[ch] tests/unit/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chain.c - runs the filters at each stage and merges what they say.
+ *
+ * flt_chain_new(), flt_chain_free(): per-session life, with each filter's
+ * own state.  flt_chain_run(): start a stage, all filters at once; answer
+ * at once or later through the done callback.  flt_symbol_add(),
+ * flt_verdict_set(), flt_resume(): what filters call.  flt_chain_score(),
+ * flt_chain_symbols(), flt_chain_decide(), flt_chain_spam_headers(): the
+ * results, as the session logs them and writes them into the message.
+ *
+ * The chain owns the stage timeout (timeouts.filter): a filter that has not
+ * answered by then is cancelled and treated as "continue", because a slow
+ * check must never hold mail longer than the client waits (RFC 5321
+ * 4.5.3.2).  Each filter decides what its own errors mean by the verdict it
+ * returns.
+ */
+#include "filter.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+
+#define FLT_MAX_SYMBOLS 128
+
+/* The filters, in the order their verdicts are merged. */
+static const struct flt_ops *const flt_table[] = {
+	&flt_pregreet,
+	&flt_helo,
+};
+#define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
+
+struct flt_symbol {
+	char name[48];
+	double score;
+	bool session; /* connect/HELO symbol: survives transactions */
+};
+
+struct flt_chain {
+	const struct flt_session *s;
+	void *state[FLT_N];
+	struct flt_call calls[FLT_N];
+	struct flt_symbol symbols[FLT_MAX_SYMBOLS];
+	unsigned nsymbols;
+	/* The stage in progress. */
+	enum flt_stage stage;
+	unsigned npending;
+	bool starting;
+	flt_chain_done_fn *done;
+	void *done_arg;
+	struct event *timer;
+};
+
+struct flt_chain *
+flt_chain_new(const struct flt_session *s)
+{
+	struct flt_chain *c = px_calloc(1, sizeof(*c));
+
+	c->s = s;
+	for (unsigned i = 0; i < FLT_N; i++)
+		if (flt_table[i]->session_new != NULL)
+			c->state[i] = flt_table[i]->session_new(s);
+	return c;
+}
+
+static void
+flt_chain_cancel(struct flt_chain *c)
+{
+	for (unsigned i = 0; i < FLT_N; i++) {
+		struct flt_call *call = &c->calls[i];
+
+		if (!call->pending)
+			continue;
+		call->pending = false;
+		if (flt_table[i]->cancel != NULL)
+			flt_table[i]->cancel(call);
+	}
+	c->npending = 0;
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+}
+
+void
+flt_chain_free(struct flt_chain **cp)
+{
+	struct flt_chain *c = *cp;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	flt_chain_cancel(c);
+	for (unsigned i = 0; i < FLT_N; i++)
+		if (flt_table[i]->session_free != NULL)
+			flt_table[i]->session_free(c->state[i]);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	free(c);
+}
+
+void
+flt_symbol_add(struct flt_call *call, const char *name, double score)
+{
+	struct flt_chain *c = call->chain;
+
+	for (unsigned i = 0; i < c->nsymbols; i++)
+		if (strcmp(c->symbols[i].name, name) == 0)
+			return;
+	if (c->nsymbols == FLT_MAX_SYMBOLS)
+		return;
+	struct flt_symbol *sym = &c->symbols[c->nsymbols++];
+
+	snprintf(sym->name, sizeof(sym->name), "%s", name);
+	sym->score = score;
+	sym->session = call->stage <= FLT_STAGE_HELO;
+}
+
+void
+flt_verdict_set(struct flt_call *call, enum flt_action action, int code,
+		const char *enh, const char *reason, const char *fmt, ...)
+{
+	struct flt_verdict *v = &call->verdict;
+	va_list ap;
+
+	v->action = action;
+	v->code = code;
+	snprintf(v->enh, sizeof(v->enh), "%s", enh ? enh : "");
+	snprintf(v->reason, sizeof(v->reason), "%s", reason ? reason : "");
+	v->text[0] = '\0';
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(v->text, sizeof(v->text), fmt, ap);
+		va_end(ap);
+	}
+}
+
+static int
+flt_action_rank(enum flt_action a)
+{
+	switch (a) {
+	case FLT_REJECT:
+	case FLT_DISCONNECT:
+		return 4;
+	case FLT_TEMPFAIL:
+		return 3;
+	case FLT_ACCEPT:
+		return 2;
+	case FLT_TAG:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void
+flt_chain_merge(struct flt_chain *c, struct flt_verdict *out)
+{
+	int best = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->action = FLT_CONTINUE;
+	for (unsigned i = 0; i < FLT_N; i++) {
+		const struct flt_verdict *v = &c->calls[i].verdict;
+		int rank = flt_action_rank(v->action);
+
+		if (rank > best) {
+			best = rank;
+			*out = *v;
+		}
+	}
+}
+
+static void
+flt_chain_finish(struct flt_chain *c)
+{
+	struct flt_verdict v;
+
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	flt_chain_merge(c, &v);
+	if (c->done != NULL) {
+		flt_chain_done_fn *done = c->done;
+
+		c->done = NULL;
+		done(c->done_arg, &v);
+	}
+}
+
+void
+flt_resume(struct flt_call *call)
+{
+	struct flt_chain *c = call->chain;
+
+	if (!call->pending)
+		abort(); /* our bug: resumed twice or after cancel */
+	call->pending = false;
+	c->npending--;
+	if (c->npending == 0 && !c->starting)
+		flt_chain_finish(c);
+}
+
+static void
+flt_chain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct flt_chain *c = arg;
+
+	for (unsigned i = 0; i < FLT_N; i++)
+		if (c->calls[i].pending)
+			px_log_warn("%016llx filter %s timed out at stage %d",
+				    (unsigned long long)c->s->sid,
+				    flt_table[i]->name, (int)c->stage);
+	flt_chain_cancel(c);
+	flt_chain_finish(c);
+}
+
+int
+flt_chain_run(struct flt_chain *c, enum flt_stage stage,
+	      flt_chain_done_fn *done, void *arg, struct flt_verdict *verdict_r)
+{
+	c->stage = stage;
+	c->npending = 0;
+	c->starting = true;
+	c->done = NULL;
+	for (unsigned i = 0; i < FLT_N; i++) {
+		struct flt_call *call = &c->calls[i];
+		int rc;
+
+		memset(call, 0, sizeof(*call));
+		call->s = c->s;
+		call->stage = stage;
+		call->state = c->state[i];
+		call->chain = c;
+		call->index = i;
+		call->verdict.action = FLT_CONTINUE;
+		if (flt_table[i]->on_stage[stage] == NULL)
+			continue;
+		call->pending = true;
+		c->npending++;
+		rc = flt_table[i]->on_stage[stage](call);
+		if (rc == 0)
+			continue;
+		if (call->pending) {
+			call->pending = false;
+			c->npending--;
+		}
+		if (rc < 0) {
+			px_log_warn("%016llx filter %s failed at stage %d",
+				    (unsigned long long)c->s->sid,
+				    flt_table[i]->name, (int)stage);
+			call->verdict.action = FLT_CONTINUE;
+		}
+	}
+	c->starting = false;
+	if (c->npending == 0) {
+		flt_chain_merge(c, verdict_r);
+		return 1;
+	}
+	c->done = done;
+	c->done_arg = arg;
+	if (c->timer == NULL)
+		c->timer = evtimer_new(c->s->base, flt_chain_timeout, c);
+	struct timeval tv;
+	double t = c->s->cfg->timeouts.filter;
+
+	tv.tv_sec = (time_t)t;
+	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+	evtimer_add(c->timer, &tv);
+	return 0;
+}
+
+void
+flt_chain_reset_txn(struct flt_chain *c)
+{
+	unsigned j = 0;
+
+	flt_chain_cancel(c);
+	for (unsigned i = 0; i < c->nsymbols; i++)
+		if (c->symbols[i].session)
+			c->symbols[j++] = c->symbols[i];
+	c->nsymbols = j;
+	for (unsigned i = 0; i < FLT_N; i++)
+		if (flt_table[i]->reset != NULL)
+			flt_table[i]->reset(c->state[i]);
+}
+
+double
+flt_chain_score(const struct flt_chain *c)
+{
+	double sum = 0;
+
+	for (unsigned i = 0; i < c->nsymbols; i++)
+		sum += c->symbols[i].score;
+	return sum;
+}
+
+unsigned
+flt_chain_nsymbols(const struct flt_chain *c)
+{
+	return c->nsymbols;
+}
+
+static int
+flt_symbol_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct flt_symbol *)a)->name,
+		      ((const struct flt_symbol *)b)->name);
+}
+
+void
+flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
+		  const char *none_text)
+{
+	struct flt_symbol sorted[FLT_MAX_SYMBOLS];
+	size_t n = 0;
+
+	if (c->nsymbols == 0) {
+		snprintf(buf, size, "%s", none_text);
+		return;
+	}
+	memcpy(sorted, c->symbols, c->nsymbols * sizeof(sorted[0]));
+	qsort(sorted, c->nsymbols, sizeof(sorted[0]), flt_symbol_cmp);
+	buf[0] = '\0';
+	for (unsigned i = 0; i < c->nsymbols && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? "," : "",
+				      sorted[i].name);
+}
+
+enum flt_action
+flt_chain_decide(const struct flt_chain *c, const struct flt_verdict *merged,
+		 const struct px_config *cfg)
+{
+	double score = flt_chain_score(c);
+
+	if (merged->action != FLT_CONTINUE && merged->action != FLT_TAG)
+		return merged->action;
+	if (score >= cfg->actions.reject)
+		return FLT_REJECT;
+	if (score >= cfg->actions.tempfail)
+		return FLT_TEMPFAIL;
+	if (score >= cfg->actions.tag || merged->action == FLT_TAG)
+		return FLT_TAG;
+	return FLT_CONTINUE;
+}
+
+size_t
+flt_chain_spam_headers(const struct flt_chain *c, bool spam,
+		       const struct px_config *cfg, char *buf, size_t size)
+{
+	char syms[2048];
+	int n;
+
+	flt_chain_symbols(c, syms, sizeof(syms), "none");
+	/* SpamAssassin's layout, so existing Sieve/Outlook rules match. */
+	n = snprintf(buf, size,
+		     "X-Spam-Status: %s, score=%.1f required=%.1f tests=%s\r\n"
+		     "X-Spam-Score: %.1f\r\n%s",
+		     spam ? "Yes" : "No", flt_chain_score(c), cfg->actions.tag,
+		     syms, flt_chain_score(c), spam ? "X-Spam-Flag: YES\r\n" : "");
+	if (n < 0)
+		return 0;
+	return (size_t)n < size ? (size_t)n : size - 1;
+}

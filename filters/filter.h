@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * filter.h - the interface every check implements, and the chain that runs
+ * them at each SMTP stage.
+ *
+ * A filter is one `const struct flt_ops flt_<name>` in its own file, listed
+ * in the table in chain.c.  At each stage the chain starts every filter that
+ * has a callback for it, all at once, and merges their verdicts when the
+ * last one is done (or when timeouts.filter runs out: a filter still
+ * pending then is cancelled and counts as "continue").
+ *
+ * Callback contract (HAProxy filters-t.h style):
+ *   on_stage[stage](call) runs on the session's loop thread.  It returns
+ *     -1  error: logged, counts as "continue" (a broken check never blocks
+ *         mail; checks with a stricter policy return a TEMPFAIL verdict);
+ *      0  pending: the filter keeps `call` and calls flt_resume(call)
+ *         exactly once later, from the loop thread, unless cancel(call) ran
+ *         first (then it must never touch call again);
+ *      1  done: call->verdict is filled (FLT_CONTINUE by default).
+ *   Symbols are added with flt_symbol_add() at any time before the result.
+ */
+#ifndef MX_FILTER_H
+#define MX_FILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+struct event_base;
+struct px_loop;
+struct px_spool;
+
+enum flt_stage {
+	FLT_STAGE_CONNECT = 0,
+	FLT_STAGE_HELO,
+	FLT_STAGE_MAIL,
+	FLT_STAGE_RCPT,
+	FLT_STAGE_EOM,
+	FLT_NSTAGES,
+};
+
+enum flt_action {
+	FLT_CONTINUE = 0, /* no opinion: scores decide */
+	FLT_ACCEPT,	  /* accept whatever the score (a whitelist) */
+	FLT_TAG,	  /* pass, marked as spam */
+	FLT_TEMPFAIL,	  /* 4xx, try again later */
+	FLT_REJECT,	  /* 5xx */
+	FLT_DISCONNECT,	  /* 421/5xx and close */
+};
+
+/* The session as filters see it: read-only, owned by the session, valid
+ * for the session's life (fields change between stages). */
+struct flt_session {
+	uint64_t sid;
+	unsigned txn; /* transaction number, 1.. */
+	struct sockaddr_storage client;
+	char client_ip[48];
+	uint16_t client_port;
+	enum px_mode mode;
+	const char *helo; /* NULL before HELO/EHLO */
+	bool esmtp;
+	const char *mail_from; /* NULL before MAIL; "" for <> */
+	const char *rcpt;      /* the recipient being checked (RCPT stage) */
+	unsigned nrcpt;	       /* recipients accepted so far */
+	bool pregreet;	       /* the client talked before our greeting */
+	const struct px_config *cfg;
+	struct px_loop *loop;
+	struct event_base *base;
+	struct px_spool *message; /* EOM stage: the decoded message */
+};
+
+struct flt_verdict {
+	enum flt_action action;
+	/* Optional reply for TEMPFAIL/REJECT/DISCONNECT; code 0 = the
+	 * chain's default for the action. */
+	int code;
+	char enh[12];
+	char text[256];
+	char reason[128]; /* short, for the log */
+};
+
+struct flt_chain;
+
+struct flt_call {
+	const struct flt_session *s;
+	enum flt_stage stage;
+	void *state; /* the filter's per-session state */
+	struct flt_verdict verdict;
+	/* private to chain.c */
+	struct flt_chain *chain;
+	unsigned index;
+	bool pending;
+};
+
+struct flt_ops {
+	const char *name;
+	/* Per-session state: created at connect (may return NULL), freed at
+	 * disconnect; reset at the end of each transaction.  All optional. */
+	void *(*session_new)(const struct flt_session *s);
+	void (*session_free)(void *state);
+	void (*reset)(void *state);
+	/* Stage callbacks; NULL = nothing to do at that stage. */
+	int (*on_stage[FLT_NSTAGES])(struct flt_call *call);
+	/* A pending call is abandoned (timeout, or the session ends). */
+	void (*cancel)(struct flt_call *call);
+};
+
+/* flt_symbol_add - add a scored symbol (name up to 47 chars, [A-Z0-9_]).
+ * Connect and HELO symbols last for the session, later ones for the
+ * transaction.  Adding the same symbol twice keeps the first. */
+void flt_symbol_add(struct flt_call *call, const char *name, double score);
+
+/* flt_verdict_set - fill call->verdict; text is printf-like. */
+void flt_verdict_set(struct flt_call *call, enum flt_action action, int code,
+		     const char *enh, const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/* flt_resume - a pending call is done (see the contract above). */
+void flt_resume(struct flt_call *call);
+
+/* The chain, used by the session. */
+
+typedef void flt_chain_done_fn(void *arg, const struct flt_verdict *verdict);
+
+/* flt_chain_new - per-session chain; s must outlive it. Runs every
+ * filter's session_new. */
+struct flt_chain *flt_chain_new(const struct flt_session *s);
+
+/* flt_chain_free - cancels pending calls, frees filter states; *cp = NULL. */
+void flt_chain_free(struct flt_chain **cp);
+
+/*
+ * flt_chain_run - run stage.  Returns 1 when every filter finished at once,
+ * with the merged verdict in *verdict_r; 0 when some are pending: done(arg,
+ * verdict) is then called later (never before flt_chain_run returns), unless
+ * flt_chain_free() comes first.  Merging: the first REJECT or DISCONNECT in
+ * table order wins, else the first TEMPFAIL, else ACCEPT, else TAG, else
+ * CONTINUE.
+ */
+int flt_chain_run(struct flt_chain *c, enum flt_stage stage,
+		  flt_chain_done_fn *done, void *arg,
+		  struct flt_verdict *verdict_r);
+
+/* flt_chain_reset_txn - end of transaction: drop transaction symbols and
+ * call every filter's reset. */
+void flt_chain_reset_txn(struct flt_chain *c);
+
+/* flt_chain_score - session plus transaction score. */
+double flt_chain_score(const struct flt_chain *c);
+
+/* flt_chain_symbols - "SYM1,SYM2" (sorted by name) into buf, or none_text
+ * when there are none. */
+void flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
+		       const char *none_text);
+
+/* flt_chain_nsymbols - number of symbols (session + transaction). */
+unsigned flt_chain_nsymbols(const struct flt_chain *c);
+
+/*
+ * flt_chain_decide - the end-of-data action from a merged verdict and the
+ * score against cfg->actions: a hard verdict wins; else score >= reject ->
+ * REJECT, >= tempfail -> TEMPFAIL, >= tag -> TAG, else CONTINUE.
+ */
+enum flt_action flt_chain_decide(const struct flt_chain *c,
+				 const struct flt_verdict *merged,
+				 const struct px_config *cfg);
+
+/*
+ * flt_chain_spam_headers - the X-Spam-* headers in SpamAssassin's form, for
+ * action (TAG = spam), each line ending in CRLF, into buf.  Returns the
+ * length (truncated at size-1).
+ */
+size_t flt_chain_spam_headers(const struct flt_chain *c, bool spam,
+			      const struct px_config *cfg, char *buf,
+			      size_t size);
+
+extern const struct flt_ops flt_pregreet;
+extern const struct flt_ops flt_helo;
+
+#endif

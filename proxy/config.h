@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - the configuration (libconfig syntax), loaded whole, checked,
+ * and then immutable.  A loaded config is refcounted: each session holds the
+ * config it started with, so a SIGHUP reload swaps the process-wide pointer
+ * without touching live sessions.
+ */
+#ifndef MX_CONFIG_H
+#define MX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "netaddr.h"
+
+enum px_mode {
+	PX_MODE_MX = 0,
+	PX_MODE_SUBMISSION,
+};
+
+enum px_pregreet_action {
+	PX_PREGREET_SCORE = 0,
+	PX_PREGREET_REJECT,
+};
+
+struct px_listen {
+	char *address; /* as written, for logs */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	enum px_mode mode;
+	bool proxy_protocol;
+};
+
+struct px_config {
+	int refs; /* atomic */
+	char *path;
+	char *hostname;
+	struct px_listen *listen;
+	size_t nlisten;
+	char *backend_str;
+	struct sockaddr_storage backend;
+	socklen_t backend_len;
+	char *store;
+	char **accepted_domains;
+	size_t naccepted_domains;
+	struct px_cidr *relay_networks;
+	size_t nrelay_networks;
+	char **rules;
+	size_t nrules;
+	char *user;
+	char *group;
+	unsigned loops;	  /* event loops; 0 in the file = one per core */
+	unsigned workers; /* worker pool threads */
+	double greet_delay;
+	enum px_pregreet_action pregreet_action;
+	double pregreet_score;
+	struct {
+		unsigned long long message_size;
+		unsigned recipients;
+		unsigned line_length;
+		unsigned connections;
+		unsigned connections_per_ip;
+		unsigned errors;
+	} limits;
+	struct {
+		double command;
+		double data_block;
+		double data_done;
+		double backend;
+		double shutdown;
+		double filter;
+	} timeouts;
+	struct {
+		char *dir;
+		size_t memory_max;
+	} spool;
+	struct {
+		double tag;
+		double tempfail;
+		double reject;
+	} actions;
+	bool soft_bounce;
+};
+
+/*
+ * px_config_load - read and check path.  Returns 0 with a new config (one
+ * reference) in *cfg_r, or -1 with *error_r a malloc'd "FILE:LINE: message"
+ * the caller frees.  Blocking (may resolve a backend host name).
+ */
+int px_config_load(const char *path, struct px_config **cfg_r, char **error_r);
+
+/* px_config_ref - take a reference; returns cfg. Thread-safe. */
+struct px_config *px_config_ref(struct px_config *cfg);
+
+/* px_config_unref - drop a reference, free on the last; sets *cfgp = NULL.
+ * Thread-safe; accepts NULL. */
+void px_config_unref(struct px_config **cfgp);
+
+/* px_config_current - the process-wide current config, with a reference
+ * the caller must drop.  px_config_set_current installs cfg (taking over
+ * the caller's reference) and drops the previous one. */
+struct px_config *px_config_current(void);
+void px_config_set_current(struct px_config *cfg);
+
+#endif

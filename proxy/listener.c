@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listener.c - accepting clients.
+ *
+ * px_listeners_bind(): one listening socket per configured address, bound
+ * once in the main thread before privileges are dropped.
+ * px_listeners_attach(): each loop gets an evconnlistener on a dup of every
+ * socket, so whichever loop is free accepts the next client (no
+ * SO_REUSEPORT: a second mxguard started by mistake fails to bind instead
+ * of silently sharing the port).
+ * px_conn_acquire()/px_conn_release(): limits.connections and
+ * limits.connections_per_ip, process-wide, under one mutex.
+ * px_listeners_stop(): the SIGTERM path; px_server_session_gone() lets a
+ * stopping loop exit once its last session is freed.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "loop.h"
+#include "session.h"
+
+#define PX_MAX_LOOPS 256
+
+struct px_bound {
+	int fd;
+	struct px_listen_info info;
+};
+
+struct px_server_loop {
+	struct px_loop *loop;
+	struct evconnlistener **ls;
+	struct px_listen_info **infos;
+	size_t nls;
+	bool stopping;
+	double grace;
+	struct event *grace_ev;
+};
+
+static struct px_bound *px_bound;
+static size_t px_nbound;
+static struct px_server_loop px_sloops[PX_MAX_LOOPS];
+static unsigned px_nsloops;
+
+int
+px_listeners_bind(const struct px_config *cfg, const char **error_r)
+{
+	static char err[512];
+
+	px_bound = px_calloc(cfg->nlisten, sizeof(*px_bound));
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct px_listen *l = &cfg->listen[i];
+		struct px_bound *b = &px_bound[px_nbound];
+		int fd, one = 1;
+
+		fd = socket(l->addr.ss_family,
+			    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			goto fail;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (l->addr.ss_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				   sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 ||
+		    listen(fd, 511) < 0) {
+			close(fd);
+			goto fail;
+		}
+		b->fd = fd;
+		snprintf(b->info.address, sizeof(b->info.address), "%s",
+			 l->address);
+		b->info.mode = l->mode;
+		b->info.proxy_protocol = l->proxy_protocol;
+		px_nbound++;
+		continue;
+fail:
+		snprintf(err, sizeof(err), "cannot listen on %s: %s",
+			 l->address, strerror(errno));
+		*error_r = err;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+px_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+	     struct sockaddr *sa, int salen, void *arg)
+{
+	struct px_listen_info *info = arg;
+	struct px_loop *loop = NULL;
+	struct event_base *base = evconnlistener_get_base(lev);
+
+	for (unsigned i = 0; i < px_nsloops; i++)
+		if (px_loop_base(px_sloops[i].loop) == base)
+			loop = px_sloops[i].loop;
+	px_session_start(loop, info, fd, sa, (socklen_t)salen);
+}
+
+static void
+px_accept_error(struct evconnlistener *lev, void *arg)
+{
+	/* EMFILE/ENFILE and the like: log and keep going; libevent retries
+	 * on the next readiness. */
+	px_log_warn("accept: %s", strerror(errno));
+}
+
+void
+px_listeners_attach(struct px_loop *loop, unsigned nloops)
+{
+	struct px_server_loop *sl = &px_sloops[px_loop_index(loop)];
+
+	sl->loop = loop;
+	if (px_loop_index(loop) + 1 > px_nsloops)
+		px_nsloops = px_loop_index(loop) + 1;
+	sl->ls = px_calloc(px_nbound, sizeof(*sl->ls));
+	sl->infos = px_calloc(px_nbound, sizeof(*sl->infos));
+	for (size_t i = 0; i < px_nbound; i++) {
+		int fd = fcntl(px_bound[i].fd, F_DUPFD_CLOEXEC, 0);
+
+		sl->infos[i] = px_malloc(sizeof(struct px_listen_info));
+		*sl->infos[i] = px_bound[i].info;
+		sl->ls[i] = evconnlistener_new(px_loop_base(loop), px_accept_cb,
+					       sl->infos[i],
+					       LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		if (sl->ls[i] == NULL)
+			abort();
+		evconnlistener_set_error_cb(sl->ls[i], px_accept_error);
+	}
+	sl->nls = px_nbound;
+	(void)nloops;
+}
+
+static void
+px_server_maybe_exit(struct px_server_loop *sl)
+{
+	if (sl->stopping && px_loop_count(sl->loop) == 0) {
+		if (sl->grace_ev != NULL)
+			event_free(sl->grace_ev);
+		sl->grace_ev = NULL;
+		px_loop_exit(sl->loop);
+	}
+}
+
+static void
+px_server_kill_one(void *obj, void *arg)
+{
+	px_session_kill(obj);
+}
+
+static void
+px_server_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct px_server_loop *sl = arg;
+
+	px_log_info("stop: grace period over, closing %u sessions",
+		    px_loop_count(sl->loop));
+	px_loop_foreach(sl->loop, px_server_kill_one, NULL);
+}
+
+static void
+px_server_stop_one(void *obj, void *arg)
+{
+	px_session_shutdown(obj);
+}
+
+/* px_server_stop_loop - on the loop's thread. */
+static void
+px_server_stop_loop(void *arg)
+{
+	struct px_server_loop *sl = arg;
+	struct timeval tv;
+
+	if (sl->stopping)
+		return;
+	sl->stopping = true;
+	for (size_t i = 0; i < sl->nls; i++) {
+		evconnlistener_free(sl->ls[i]);
+		free(sl->infos[i]);
+	}
+	free(sl->ls);
+	free(sl->infos);
+	sl->ls = NULL;
+	sl->infos = NULL;
+	sl->nls = 0;
+	px_loop_foreach(sl->loop, px_server_stop_one, NULL);
+	tv.tv_sec = (time_t)sl->grace;
+	tv.tv_usec = (suseconds_t)((sl->grace - (double)tv.tv_sec) * 1e6);
+	sl->grace_ev = evtimer_new(px_loop_base(sl->loop), px_server_grace_over,
+				   sl);
+	evtimer_add(sl->grace_ev, &tv);
+	px_server_maybe_exit(sl);
+}
+
+void
+px_listeners_stop(double grace)
+{
+	for (unsigned i = 0; i < px_nsloops; i++) {
+		px_sloops[i].grace = grace;
+		px_loop_post(px_sloops[i].loop, px_server_stop_loop,
+			     &px_sloops[i]);
+	}
+	for (size_t i = 0; i < px_nbound; i++)
+		close(px_bound[i].fd);
+	px_nbound = 0;
+}
+
+void
+px_server_session_gone(struct px_loop *loop)
+{
+	px_server_maybe_exit(&px_sloops[px_loop_index(loop)]);
+}
+
+bool
+px_server_stopping(struct px_loop *loop)
+{
+	return px_sloops[px_loop_index(loop)].stopping;
+}
+
+/* Connection accounting: a small open hash of per-IP counts. */
+
+struct px_ipcount {
+	struct px_ipcount *next;
+	unsigned count;
+	char ip[48];
+};
+
+#define PX_IP_BUCKETS 4096
+static pthread_mutex_t px_conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct px_ipcount *px_ip_buckets[PX_IP_BUCKETS];
+static unsigned px_conn_total;
+
+static unsigned
+px_ip_hash(const char *ip)
+{
+	unsigned h = 2166136261u;
+
+	for (; *ip; ip++)
+		h = (h ^ (unsigned char)*ip) * 16777619u;
+	return h % PX_IP_BUCKETS;
+}
+
+int
+px_conn_acquire(const struct px_config *cfg, const char *ip)
+{
+	struct px_ipcount **bp, *e;
+	int rc = 0;
+
+	pthread_mutex_lock(&px_conn_lock);
+	bp = &px_ip_buckets[px_ip_hash(ip)];
+	for (e = *bp; e != NULL; e = e->next)
+		if (strcmp(e->ip, ip) == 0)
+			break;
+	if (px_conn_total >= cfg->limits.connections) {
+		rc = -1;
+	} else if (e != NULL && e->count >= cfg->limits.connections_per_ip) {
+		rc = -2;
+	} else {
+		if (e == NULL) {
+			e = px_calloc(1, sizeof(*e));
+			snprintf(e->ip, sizeof(e->ip), "%s", ip);
+			e->next = *bp;
+			*bp = e;
+		}
+		e->count++;
+		px_conn_total++;
+	}
+	pthread_mutex_unlock(&px_conn_lock);
+	return rc;
+}
+
+void
+px_conn_release(const char *ip)
+{
+	struct px_ipcount **bp;
+
+	pthread_mutex_lock(&px_conn_lock);
+	for (bp = &px_ip_buckets[px_ip_hash(ip)]; *bp != NULL;
+	     bp = &(*bp)->next) {
+		if (strcmp((*bp)->ip, ip) == 0) {
+			struct px_ipcount *e = *bp;
+
+			px_conn_total--;
+			if (--e->count == 0) {
+				*bp = e->next;
+				free(e);
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&px_conn_lock);
+}

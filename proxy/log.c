@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.c - the process log.
+ *
+ * In the foreground each line is "2026-11-29T08:30:00.123Z mxguard[PID]:
+ * message" on stderr, written with one write(2) so lines from several loop
+ * threads never interleave.  In daemon mode lines go to syslog (LOG_MAIL),
+ * which adds its own timestamp, so they sit next to Postfix's.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *px_log_ident = "mxguard";
+static bool px_log_syslog;
+static enum px_log_level px_log_max = PX_LOG_INFO;
+
+void
+px_log_init(const char *ident, bool use_syslog)
+{
+	px_log_ident = ident;
+	px_log_syslog = use_syslog;
+	if (use_syslog)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void
+px_log_set_level(enum px_log_level level)
+{
+	px_log_max = level;
+}
+
+void
+px_log(enum px_log_level level, const char *fmt, ...)
+{
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+	static const char *const prefix[] = {"error: ", "warning: ", "", ""};
+	char line[4096];
+	size_t n = 0;
+	va_list ap;
+
+	if (level > px_log_max)
+		return;
+	if (!px_log_syslog) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+				      ".%03ldZ %s[%ld]: ", ts.tv_nsec / 1000000,
+				      px_log_ident, (long)getpid());
+	}
+	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s", prefix[level]);
+	va_start(ap, fmt);
+	if (n < sizeof(line))
+		n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	if (n >= sizeof(line) - 1)
+		n = sizeof(line) - 2;
+	if (px_log_syslog) {
+		line[n] = '\0';
+		syslog(prio[level], "%s", line);
+		return;
+	}
+	line[n++] = '\n';
+	/* A failed log write has nowhere to be reported. */
+	ssize_t w = write(STDERR_FILENO, line, n);
+	(void)w;
+}

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - mxguard's command line, startup, signals and stop.
+ *
+ *   mxguard [-d] -c FILE      run (foreground unless -d; logs to stderr,
+ *                             or syslog with -d)
+ *   mxguard -t -c FILE        check FILE: exit 0, or print FILE:LINE:
+ *                             message and exit 1
+ *   mxguard -V                print the version
+ *
+ * Startup order: load the config, bind the listeners (as root), drop to
+ * user/group, probe the backend's capabilities, start the worker pool and
+ * one event loop per core.  The main thread then only waits for signals:
+ * SIGHUP reloads the config (a bad one is refused and the old one stays),
+ * SIGTERM/SIGINT stop accepting and give sessions timeouts.shutdown seconds
+ * to finish their transactions.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "loop.h"
+#include "relay.h"
+#include "workers.h"
+
+#define PX_DEFAULT_CONFIG "/etc/mxguard/mxguard.conf"
+
+static const char *px_config_path = PX_DEFAULT_CONFIG;
+static struct event_base *px_main_base;
+
+static void
+px_usage(FILE *fp)
+{
+	fprintf(fp, "usage: mxguard [-d] [-c FILE]\n"
+		    "       mxguard -t [-c FILE]\n"
+		    "       mxguard -V\n");
+}
+
+static int
+px_drop_privileges(const struct px_config *cfg)
+{
+	struct passwd *pw = NULL;
+	gid_t gid;
+
+	if (cfg->user == NULL)
+		return 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL) {
+		px_log_err("unknown user \"%s\"", cfg->user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (cfg->group != NULL) {
+		struct group *gr = getgrnam(cfg->group);
+
+		if (gr == NULL) {
+			px_log_err("unknown group \"%s\"", cfg->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+		px_log_err("cannot drop privileges to %s: %s", cfg->user,
+			   strerror(errno));
+		return -1;
+	}
+	if (access(cfg->spool.dir, W_OK | X_OK) < 0)
+		px_log_warn("spool dir %s is not writable by %s: large messages "
+			    "will be refused",
+			    cfg->spool.dir, cfg->user);
+	return 0;
+}
+
+static bool
+px_same_listeners(const struct px_config *a, const struct px_config *b)
+{
+	if (a->nlisten != b->nlisten)
+		return false;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i].address, b->listen[i].address) != 0 ||
+		    a->listen[i].mode != b->listen[i].mode ||
+		    a->listen[i].proxy_protocol != b->listen[i].proxy_protocol)
+			return false;
+	return true;
+}
+
+static void
+px_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct px_config *cfg = NULL, *old;
+	char *err = NULL;
+
+	if (px_config_load(px_config_path, &cfg, &err) < 0) {
+		px_log_err("reload failed, keeping the running configuration: %s",
+			   err);
+		free(err);
+		return;
+	}
+	old = px_config_current();
+	if (!px_same_listeners(old, cfg))
+		px_log_warn("reload: listener changes take effect only after a "
+			    "restart");
+	px_config_unref(&old);
+	px_config_set_current(cfg);
+	px_log_info("reload: configuration %s loaded", px_config_path);
+}
+
+static void
+px_on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct px_config *cfg = px_config_current();
+
+	px_log_info("stop: signal %d, no new connections; sessions have %.0f s "
+		    "to finish",
+		    (int)sig, cfg->timeouts.shutdown);
+	px_listeners_stop(cfg->timeouts.shutdown);
+	px_config_unref(&cfg);
+	event_base_loopexit(px_main_base, NULL);
+}
+
+static unsigned
+px_ncores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (unsigned)n : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	bool check_only = false, daemonize = false;
+	struct px_config *cfg = NULL;
+	char *err = NULL;
+	const char *lerr = NULL;
+	struct px_loop **loops;
+	unsigned nloops;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:dhtV")) != -1) {
+		switch (ch) {
+		case 'c':
+			px_config_path = optarg;
+			break;
+		case 'd':
+			daemonize = true;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		case 'V':
+			printf("mxguard 0.1.0\n");
+			return 0;
+		case 'h':
+			px_usage(stdout);
+			return 0;
+		default:
+			px_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		px_usage(stderr);
+		return 2;
+	}
+	if (px_config_load(px_config_path, &cfg, &err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		free(err);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: configuration OK\n", px_config_path);
+		px_config_unref(&cfg);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	px_log_init("mxguard", daemonize);
+	if (px_listeners_bind(cfg, &lerr) < 0) {
+		px_log_err("%s", lerr);
+		px_config_unref(&cfg);
+		return 1;
+	}
+	if (px_drop_privileges(cfg) < 0) {
+		px_config_unref(&cfg);
+		return 1;
+	}
+	if (daemonize && daemon(0, 0) < 0) {
+		px_log_err("daemon: %s", strerror(errno));
+		return 1;
+	}
+	if (px_backend_probe(cfg, cfg->timeouts.backend < 5
+					  ? cfg->timeouts.backend
+					  : 5) < 0)
+		px_log_warn("backend %s did not answer the startup probe; "
+			    "advertising defaults until it does",
+			    cfg->backend_str);
+	px_config_set_current(cfg);
+
+	px_main_base = event_base_new();
+	nloops = cfg->loops ? cfg->loops : px_ncores();
+	if (px_workers_start(cfg->workers) < 0) {
+		px_log_err("cannot start the worker pool");
+		return 1;
+	}
+	loops = px_calloc(nloops, sizeof(*loops));
+	for (unsigned i = 0; i < nloops; i++) {
+		loops[i] = px_loop_new(i);
+		px_listeners_attach(loops[i], nloops);
+	}
+	for (unsigned i = 0; i < nloops; i++)
+		if (px_loop_start(loops[i]) < 0) {
+			px_log_err("cannot start event loop %u", i);
+			return 1;
+		}
+
+	struct event *ev_hup = evsignal_new(px_main_base, SIGHUP, px_on_sighup,
+					    NULL);
+	struct event *ev_term = evsignal_new(px_main_base, SIGTERM,
+					     px_on_sigterm, NULL);
+	struct event *ev_int = evsignal_new(px_main_base, SIGINT,
+					    px_on_sigterm, NULL);
+
+	evsignal_add(ev_hup, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	px_log_info("mxguard 0.1.0 started: %zu listeners, %u loops, backend %s",
+		    cfg->nlisten, nloops, cfg->backend_str);
+	event_base_dispatch(px_main_base);
+
+	for (unsigned i = 0; i < nloops; i++)
+		px_loop_join(loops[i]);
+	px_workers_stop();
+	for (unsigned i = 0; i < nloops; i++)
+		px_loop_free(&loops[i]);
+	free(loops);
+	event_free(ev_hup);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(px_main_base);
+	px_config_set_current(NULL);
+	px_log_info("mxguard stopped");
+	return 0;
+}

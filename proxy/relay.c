@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * relay.c - the backend side of a session: one SMTP client connection to
+ * the real MTA.
+ *
+ * px_relay_new(), px_relay_free(): life (session-owned).
+ * px_relay_open(): connect, greeting, EHLO, XCLIENT (+ EHLO again).
+ * px_relay_command(): one command, one reply.
+ * px_relay_message(): DATA, 354, the message streamed dot-stuffed from the
+ *   spool with back-pressure (never more than PX_RELAY_OUT_HIGH bytes
+ *   queued), the final dot, the final reply.
+ * px_relay_quit(): polite close.
+ * px_backend_caps_get/set(), px_backend_probe(): the backend's capabilities
+ *   as last seen, which shape what mxguard advertises to clients.
+ *
+ * Contract with the session (Postfix smtpd_proxy.c is the model): exactly
+ * one answer per operation, always the last thing this file does before
+ * returning to the loop, so the session may free the relay inside its
+ * callback.  Replies are handed over verbatim, line ends normalised to CRLF.
+ * What they mean for the client (451 4.4.1 / 4.4.2, unexpected classes) is
+ * the session's business.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "data.h"
+#include "log.h"
+#include "smtp_parse.h"
+#include "spool.h"
+
+/* Back-pressure: refill the socket buffer when it drains below LOW. */
+#define PX_RELAY_OUT_HIGH (256 * 1024)
+#define PX_RELAY_OUT_LOW (64 * 1024)
+#define PX_RELAY_CHUNK (64 * 1024)
+
+enum px_relay_state {
+	R_CLOSED = 0,
+	R_CONNECTING,
+	R_BANNER,
+	R_EHLO,
+	R_XCLIENT,
+	R_EHLO2,
+	R_READY,
+	R_COMMAND,
+	R_DATA_CMD,
+	R_DATA_SEND,
+	R_DATA_DONE,
+	R_DEAD,
+};
+
+struct px_relay {
+	struct event_base *base;
+	const struct px_config *cfg;
+	uint64_t sid;
+	px_relay_cb *cb;
+	void *arg;
+	struct bufferevent *bev;
+	enum px_relay_state state;
+	struct px_caps caps;
+	bool xclient_done;
+	/* Copies of the client facts, for XCLIENT. */
+	char client_ip[64];
+	uint16_t client_port;
+	char *client_name;
+	char *client_helo;
+	char proto[8];
+	/* Message streaming. */
+	const char *headers;
+	size_t hlen;
+	struct px_spool *sp;
+	size_t sp_off;
+	struct px_data_encoder enc;
+	char *chunk;
+	/* The last reply, CRLF-normalised. */
+	char *reply;
+	size_t reply_len;
+	size_t reply_cap;
+	struct event *fail_ev; /* deferred failure answer */
+	enum px_relay_status fail_status;
+	const char *fail_why;
+};
+
+static pthread_mutex_t px_caps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct px_caps px_caps_seen;
+static bool px_caps_known;
+
+bool
+px_backend_caps_get(struct px_caps *caps)
+{
+	bool known;
+
+	pthread_mutex_lock(&px_caps_lock);
+	*caps = px_caps_seen;
+	known = px_caps_known;
+	pthread_mutex_unlock(&px_caps_lock);
+	return known;
+}
+
+void
+px_backend_caps_set(const struct px_caps *caps)
+{
+	pthread_mutex_lock(&px_caps_lock);
+	px_caps_seen = *caps;
+	px_caps_known = true;
+	pthread_mutex_unlock(&px_caps_lock);
+}
+
+static struct timeval
+px_tv(double secs)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)secs;
+	tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+struct px_relay *
+px_relay_new(struct event_base *base, const struct px_config *cfg,
+	     uint64_t sid, px_relay_cb *cb, void *arg)
+{
+	struct px_relay *r = px_calloc(1, sizeof(*r));
+
+	r->base = base;
+	r->cfg = cfg;
+	r->sid = sid;
+	r->cb = cb;
+	r->arg = arg;
+	r->state = R_CLOSED;
+	return r;
+}
+
+void
+px_relay_free(struct px_relay **rp)
+{
+	struct px_relay *r = *rp;
+
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	if (r->bev != NULL)
+		bufferevent_free(r->bev);
+	if (r->fail_ev != NULL)
+		event_free(r->fail_ev);
+	free(r->client_name);
+	free(r->client_helo);
+	free(r->chunk);
+	free(r->reply);
+	free(r);
+}
+
+bool
+px_relay_usable(const struct px_relay *r)
+{
+	return r->state == R_READY;
+}
+
+const struct px_caps *
+px_relay_caps(const struct px_relay *r)
+{
+	return &r->caps;
+}
+
+bool
+px_relay_xclient_done(const struct px_relay *r)
+{
+	return r->xclient_done;
+}
+
+/* px_relay_answer - hand the result to the session.  Always the last thing
+ * done before returning to the loop: the callback may free r. */
+static void
+px_relay_answer(struct px_relay *r, enum px_relay_status status,
+		const char *why)
+{
+	struct px_relay_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.status = status;
+	res.why = why;
+	if (r->reply_len > 0) {
+		res.reply = r->reply;
+		res.reply_len = r->reply_len;
+		res.code = atoi(r->reply);
+	}
+	r->cb(r->arg, &res);
+}
+
+/* px_relay_die - the connection is unusable: close it, answer status. */
+static void
+px_relay_die(struct px_relay *r, enum px_relay_status status, const char *why)
+{
+	if (r->bev != NULL) {
+		bufferevent_free(r->bev);
+		r->bev = NULL;
+	}
+	r->state = R_DEAD;
+	r->reply_len = 0;
+	px_relay_answer(r, status, why);
+}
+
+static void
+px_relay_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct px_relay *r = arg;
+
+	px_relay_die(r, r->fail_status, r->fail_why);
+}
+
+/* px_relay_fail_later - answer a failure from the loop, not from inside
+ * the call that started the operation. */
+static void
+px_relay_fail_later(struct px_relay *r, enum px_relay_status status,
+		    const char *why)
+{
+	struct timeval zero = {0, 0};
+
+	if (r->bev != NULL) {
+		bufferevent_free(r->bev);
+		r->bev = NULL;
+	}
+	r->state = R_DEAD;
+	r->fail_status = status;
+	r->fail_why = why;
+	if (r->fail_ev == NULL)
+		r->fail_ev = evtimer_new(r->base, px_relay_fail_cb, r);
+	evtimer_add(r->fail_ev, &zero);
+}
+
+static void
+px_relay_set_read_timeout(struct px_relay *r, double secs)
+{
+	struct timeval rt = px_tv(secs), wt = px_tv(r->cfg->timeouts.backend);
+
+	bufferevent_set_timeouts(r->bev, secs > 0 ? &rt : NULL, &wt);
+}
+
+static void
+px_relay_send(struct px_relay *r, const char *line, size_t len,
+	      enum px_relay_state next)
+{
+	struct evbuffer *out = bufferevent_get_output(r->bev);
+
+	evbuffer_add(out, line, len);
+	evbuffer_add(out, "\r\n", 2);
+	r->state = next;
+	px_relay_set_read_timeout(r, r->state == R_DATA_DONE
+					     ? r->cfg->timeouts.data_done
+					     : r->cfg->timeouts.backend);
+}
+
+static void
+px_relay_ehlo(struct px_relay *r, enum px_relay_state next)
+{
+	char line[300];
+	int n = snprintf(line, sizeof(line), "EHLO %s", r->cfg->hostname);
+
+	px_relay_send(r, line, (size_t)n, next);
+}
+
+/* px_relay_xclient - tell the backend who the real client is (Postfix
+ * XCLIENT_README).  Values are xtext; attributes the backend did not
+ * advertise are left out. */
+static void
+px_relay_xclient(struct px_relay *r)
+{
+	char line[1024], val[600];
+	size_t n = (size_t)snprintf(line, sizeof(line), "XCLIENT");
+	unsigned a = r->caps.xclient_attrs;
+	char addr[80];
+
+	if (strchr(r->client_ip, ':') != NULL)
+		snprintf(addr, sizeof(addr), "IPV6:%s", r->client_ip);
+	else
+		snprintf(addr, sizeof(addr), "%s", r->client_ip);
+	if (a & PX_XATTR_NAME) {
+		const char *name = r->client_name ? r->client_name
+						  : "[UNAVAILABLE]";
+
+		px_xtext_encode(name, strlen(name), val, sizeof(val));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " NAME=%s",
+				      val);
+	}
+	if (a & PX_XATTR_ADDR)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s",
+				      addr);
+	if (a & PX_XATTR_PORT)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " PORT=%u",
+				      r->client_port);
+	if (a & PX_XATTR_PROTO)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " PROTO=%s",
+				      r->proto);
+	if (a & PX_XATTR_HELO) {
+		const char *helo = r->client_helo ? r->client_helo
+						  : "[UNAVAILABLE]";
+
+		px_xtext_encode(helo, strlen(helo), val, sizeof(val));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " HELO=%s",
+				      val);
+	}
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	px_relay_send(r, line, n, R_XCLIENT);
+}
+
+/* px_relay_on_reply - one complete reply arrived in state r->state.
+ * Returns true if the relay may go on reading (no answer was given). */
+static bool
+px_relay_on_reply(struct px_relay *r, int code)
+{
+	switch (r->state) {
+	case R_BANNER:
+		if (code != 220) {
+			px_relay_die_keep_reply:
+			if (r->bev != NULL) {
+				bufferevent_free(r->bev);
+				r->bev = NULL;
+			}
+			r->state = R_DEAD;
+			px_relay_answer(r, PX_RELAY_UNREACHABLE,
+					"backend refused the session");
+			return false;
+		}
+		px_relay_ehlo(r, R_EHLO);
+		return true;
+	case R_EHLO:
+	case R_EHLO2:
+		if (code != 250)
+			goto px_relay_die_keep_reply;
+		memset(&r->caps, 0, sizeof(r->caps));
+		px_caps_parse(r->reply, r->reply_len, &r->caps);
+		px_backend_caps_set(&r->caps);
+		if (r->state == R_EHLO && r->caps.xclient &&
+		    (r->caps.xclient_attrs & PX_XATTR_ADDR)) {
+			px_relay_xclient(r);
+			return true;
+		}
+		r->state = R_READY;
+		px_relay_set_read_timeout(r, 0);
+		px_relay_answer(r, PX_RELAY_REPLY, NULL);
+		return false;
+	case R_XCLIENT:
+		if (code == 220) {
+			r->xclient_done = true;
+			px_relay_ehlo(r, R_EHLO2);
+			return true;
+		}
+		/* Not authorised for XCLIENT: carry on without it; the
+		 * session then writes a Received header instead. */
+		px_log_warn("%016llx backend refused XCLIENT: %.*s",
+			    (unsigned long long)r->sid,
+			    (int)(r->reply_len > 2 ? r->reply_len - 2 : 0),
+			    r->reply);
+		r->caps.xclient = false;
+		r->state = R_READY;
+		px_relay_set_read_timeout(r, 0);
+		px_relay_answer(r, PX_RELAY_REPLY, NULL);
+		return false;
+	case R_COMMAND:
+	case R_DATA_DONE:
+		r->state = R_READY;
+		px_relay_set_read_timeout(r, 0);
+		px_relay_answer(r, PX_RELAY_REPLY, NULL);
+		return false;
+	case R_DATA_CMD:
+		if (code != 354) {
+			r->state = R_READY;
+			px_relay_set_read_timeout(r, 0);
+			px_relay_answer(r, PX_RELAY_REPLY, NULL);
+			return false;
+		}
+		r->state = R_DATA_SEND;
+		px_data_encoder_init(&r->enc);
+		r->sp_off = 0;
+		/* Headers go first; they end in CRLF so the message starts
+		 * at a line start, as the encoder expects. */
+		bufferevent_setwatermark(r->bev, EV_WRITE, PX_RELAY_OUT_LOW, 0);
+		bufferevent_trigger(r->bev, EV_WRITE, 0);
+		return false;
+	case R_DATA_SEND:
+		/* The backend answered before the end (e.g. 552 and close):
+		 * that is its final word on this message, and the connection
+		 * is out of step, so it goes. */
+		bufferevent_free(r->bev);
+		r->bev = NULL;
+		r->state = R_DEAD;
+		px_relay_answer(r, PX_RELAY_REPLY, NULL);
+		return false;
+	case R_READY:
+		/* Unsolicited: a 421 before an idle close.  Mark dead so the
+		 * next transaction reconnects. */
+		if (r->bev != NULL) {
+			bufferevent_free(r->bev);
+			r->bev = NULL;
+		}
+		r->state = R_DEAD;
+		return false;
+	default:
+		return false;
+	}
+}
+
+static void
+px_relay_emit(void *ctx, const char *buf, size_t len)
+{
+	evbuffer_add(ctx, buf, len);
+}
+
+/* px_relay_fill - queue message bytes until the output is full. */
+static void
+px_relay_fill(struct px_relay *r)
+{
+	struct evbuffer *out = bufferevent_get_output(r->bev);
+
+	if (r->headers != NULL) {
+		px_data_encode(&r->enc, r->headers, r->hlen, px_relay_emit, out);
+		r->headers = NULL;
+	}
+	while (evbuffer_get_length(out) < PX_RELAY_OUT_HIGH) {
+		const char *p = NULL;
+		ssize_t n;
+
+		if (r->chunk == NULL)
+			r->chunk = px_malloc(PX_RELAY_CHUNK);
+		n = px_spool_read(r->sp, r->sp_off, r->chunk, PX_RELAY_CHUNK,
+				  &p);
+		if (n < 0) {
+			px_log_err("%016llx cannot read spooled message",
+				   (unsigned long long)r->sid);
+			px_relay_die(r, PX_RELAY_LOST, "spool read error");
+			return;
+		}
+		if (n == 0) {
+			px_data_encode_end(&r->enc, px_relay_emit, out);
+			bufferevent_setwatermark(r->bev, EV_WRITE, 0, 0);
+			r->state = R_DATA_DONE;
+			px_relay_set_read_timeout(r, r->cfg->timeouts.data_done);
+			return;
+		}
+		px_data_encode(&r->enc, p, (size_t)n, px_relay_emit, out);
+		r->sp_off += (size_t)n;
+	}
+}
+
+static void
+px_relay_writecb(struct bufferevent *bev, void *arg)
+{
+	struct px_relay *r = arg;
+
+	if (r->state == R_DATA_SEND)
+		px_relay_fill(r);
+}
+
+static void
+px_relay_readcb(struct bufferevent *bev, void *arg)
+{
+	struct px_relay *r = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		size_t len = evbuffer_get_length(in), take, j = 0;
+		struct px_reply_info info;
+		const char *p;
+		ssize_t n;
+
+		if (len == 0)
+			return;
+		take = len < PX_REPLY_MAX ? len : PX_REPLY_MAX;
+		p = (const char *)evbuffer_pullup(in, (ssize_t)take);
+		n = px_reply_parse(p, take, &info);
+		if (n == 0 && len < PX_REPLY_MAX)
+			return;
+		if (n <= 0) {
+			px_log_warn("%016llx backend sent a malformed reply",
+				    (unsigned long long)r->sid);
+			px_relay_die(r, r->state <= R_EHLO2 ? PX_RELAY_UNREACHABLE
+							    : PX_RELAY_LOST,
+				     "malformed reply");
+			return;
+		}
+		/* Copy it with every line ending in CRLF. */
+		if (r->reply_cap < (size_t)n * 2 + 2) {
+			r->reply_cap = (size_t)n * 2 + 2;
+			r->reply = px_realloc(r->reply, r->reply_cap);
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+				r->reply[j++] = '\r';
+			r->reply[j++] = p[i];
+		}
+		r->reply[j] = '\0';
+		r->reply_len = j;
+		evbuffer_drain(in, (size_t)n);
+		if (!px_relay_on_reply(r, info.code))
+			return;
+	}
+}
+
+static void
+px_relay_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct px_relay *r = arg;
+	bool opening = r->state <= R_EHLO2;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
+			   &one, sizeof(one));
+		r->state = R_BANNER;
+		px_relay_set_read_timeout(r, r->cfg->timeouts.backend);
+		return;
+	}
+	if (r->state == R_READY) {
+		/* Closed while idle: reconnect at the next transaction. */
+		bufferevent_free(r->bev);
+		r->bev = NULL;
+		r->state = R_DEAD;
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		px_relay_die(r, opening ? PX_RELAY_UNREACHABLE : PX_RELAY_TIMEOUT,
+			     "backend timeout");
+		return;
+	}
+	px_relay_die(r, opening ? PX_RELAY_UNREACHABLE : PX_RELAY_LOST,
+		     (what & BEV_EVENT_EOF) ? "backend closed the connection"
+					    : "backend connection error");
+}
+
+void
+px_relay_open(struct px_relay *r, const struct px_relay_client *client)
+{
+	struct timeval t = px_tv(r->cfg->timeouts.backend);
+
+	snprintf(r->client_ip, sizeof(r->client_ip), "%s", client->ip);
+	r->client_port = client->port;
+	free(r->client_name);
+	free(r->client_helo);
+	r->client_name = client->name ? px_strdup(client->name) : NULL;
+	r->client_helo = client->helo ? px_strdup(client->helo) : NULL;
+	snprintf(r->proto, sizeof(r->proto), "%s", client->proto);
+	r->xclient_done = false;
+	r->reply_len = 0;
+	if (r->bev != NULL)
+		bufferevent_free(r->bev);
+	r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (r->bev == NULL) {
+		px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
+				    "cannot create socket");
+		return;
+	}
+	bufferevent_setcb(r->bev, px_relay_readcb, px_relay_writecb,
+			  px_relay_eventcb, r);
+	bufferevent_set_timeouts(r->bev, &t, &t);
+	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	r->state = R_CONNECTING;
+	if (bufferevent_socket_connect(r->bev,
+				       (struct sockaddr *)&r->cfg->backend,
+				       (int)r->cfg->backend_len) < 0)
+		px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
+				    "cannot connect to backend");
+}
+
+void
+px_relay_command(struct px_relay *r, const char *line, size_t len)
+{
+	r->reply_len = 0;
+	if (r->state != R_READY || r->bev == NULL) {
+		px_relay_fail_later(r, PX_RELAY_LOST,
+				    "backend connection not ready");
+		return;
+	}
+	px_relay_send(r, line, len, R_COMMAND);
+}
+
+void
+px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
+		 struct px_spool *sp)
+{
+	r->reply_len = 0;
+	if (r->state != R_READY || r->bev == NULL) {
+		px_relay_fail_later(r, PX_RELAY_LOST,
+				    "backend connection not ready");
+		return;
+	}
+	r->headers = headers;
+	r->hlen = hlen;
+	r->sp = sp;
+	px_relay_send(r, "DATA", 4, R_DATA_CMD);
+}
+
+static void
+px_relay_quit_event(struct bufferevent *bev, short what, void *arg)
+{
+	bufferevent_free(bev);
+}
+
+static void
+px_relay_quit_read(struct bufferevent *bev, void *arg)
+{
+	/* The 221 (or anything): we are done. */
+	bufferevent_free(bev);
+}
+
+void
+px_relay_quit(struct px_relay *r)
+{
+	struct timeval t = {5, 0};
+
+	if (r->bev == NULL)
+		return;
+	if (r->state != R_READY) {
+		bufferevent_free(r->bev);
+	} else {
+		/* The connection lives on alone until the backend's 221 or
+		 * 5 s, so the backend logs a clean QUIT. */
+		evbuffer_add(bufferevent_get_output(r->bev), "QUIT\r\n", 6);
+		bufferevent_setcb(r->bev, px_relay_quit_read, NULL,
+				  px_relay_quit_event, NULL);
+		bufferevent_set_timeouts(r->bev, &t, &t);
+	}
+	r->bev = NULL;
+	r->state = R_CLOSED;
+}
+
+/* px_probe_read_reply - blocking read of one reply into buf. */
+static ssize_t
+px_probe_read_reply(int fd, char *buf, size_t size, int timeout_ms)
+{
+	size_t len = 0;
+	struct px_reply_info info;
+
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t n;
+
+		n = px_reply_parse(buf, len, &info);
+		if (n > 0)
+			return n;
+		if (n < 0 || len == size)
+			return -1;
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return -1;
+		n = read(fd, buf + len, size - len);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+	}
+}
+
+int
+px_backend_probe(const struct px_config *cfg, double timeout)
+{
+	char buf[8192], line[300];
+	int fd, ms = (int)(timeout * 1000), rc = -1;
+	struct pollfd pfd;
+	ssize_t n;
+	struct px_caps caps;
+
+	fd = socket(cfg->backend.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)&cfg->backend,
+		    cfg->backend_len) < 0 &&
+	    errno != EINPROGRESS)
+		goto out;
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	if (poll(&pfd, 1, ms) <= 0)
+		goto out;
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err != 0)
+		goto out;
+	n = px_probe_read_reply(fd, buf, sizeof(buf), ms);
+	if (n < 3 || strncmp(buf, "220", 3) != 0)
+		goto out;
+	snprintf(line, sizeof(line), "EHLO %s\r\n", cfg->hostname);
+	if (write(fd, line, strlen(line)) < 0)
+		goto out;
+	n = px_probe_read_reply(fd, buf, sizeof(buf), ms);
+	if (n <= 0 || px_caps_parse(buf, (size_t)n, &caps) < 0)
+		goto out;
+	px_backend_caps_set(&caps);
+	if (write(fd, "QUIT\r\n", 6) > 0)
+		(void)px_probe_read_reply(fd, buf, sizeof(buf), ms);
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}

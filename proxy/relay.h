@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * relay.h - the connection to the backend MTA.
+ *
+ * One per client session, opened at the client's first MAIL and reused for
+ * its later transactions.  Every operation is asynchronous and answers
+ * through the callback given to px_relay_new(), exactly once per operation;
+ * only one operation runs at a time.  The callback never runs before the
+ * call that started the operation returns.
+ */
+#ifndef MX_RELAY_H
+#define MX_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smtp_reply.h"
+
+struct event_base;
+struct px_config;
+struct px_spool;
+struct px_relay;
+
+enum px_relay_status {
+	PX_RELAY_REPLY = 0,   /* the backend replied: see code/text */
+	PX_RELAY_UNREACHABLE, /* could not connect or greet (451 4.4.1) */
+	PX_RELAY_LOST,	      /* connection lost or broken reply (451 4.4.2) */
+	PX_RELAY_TIMEOUT,     /* no reply in time (451 4.4.2) */
+};
+
+struct px_relay_result {
+	enum px_relay_status status;
+	int code;		/* with PX_RELAY_REPLY */
+	const char *reply;	/* the reply, lines ending in CRLF */
+	size_t reply_len;	/* (valid during the callback only) */
+	const char *why;	/* short text for logs on failure */
+};
+
+typedef void px_relay_cb(void *arg, const struct px_relay_result *res);
+
+/* Who the real client is, for XCLIENT / XFORWARD / Received. */
+struct px_relay_client {
+	const char *ip;
+	uint16_t port;
+	const char *name; /* verified reverse DNS name, NULL if unknown */
+	const char *helo; /* NULL if none */
+	const char *proto; /* "SMTP" or "ESMTP" */
+};
+
+/* px_relay_new - an unconnected relay for session sid; cfg must outlive it. */
+struct px_relay *px_relay_new(struct event_base *base,
+			      const struct px_config *cfg, uint64_t sid,
+			      px_relay_cb *cb, void *arg);
+
+/* px_relay_free - close at once, no callback; *rp = NULL; accepts NULL. */
+void px_relay_free(struct px_relay **rp);
+
+/* px_relay_usable - connected, greeted and idle (not closed by the
+ * backend since). */
+bool px_relay_usable(const struct px_relay *r);
+
+/*
+ * px_relay_open - connect, read the greeting, EHLO, and XCLIENT (then EHLO
+ * again) when the backend offers it.  Answers REPLY with the last 250 on
+ * success, else UNREACHABLE (the backend's own 4xx/5xx greeting or EHLO
+ * reply is also reported as UNREACHABLE, with it in reply).
+ */
+void px_relay_open(struct px_relay *r, const struct px_relay_client *client);
+
+/* px_relay_caps - what the backend advertised (after open). */
+const struct px_caps *px_relay_caps(const struct px_relay *r);
+
+/* px_relay_xclient_done - XCLIENT was accepted: the backend knows the real
+ * client, so no Received header is needed. */
+bool px_relay_xclient_done(const struct px_relay *r);
+
+/* px_relay_command - send one command line (no CRLF) and answer with the
+ * reply. */
+void px_relay_command(struct px_relay *r, const char *line, size_t len);
+
+/*
+ * px_relay_message - send DATA; on 354 stream headers (raw, CRLF lines) and
+ * then the spool's message dot-stuffed, then ".", and answer with the
+ * backend's final reply (timeout: timeouts.data_done).  A reply other than
+ * 354 to DATA is answered at once as the result.  sp must stay untouched
+ * until the answer.
+ */
+void px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
+		      struct px_spool *sp);
+
+/* px_relay_quit - send QUIT and close without waiting (no callback). */
+void px_relay_quit(struct px_relay *r);
+
+/* The backend's capabilities as last seen by any connection or the startup
+ * probe (process-wide, thread-safe); false if never seen. */
+bool px_backend_caps_get(struct px_caps *caps);
+void px_backend_caps_set(const struct px_caps *caps);
+
+/*
+ * px_backend_probe - blocking: connect to the backend, EHLO, QUIT, and
+ * record its capabilities.  Used once at startup, before the loops run, so
+ * the first client's EHLO already reflects the backend.  0 or -1.
+ */
+int px_backend_probe(const struct px_config *cfg, double timeout);
+
+#endif

@@ -1,0 +1,1821 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.c - the client side of one SMTP connection.
+ *
+ * px_session_start(): accept (PROXY header on trusted listeners, limits,
+ *   greeting with greet_delay, connect filters).
+ * px_session_shutdown(), px_session_kill(): the SIGTERM path.
+ *
+ * How a session runs: input is read into the bufferevent; px_session_run()
+ * takes one command line at a time and handles it; a handler that must wait
+ * (filters, the backend) sets s->busy and returns, and its completion writes
+ * the reply, clears busy and calls px_session_run() again.  So pipelined
+ * commands (RFC 2920) are answered strictly in order, and input is bounded
+ * by the read watermark while the session waits.  In DATA the input goes
+ * through the decoder (data.c) into the spool (spool.c).
+ *
+ * Lifetimes: struct px_session lives from accept to the deferred free after
+ * close; the transaction part (s->txn) is reset at each RSET, HELO/EHLO and
+ * end of message.  Callbacks from the relay and the filter chain check
+ * s->closing first; the session is only freed from its own free event, never
+ * inside a callback a caller still uses (STYLE "Buffers and ownership" 5).
+ *
+ * RFC 5321 sections: 3.1 (greeting), 4.1.1 (commands), 4.1.4 (order of
+ * commands), 4.2 (replies), 4.5.2 (transparency), 4.5.3 (limits and
+ * timeouts); RFC 2920 (pipelining), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
+ * RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 2034 (enhanced codes).
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "data.h"
+#include "filter.h"
+#include "listener.h"
+#include "log.h"
+#include "loop.h"
+#include "netaddr.h"
+#include "proxy_proto.h"
+#include "relay.h"
+#include "smtp_parse.h"
+#include "smtp_reply.h"
+#include "spool.h"
+#include "txnlog.h"
+
+/* Stop reading a client whose unread input passes this (pipelined commands
+ * while we wait, or a flood); it resumes as the buffer drains. */
+#define PX_IN_HIGH (1024 * 1024)
+/* Stop handling commands while this much output is unsent (a client that
+ * pipelines without reading). */
+#define PX_OUT_HIGH (256 * 1024)
+
+enum px_sstate {
+	S_PROXY = 0, /* waiting for the PROXY header */
+	S_GREET,     /* greet_delay running, or connect filters */
+	S_CMD,	     /* reading commands */
+	S_DATA,	     /* reading message data */
+};
+
+/* Where a transaction ended, for the log. */
+static const char *const px_stage_names[] = {
+	"connect", "helo", "mail", "rcpt", "data", "eom",
+};
+enum px_stage {
+	ST_CONNECT = 0,
+	ST_HELO,
+	ST_MAIL,
+	ST_RCPT,
+	ST_DATA,
+	ST_EOM,
+};
+
+/* What the session waits for from the relay. */
+enum px_relay_op {
+	OP_NONE = 0,
+	OP_OPEN,
+	OP_XFORWARD,
+	OP_MAIL,
+	OP_RCPT,
+	OP_RSET,	/* ours (after a refused message): no reply */
+	OP_RSET_CLIENT, /* the client's RSET: reply 250 after */
+	OP_RSET_HELO,	/* HELO/EHLO in a transaction: its filters after */
+	OP_MESSAGE,
+};
+
+struct px_txn {
+	bool active; /* MAIL accepted */
+	unsigned id;
+	char *from;	     /* mailbox, "" for <> */
+	char *mail_line;     /* what we send the backend */
+	char *first_rcpt;    /* first accepted recipient */
+	char *rcpt;	     /* the recipient being handled */
+	char *rcpt_line;     /* what we send the backend */
+	unsigned nrcpt;	     /* accepted */
+	unsigned nrcpt_seen; /* RCPT commands tried */
+	bool smtputf8;
+	bool tagged;
+	bool too_big;
+	bool spool_error;
+	enum px_stage stage;
+	struct timespec start;
+	char reply[512];   /* our last reply line, for the log */
+	char backend[512]; /* the backend's last reply line */
+	size_t size;
+};
+
+struct px_session {
+	uint64_t id;
+	struct px_loop *loop;
+	struct event_base *base;
+	struct px_config *cfg;
+	struct px_listen_info li;
+	struct bufferevent *bev;
+	struct sockaddr_storage client;
+	char client_ip[48];
+	uint16_t client_port;
+	bool counted; /* holds a px_conn_acquire() slot */
+	const char *proxy_version;
+	enum px_sstate state;
+	bool busy;
+	bool closing;
+	bool eof;
+	bool skip_line; /* discarding the rest of an overlong line */
+	bool stop_after_txn;
+	const char *close_reason;
+	unsigned errors;
+	unsigned ntxn; /* transactions started */
+	char *helo;
+	bool esmtp;
+	/* What we advertised in EHLO. */
+	bool adv_smtputf8;
+	bool adv_dsn;
+	unsigned long long adv_size;
+	/* Filters. */
+	struct flt_session fs;
+	struct flt_chain *chain;
+	struct flt_verdict early; /* connect/HELO hard verdict, applied at RCPT */
+	/* Backend. */
+	struct px_relay *relay;
+	bool backend_txn; /* the backend has a MAIL in progress */
+	enum px_relay_op op;
+	char *headers;
+	/* DATA. */
+	struct px_data_decoder dec;
+	struct px_spool *spool;
+	struct px_txn txn;
+	char *line;
+	struct event *greet_ev;
+	struct event *free_ev;
+	struct timespec start;
+};
+
+static void px_session_run(struct px_session *s);
+static void px_session_close(struct px_session *s, const char *reason);
+static void px_txn_end(struct px_session *s, const char *result);
+static void px_session_relay_cb(void *arg, const struct px_relay_result *res);
+static bool px_session_rset_backend(struct px_session *s,
+				    enum px_relay_op op);
+
+static uint64_t
+px_session_new_id(void)
+{
+	static __thread uint64_t state;
+	uint64_t x;
+
+	/* Unique per process and unpredictable enough for logs: time and
+	 * thread seed a xorshift generator. */
+	if (state == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		state = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+			(uint64_t)(uintptr_t)&state ^ (uint64_t)getpid();
+		if (state == 0)
+			state = 0x9e3779b97f4a7c15ULL;
+	}
+	x = state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	state = x;
+	return x;
+}
+
+static long
+px_ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)((now.tv_sec - t0->tv_sec) * 1000 +
+		      (now.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+static struct timeval
+px_tv(double secs)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)secs;
+	tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+/* px_session_set_timeout - the client read timeout for the current state;
+ * none while we wait for filters or the backend (they have their own). */
+static void
+px_session_set_timeout(struct px_session *s)
+{
+	struct timeval rt, wt = px_tv(s->cfg->timeouts.command);
+
+	if (s->closing)
+		return;
+	if (s->busy) {
+		bufferevent_set_timeouts(s->bev, NULL, &wt);
+		return;
+	}
+	rt = px_tv(s->state == S_DATA ? s->cfg->timeouts.data_block
+				      : s->cfg->timeouts.command);
+	bufferevent_set_timeouts(s->bev, &rt, &wt);
+}
+
+/* px_write_reply - queue a formatted reply and remember it for the log. */
+static void
+px_write_reply(struct px_session *s, const char *buf, size_t len)
+{
+	if (s->closing || s->bev == NULL)
+		return;
+	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
+	px_log_reply(s->txn.reply, sizeof(s->txn.reply), buf, len);
+}
+
+static void px_reply(struct px_session *s, int code, const char *enh,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* px_reply - one of our own single-line replies. */
+static void
+px_reply(struct px_session *s, int code, const char *enh, const char *fmt,
+	 ...)
+{
+	char text[512], buf[600];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	n = px_reply_format(buf, sizeof(buf), code, enh, "%s", text);
+	px_write_reply(s, buf, n);
+}
+
+static void px_reply_policy(struct px_session *s, int code, const char *enh,
+			    const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* px_reply_policy - a policy reject (not a protocol error): soft_bounce
+ * turns its 5xx into 4xx, as Postfix's does, to test a deployment safely. */
+static void
+px_reply_policy(struct px_session *s, int code, const char *enh,
+		const char *fmt, ...)
+{
+	char text[512], e[16];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	snprintf(e, sizeof(e), "%s", enh);
+	if (s->cfg->soft_bounce && code >= 500 && code < 600) {
+		code -= 100;
+		e[0] = '4';
+	}
+	px_reply(s, code, e, "%s", text);
+}
+
+/* px_reply_error - a protocol error reply; counts towards limits.errors
+ * and ends the session with 421 when there are too many (a client stuck in
+ * a loop, or probing). */
+static void px_reply_error(struct px_session *s, int code, const char *enh,
+			   const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+px_reply_error(struct px_session *s, int code, const char *enh,
+	       const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	px_reply(s, code, enh, "%s", text);
+	if (++s->errors >= s->cfg->limits.errors) {
+		px_reply(s, 421, "4.7.0", "%s Error: too many errors",
+			 s->cfg->hostname);
+		px_session_close(s, "errors");
+	}
+}
+
+/* px_reply_backend - pass a backend reply on verbatim.  SECURITY: an
+ * unexpected 1xx/2xx/3xx where the client expects a final answer would
+ * confuse it (or make it think mail was taken), so such a reply becomes
+ * "451 4.3.0" (STYLE "Errors and replies"). */
+static void
+px_reply_backend(struct px_session *s, const struct px_relay_result *res,
+		 bool allow_2xx)
+{
+	px_log_reply(s->txn.backend, sizeof(s->txn.backend), res->reply,
+		     res->reply_len);
+	if ((res->code >= 400 && res->code < 600) ||
+	    (allow_2xx && res->code >= 200 && res->code < 300)) {
+		px_write_reply(s, res->reply, res->reply_len);
+		return;
+	}
+	px_log_warn("%016llx unexpected backend reply %s",
+		    (unsigned long long)s->id, s->txn.backend);
+	px_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend");
+}
+
+/* px_reply_relay_failure - the backend could not be reached or was lost. */
+static void
+px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
+{
+	px_log_warn("%016llx backend %s: %s", (unsigned long long)s->id,
+		    s->cfg->backend_str, res->why ? res->why : "failed");
+	snprintf(s->txn.backend, sizeof(s->txn.backend), "%s",
+		 res->status == PX_RELAY_UNREACHABLE ? "unreachable"
+		 : res->status == PX_RELAY_TIMEOUT   ? "timeout"
+						     : "lost");
+	if (res->status == PX_RELAY_UNREACHABLE)
+		px_reply(s, 451, "4.4.1", "Error: backend unavailable, try again later");
+	else
+		px_reply(s, 451, "4.4.2",
+			 "Error: backend connection lost, try again later");
+}
+
+static void
+px_session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct px_session *s = arg;
+	struct px_loop *loop = s->loop;
+
+	px_loop_unregister(loop, s->id);
+	if (s->relay != NULL) {
+		px_relay_quit(s->relay);
+		px_relay_free(&s->relay);
+	}
+	flt_chain_free(&s->chain);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->counted)
+		px_conn_release(s->client_ip);
+	if (s->greet_ev != NULL)
+		event_free(s->greet_ev);
+	event_free(s->free_ev);
+	px_spool_free(&s->spool);
+	free(s->helo);
+	free(s->line);
+	free(s->headers);
+	free(s->txn.from);
+	free(s->txn.mail_line);
+	free(s->txn.first_rcpt);
+	free(s->txn.rcpt);
+	free(s->txn.rcpt_line);
+	px_config_unref(&s->cfg);
+	free(s);
+	px_server_session_gone(loop);
+}
+
+static void
+px_session_free_later(struct px_session *s)
+{
+	struct timeval zero = {0, 0};
+
+	evtimer_add(s->free_ev, &zero);
+}
+
+static void
+px_session_flushed(struct bufferevent *bev, void *arg)
+{
+	struct px_session *s = arg;
+
+	if (s->closing) {
+		px_session_free_later(s);
+		return;
+	}
+	/* Output drained below the mark: go on with pipelined commands. */
+	px_session_run(s);
+}
+
+/*
+ * px_session_close - end the session: log, stop reading, flush what is
+ * queued (bounded by the write timeout), then free from the free event.
+ */
+static void
+px_session_close(struct px_session *s, const char *reason)
+{
+	if (s->closing)
+		return;
+	if (s->txn.active || s->state == S_DATA)
+		px_txn_end(s, "abort");
+	s->closing = true;
+	s->close_reason = reason;
+	if (s->state != S_PROXY)
+		px_log_info("%016llx disconnect reason=%s txns=%u ms=%ld",
+			    (unsigned long long)s->id, reason, s->ntxn,
+			    px_ms_since(&s->start));
+	if (s->relay != NULL) {
+		px_relay_quit(s->relay);
+		px_relay_free(&s->relay);
+	}
+	if (s->bev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		px_session_free_later(s);
+		return;
+	}
+	struct timeval wt = {10, 0};
+
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &wt);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+}
+
+/* Transactions. */
+
+static void
+px_txn_reset(struct px_session *s)
+{
+	free(s->txn.from);
+	free(s->txn.mail_line);
+	free(s->txn.first_rcpt);
+	free(s->txn.rcpt);
+	free(s->txn.rcpt_line);
+	memset(&s->txn, 0, sizeof(s->txn));
+	s->fs.mail_from = NULL;
+	s->fs.rcpt = NULL;
+	s->fs.nrcpt = 0;
+	s->fs.message = NULL;
+	if (s->chain != NULL)
+		flt_chain_reset_txn(s->chain);
+	if (s->spool != NULL)
+		px_spool_reset(s->spool);
+}
+
+/*
+ * px_txn_end - write the one "txn" log line and reset the transaction.
+ * Keys are in a fixed order, "-" for not evaluated (STYLE "Logging").
+ */
+static void
+px_txn_end(struct px_session *s, const char *result)
+{
+	char from[600], rcpt[600], helo[600], syms[1024], backend[600];
+	struct px_txn *t = &s->txn;
+
+	if (t->id == 0)
+		return;
+	if (t->from != NULL) {
+		char tmp[560];
+
+		snprintf(tmp, sizeof(tmp), "<%s>", t->from);
+		px_log_str(from, sizeof(from), tmp);
+	} else {
+		snprintf(from, sizeof(from), "-");
+	}
+	if (t->first_rcpt != NULL || t->rcpt != NULL) {
+		char tmp[560];
+
+		snprintf(tmp, sizeof(tmp), "<%s>",
+			 t->first_rcpt ? t->first_rcpt : t->rcpt);
+		px_log_str(rcpt, sizeof(rcpt), tmp);
+	} else {
+		snprintf(rcpt, sizeof(rcpt), "-");
+	}
+	px_log_str(helo, sizeof(helo), s->helo);
+	flt_chain_symbols(s->chain, syms, sizeof(syms), "-");
+	snprintf(backend, sizeof(backend), "%s",
+		 t->backend[0] ? t->backend : "-");
+	px_log_info("%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
+		    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s "
+		    "backend=%s ms=%ld",
+		    (unsigned long long)s->id, t->id, result,
+		    px_stage_names[t->stage], t->reply[0] ? t->reply : "-",
+		    from, rcpt, t->nrcpt, t->size, helo,
+		    flt_chain_score(s->chain), syms, backend,
+		    px_ms_since(&t->start));
+	px_txn_reset(s);
+}
+
+/* px_txn_begin - a MAIL command starts a transaction (log id n). */
+static void
+px_txn_begin(struct px_session *s)
+{
+	px_txn_reset(s);
+	s->txn.id = ++s->ntxn;
+	s->fs.txn = s->txn.id;
+	s->txn.stage = ST_MAIL;
+	clock_gettime(CLOCK_MONOTONIC, &s->txn.start);
+}
+
+/* px_session_done - an asynchronous step finished: go on with input. */
+static void
+px_session_done(struct px_session *s)
+{
+	s->busy = false;
+	s->op = OP_NONE;
+	if (s->closing)
+		return;
+	if (s->stop_after_txn && !s->txn.active && s->state == S_CMD) {
+		px_reply(s, 421, "4.3.2", "%s Service shutting down",
+			 s->cfg->hostname);
+		px_session_close(s, "shutdown");
+		return;
+	}
+	px_session_set_timeout(s);
+	px_session_run(s);
+}
+
+/* The greeting and the connect stage. */
+
+static void
+px_session_connect_done(void *arg, const struct flt_verdict *v)
+{
+	struct px_session *s = arg;
+
+	if (s->closing)
+		return;
+	if (v->action == FLT_DISCONNECT) {
+		/* RFC 5321 3.1: 554 instead of 220 refuses the session. */
+		px_reply_policy(s, v->code ? v->code : 554,
+				v->enh[0] ? v->enh : "5.7.1", "%s",
+				v->text[0] ? v->text : "Service unavailable");
+		px_session_close(s, "policy");
+		return;
+	}
+	if (v->action == FLT_REJECT || v->action == FLT_TEMPFAIL)
+		s->early = *v;
+	px_reply(s, 220, NULL, "%s ESMTP mxguard", s->cfg->hostname);
+	s->state = S_CMD;
+	px_session_done(s);
+}
+
+static void
+px_session_connect_stage(struct px_session *s)
+{
+	struct flt_verdict v;
+
+	s->busy = true;
+	if (flt_chain_run(s->chain, FLT_STAGE_CONNECT, px_session_connect_done,
+			  s, &v) == 1)
+		px_session_connect_done(s, &v);
+}
+
+static void
+px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct px_session *s = arg;
+
+	/* Anything the client sent before our last greeting line is a
+	 * pregreet (postscreen's test). */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		s->fs.pregreet = true;
+	px_session_connect_stage(s);
+}
+
+static void
+px_session_greet(struct px_session *s)
+{
+	px_log_info("%016llx connect client=[%s]:%u listener=%s mode=%s proxy=%s",
+		    (unsigned long long)s->id, s->client_ip, s->client_port,
+		    s->li.address, s->li.mode == PX_MODE_MX ? "mx" : "submission",
+		    s->proxy_version);
+	switch (px_conn_acquire(s->cfg, s->client_ip)) {
+	case -1:
+		px_reply(s, 421, "4.7.0", "%s Error: too many connections",
+			 s->cfg->hostname);
+		px_session_close(s, "limit");
+		return;
+	case -2:
+		px_reply(s, 421, "4.7.0",
+			 "%s Error: too many connections from your address",
+			 s->cfg->hostname);
+		px_session_close(s, "limit");
+		return;
+	default:
+		s->counted = true;
+	}
+	s->state = S_GREET;
+	s->busy = true;
+	if (s->cfg->greet_delay > 0) {
+		struct timeval tv = px_tv(s->cfg->greet_delay);
+
+		/* A multi-line greeting whose first line comes at once: a
+		 * patient client waits for the last line (RFC 5321 4.2.1);
+		 * one that talks now is a pregreeter. */
+		px_reply(s, 220, NULL, "-%s ESMTP mxguard", s->cfg->hostname);
+		s->greet_ev = evtimer_new(s->base, px_session_greet_timer, s);
+		evtimer_add(s->greet_ev, &tv);
+		return;
+	}
+	px_session_connect_stage(s);
+}
+
+/* The PROXY protocol header (trusted listeners only). */
+
+static void
+px_session_proxy_input(struct px_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t len = evbuffer_get_length(in);
+	size_t take = len < 16 + 65535 ? len : 16 + 65535;
+	struct px_proxy_hdr hdr;
+	const char *err = NULL;
+	ssize_t n;
+
+	n = px_proxy_parse(evbuffer_pullup(in, (ssize_t)take), take, &hdr, &err);
+	if (n == 0)
+		return;
+	if (n < 0) {
+		char peer[PX_ADDRSTRLEN];
+
+		px_addr_format(&s->client, peer, sizeof(peer));
+		px_log_warn("%016llx bad PROXY header from %s on %s: %s",
+			    (unsigned long long)s->id, peer, s->li.address,
+			    err ? err : "malformed");
+		px_session_close(s, "proxy");
+		return;
+	}
+	evbuffer_drain(in, (size_t)n);
+	s->proxy_version = hdr.version == 1 ? "v1" : "v2";
+	if (!hdr.local) {
+		s->client = hdr.src;
+		px_addr_unmap(&s->client);
+		px_addr_ip(&s->client, s->client_ip, sizeof(s->client_ip));
+		s->client_port = px_addr_port(&s->client);
+		s->fs.client = s->client;
+		memcpy(s->fs.client_ip, s->client_ip, sizeof(s->fs.client_ip));
+		s->fs.client_port = s->client_port;
+	}
+	px_session_greet(s);
+}
+
+/* Commands. */
+
+static void
+px_session_helo_done(void *arg, const struct flt_verdict *v)
+{
+	struct px_session *s = arg;
+
+	if (s->closing)
+		return;
+	if (v->action == FLT_DISCONNECT) {
+		px_reply_policy(s, v->code ? v->code : 554,
+				v->enh[0] ? v->enh : "5.7.1", "%s",
+				v->text[0] ? v->text : "Service unavailable");
+		px_session_close(s, "policy");
+		return;
+	}
+	if ((v->action == FLT_REJECT || v->action == FLT_TEMPFAIL) &&
+	    s->early.action == FLT_CONTINUE)
+		s->early = *v;
+	if (!s->esmtp) {
+		px_reply(s, 250, NULL, "%s", s->cfg->hostname);
+	} else {
+		struct px_caps caps;
+		bool known = px_backend_caps_get(&caps);
+		char buf[1024];
+		int n;
+
+		s->adv_size = s->cfg->limits.message_size;
+		if (known && caps.size && caps.size_max > 0 &&
+		    caps.size_max < s->adv_size)
+			s->adv_size = caps.size_max;
+		s->adv_smtputf8 = known && caps.smtputf8;
+		s->adv_dsn = known && caps.dsn;
+		n = snprintf(buf, sizeof(buf),
+			     "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
+			     "%s250-ENHANCEDSTATUSCODES\r\n%s%s",
+			     s->cfg->hostname, s->adv_size,
+			     !known || caps.eightbitmime ? "250-8BITMIME\r\n"
+							 : "",
+			     s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
+			     s->adv_dsn ? "250-DSN\r\n" : "");
+		/* The last line takes a space after the code. */
+		buf[n - 2] = '\0';
+		char *last = strrchr(buf, '\n');
+
+		last = last ? last + 1 : buf;
+		last[3] = ' ';
+		buf[n - 2] = '\r';
+		px_write_reply(s, buf, (size_t)n);
+	}
+	px_session_done(s);
+}
+
+static void
+px_cmd_helo(struct px_session *s, const struct px_cmd *cmd, bool esmtp)
+{
+	struct flt_verdict v;
+
+	/* RFC 5321 4.1.4: HELO/EHLO in a transaction resets it. */
+	if (s->txn.active)
+		px_txn_end(s, "abort");
+	free(s->helo);
+	s->helo = px_strndup(cmd->arg.p, cmd->arg.len);
+	s->esmtp = esmtp;
+	s->fs.helo = s->helo;
+	s->fs.esmtp = esmtp;
+	s->busy = true;
+	/* A transaction open at the backend must go too; the HELO filters
+	 * run when its RSET answers. */
+	if (px_session_rset_backend(s, OP_RSET_HELO))
+		return;
+	if (flt_chain_run(s->chain, FLT_STAGE_HELO, px_session_helo_done, s,
+			  &v) == 1)
+		px_session_helo_done(s, &v);
+}
+
+/* px_mail_params - check MAIL parameters and build the line for the
+ * backend.  Returns 0, or -1 after replying. */
+static int
+px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
+	       size_t outsize)
+{
+	struct px_slice params = cmd->params;
+	struct px_param p;
+	size_t n;
+	int rc;
+	bool backend_dsn = false;
+	struct px_caps caps;
+
+	if (px_backend_caps_get(&caps))
+		backend_dsn = caps.dsn;
+	n = (size_t)snprintf(out, outsize, "MAIL FROM:<%.*s>", (int)cmd->addr.len,
+			     cmd->addr.p);
+	while ((rc = px_param_next(&params, &p)) == 1) {
+		bool keep = true;
+
+		if (px_slice_eq_ci(p.key, "SIZE")) {
+			char num[32];
+			unsigned long long size;
+			char *end;
+
+			if (!p.has_value || p.value.len == 0 ||
+			    p.value.len >= sizeof(num)) {
+				px_reply_error(s, 501, "5.5.4", "Error: bad SIZE parameter");
+				return -1;
+			}
+			memcpy(num, p.value.p, p.value.len);
+			num[p.value.len] = '\0';
+			size = strtoull(num, &end, 10);
+			if (*end != '\0' || num[0] < '0' || num[0] > '9') {
+				px_reply_error(s, 501, "5.5.4", "Error: bad SIZE parameter");
+				return -1;
+			}
+			if (size > s->cfg->limits.message_size) {
+				px_reply(s, 552, "5.3.4",
+					 "Error: message size exceeds fixed limit");
+				return -1;
+			}
+		} else if (px_slice_eq_ci(p.key, "BODY")) {
+			if (!p.has_value || (!px_slice_eq_ci(p.value, "7BIT") &&
+					     !px_slice_eq_ci(p.value, "8BITMIME"))) {
+				px_reply_error(s, 501, "5.5.4",
+					       "Error: unsupported BODY type");
+				return -1;
+			}
+		} else if (px_slice_eq_ci(p.key, "SMTPUTF8")) {
+			if (!s->adv_smtputf8 || p.has_value) {
+				px_reply_error(s, 555, "5.5.4",
+					       "Error: SMTPUTF8 not supported");
+				return -1;
+			}
+			s->txn.smtputf8 = true;
+		} else if (px_slice_eq_ci(p.key, "RET") ||
+			   px_slice_eq_ci(p.key, "ENVID")) {
+			bool ret = px_slice_eq_ci(p.key, "RET");
+
+			if (!s->adv_dsn) {
+				px_reply_error(s, 555, "5.5.4",
+					       "Error: DSN not supported");
+				return -1;
+			}
+			if (!p.has_value ||
+			    (ret && !px_slice_eq_ci(p.value, "FULL") &&
+			     !px_slice_eq_ci(p.value, "HDRS")) ||
+			    (!ret && (p.value.len > 100 || !px_xtext_valid(p.value)))) {
+				px_reply_error(s, 501, "5.5.4",
+					       "Error: bad %s parameter",
+					       ret ? "RET" : "ENVID");
+				return -1;
+			}
+			if (!backend_dsn) {
+				px_log_info("%016llx dropped %.*s: the backend has no DSN",
+					    (unsigned long long)s->id,
+					    (int)p.key.len, p.key.p);
+				keep = false;
+			}
+		} else if (px_slice_eq_ci(p.key, "AUTH")) {
+			/* We do not offer AUTH on this port; RFC 4954 5
+			 * lets a server ignore the parameter. */
+			keep = false;
+		} else {
+			px_reply_error(s, 555, "5.5.4",
+				       "Error: unsupported parameter %.*s",
+				       (int)(p.key.len > 40 ? 40 : p.key.len),
+				       p.key.p);
+			return -1;
+		}
+		if (keep && n < outsize)
+			n += (size_t)snprintf(out + n, outsize - n, " %.*s%s%.*s",
+					      (int)p.key.len, p.key.p,
+					      p.has_value ? "=" : "",
+					      (int)p.value.len, p.value.p);
+	}
+	if (rc < 0) {
+		px_reply_error(s, 501, "5.5.4", "Error: bad MAIL parameters");
+		return -1;
+	}
+	if (cmd->addr_utf8 && !s->txn.smtputf8) {
+		px_reply_error(s, 553, "5.6.7",
+			       "Error: non-ASCII address needs SMTPUTF8");
+		return -1;
+	}
+	if (n >= outsize) {
+		px_reply_error(s, 500, "5.5.2", "Error: MAIL command too long");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+px_relay_client_info(struct px_session *s, struct px_relay_client *c)
+{
+	c->ip = s->client_ip;
+	c->port = s->client_port;
+	c->name = NULL;
+	c->helo = s->helo;
+	c->proto = s->esmtp ? "ESMTP" : "SMTP";
+}
+
+/* px_session_send_mail - the backend is ready: XFORWARD if needed, then
+ * MAIL. */
+static void
+px_session_send_mail(struct px_session *s)
+{
+	const struct px_caps *caps = px_relay_caps(s->relay);
+
+	if (!px_relay_xclient_done(s->relay) && caps->xforward &&
+	    (caps->xforward_attrs & PX_XATTR_ADDR) && s->op != OP_XFORWARD) {
+		char line[1024], val[600], addr[80];
+		unsigned a = caps->xforward_attrs;
+		size_t n = (size_t)snprintf(line, sizeof(line), "XFORWARD");
+
+		if (strchr(s->client_ip, ':') != NULL)
+			snprintf(addr, sizeof(addr), "IPV6:%s", s->client_ip);
+		else
+			snprintf(addr, sizeof(addr), "%s", s->client_ip);
+		if (a & PX_XATTR_NAME)
+			n += (size_t)snprintf(line + n, sizeof(line) - n,
+					      " NAME=[UNAVAILABLE]");
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s", addr);
+		if (a & PX_XATTR_PORT)
+			n += (size_t)snprintf(line + n, sizeof(line) - n,
+					      " PORT=%u", s->client_port);
+		if (a & PX_XATTR_PROTO)
+			n += (size_t)snprintf(line + n, sizeof(line) - n,
+					      " PROTO=%s",
+					      s->esmtp ? "ESMTP" : "SMTP");
+		if ((a & PX_XATTR_HELO) && s->helo != NULL) {
+			px_xtext_encode(s->helo, strlen(s->helo), val,
+					sizeof(val));
+			n += (size_t)snprintf(line + n, sizeof(line) - n,
+					      " HELO=%s", val);
+		}
+		if (a & PX_XATTR_SOURCE)
+			n += (size_t)snprintf(line + n, sizeof(line) - n,
+					      " SOURCE=REMOTE");
+		if (n >= sizeof(line))
+			n = sizeof(line) - 1;
+		s->op = OP_XFORWARD;
+		px_relay_command(s->relay, line, n);
+		return;
+	}
+	s->op = OP_MAIL;
+	px_relay_command(s->relay, s->txn.mail_line, strlen(s->txn.mail_line));
+}
+
+static void
+px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
+{
+	struct px_session *s = arg;
+
+	if (s->closing)
+		return;
+	if (v->action == FLT_REJECT || v->action == FLT_TEMPFAIL ||
+	    v->action == FLT_DISCONNECT) {
+		bool temp = v->action == FLT_TEMPFAIL;
+
+		px_reply_policy(s, v->code ? v->code : (temp ? 451 : 550),
+				v->enh[0] ? v->enh : (temp ? "4.7.1" : "5.7.1"),
+				"%s", v->text[0] ? v->text : "Sender rejected");
+		px_txn_end(s, temp ? "tempfail" : "reject");
+		if (v->action == FLT_DISCONNECT)
+			px_session_close(s, "policy");
+		else
+			px_session_done(s);
+		return;
+	}
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_relay_free(&s->relay);
+	if (s->relay == NULL) {
+		struct px_relay_client c;
+
+		s->relay = px_relay_new(s->base, s->cfg, s->id,
+					px_session_relay_cb, s);
+		px_relay_client_info(s, &c);
+		s->op = OP_OPEN;
+		px_relay_open(s->relay, &c);
+		return;
+	}
+	px_session_send_mail(s);
+}
+
+static void
+px_cmd_mail(struct px_session *s, const struct px_cmd *cmd)
+{
+	char line[2048];
+	struct flt_verdict v;
+
+	if (s->helo == NULL) {
+		px_reply_error(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->txn.active) {
+		px_reply_error(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	px_txn_begin(s);
+	s->txn.from = px_strndup(cmd->addr.p, cmd->addr.len);
+	if (px_mail_params(s, cmd, line, sizeof(line)) < 0) {
+		/* A refused MAIL is not a transaction: no txn line, as no
+		 * transaction began (RFC 5321 3.3). */
+		s->ntxn--;
+		px_txn_reset(s);
+		return;
+	}
+	s->txn.mail_line = px_strdup(line);
+	s->fs.mail_from = s->txn.from;
+	s->busy = true;
+	if (flt_chain_run(s->chain, FLT_STAGE_MAIL, px_session_mail_filters_done,
+			  s, &v) == 1)
+		px_session_mail_filters_done(s, &v);
+}
+
+static int
+px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
+	       size_t outsize)
+{
+	struct px_slice params = cmd->params;
+	struct px_param p;
+	size_t n;
+	int rc;
+	bool backend_dsn = s->relay != NULL && px_relay_caps(s->relay)->dsn;
+
+	n = (size_t)snprintf(out, outsize, "RCPT TO:<%.*s>", (int)cmd->addr.len,
+			     cmd->addr.p);
+	while ((rc = px_param_next(&params, &p)) == 1) {
+		if (px_slice_eq_ci(p.key, "NOTIFY") ||
+		    px_slice_eq_ci(p.key, "ORCPT")) {
+			bool notify = px_slice_eq_ci(p.key, "NOTIFY");
+
+			if (!s->adv_dsn) {
+				px_reply_error(s, 555, "5.5.4",
+					       "Error: DSN not supported");
+				return -1;
+			}
+			if (!p.has_value || p.value.len == 0 ||
+			    (!notify &&
+			     (memchr(p.value.p, ';', p.value.len) == NULL ||
+			      !px_xtext_valid(p.value)))) {
+				px_reply_error(s, 501, "5.5.4",
+					       "Error: bad %s parameter",
+					       notify ? "NOTIFY" : "ORCPT");
+				return -1;
+			}
+			if (notify) {
+				/* NEVER alone, or a list of SUCCESS,
+				 * FAILURE, DELAY (RFC 3461 4.1). */
+				char v[64];
+				bool never = false, other = false;
+
+				if (p.value.len >= sizeof(v)) {
+					px_reply_error(s, 501, "5.5.4",
+						       "Error: bad NOTIFY parameter");
+					return -1;
+				}
+				memcpy(v, p.value.p, p.value.len);
+				v[p.value.len] = '\0';
+				for (char *save, *w = strtok_r(v, ",", &save);
+				     w != NULL; w = strtok_r(NULL, ",", &save)) {
+					if (strcasecmp(w, "NEVER") == 0)
+						never = true;
+					else if (strcasecmp(w, "SUCCESS") == 0 ||
+						 strcasecmp(w, "FAILURE") == 0 ||
+						 strcasecmp(w, "DELAY") == 0)
+						other = true;
+					else
+						never = other = true;
+				}
+				if ((never && other) || (!never && !other) ||
+				    p.value.p[p.value.len - 1] == ',' ||
+				    p.value.p[0] == ',') {
+					px_reply_error(s, 501, "5.5.4",
+						       "Error: bad NOTIFY parameter");
+					return -1;
+				}
+			}
+			if (!backend_dsn)
+				continue;
+			if (n < outsize)
+				n += (size_t)snprintf(out + n, outsize - n,
+						      " %.*s=%.*s", (int)p.key.len,
+						      p.key.p, (int)p.value.len,
+						      p.value.p);
+			continue;
+		}
+		px_reply_error(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
+			       (int)(p.key.len > 40 ? 40 : p.key.len), p.key.p);
+		return -1;
+	}
+	if (rc < 0) {
+		px_reply_error(s, 501, "5.5.4", "Error: bad RCPT parameters");
+		return -1;
+	}
+	if (cmd->addr_utf8 && !s->txn.smtputf8) {
+		px_reply_error(s, 553, "5.6.7",
+			       "Error: non-ASCII address needs SMTPUTF8");
+		return -1;
+	}
+	if (n >= outsize) {
+		px_reply_error(s, 500, "5.5.2", "Error: RCPT command too long");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
+{
+	struct px_session *s = arg;
+
+	if (s->closing)
+		return;
+	if (v->action == FLT_REJECT || v->action == FLT_TEMPFAIL ||
+	    v->action == FLT_DISCONNECT) {
+		bool temp = v->action == FLT_TEMPFAIL;
+
+		px_reply_policy(s, v->code ? v->code : (temp ? 451 : 550),
+				v->enh[0] ? v->enh : (temp ? "4.7.1" : "5.7.1"),
+				"%s", v->text[0] ? v->text : "Recipient rejected");
+		if (v->action == FLT_DISCONNECT)
+			px_session_close(s, "policy");
+		else
+			px_session_done(s);
+		return;
+	}
+	if (s->relay == NULL || !px_relay_usable(s->relay)) {
+		struct px_relay_result res = {.status = PX_RELAY_LOST,
+					      .why = "backend closed the connection"};
+
+		px_reply_relay_failure(s, &res);
+		px_txn_end(s, "error");
+		px_relay_free(&s->relay);
+		px_session_done(s);
+		return;
+	}
+	s->op = OP_RCPT;
+	px_relay_command(s->relay, s->txn.rcpt_line, strlen(s->txn.rcpt_line));
+}
+
+static void
+px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
+{
+	char line[2048];
+	struct flt_verdict v;
+
+	if (!s->txn.active) {
+		px_reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	s->txn.stage = ST_RCPT;
+	s->txn.nrcpt_seen++;
+	if (s->txn.nrcpt >= s->cfg->limits.recipients) {
+		/* RFC 5321 4.5.3.1.10: 452, and the client sends the rest in
+		 * another transaction. */
+		px_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	if (px_rcpt_params(s, cmd, line, sizeof(line)) < 0)
+		return;
+	free(s->txn.rcpt);
+	free(s->txn.rcpt_line);
+	s->txn.rcpt = cmd->postmaster ? px_strdup("postmaster")
+				      : px_strndup(cmd->addr.p, cmd->addr.len);
+	s->txn.rcpt_line = px_strdup(line);
+	s->fs.rcpt = s->txn.rcpt;
+	/* A connect- or HELO-stage verdict (pregreet, later DNSBL) is
+	 * applied here, so the log shows sender and recipient (postscreen's
+	 * "enforce"). */
+	if (s->early.action == FLT_REJECT || s->early.action == FLT_TEMPFAIL) {
+		bool temp = s->early.action == FLT_TEMPFAIL;
+
+		px_reply_policy(s, s->early.code ? s->early.code : (temp ? 451 : 550),
+				s->early.enh[0] ? s->early.enh
+						: (temp ? "4.7.1" : "5.7.1"),
+				"%s", s->early.text[0] ? s->early.text
+						       : "Service unavailable");
+		return;
+	}
+	if (flt_chain_score(s->chain) >= s->cfg->actions.reject) {
+		px_reply_policy(s, 550, "5.7.1",
+				"Error: rejected as spam (score %.1f)",
+				flt_chain_score(s->chain));
+		return;
+	}
+	s->busy = true;
+	if (flt_chain_run(s->chain, FLT_STAGE_RCPT, px_session_rcpt_filters_done,
+			  s, &v) == 1)
+		px_session_rcpt_filters_done(s, &v);
+}
+
+static void
+px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
+{
+	if (!s->txn.active) {
+		px_reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (s->txn.nrcpt == 0) {
+		if (s->txn.nrcpt_seen == 0)
+			px_reply_error(s, 503, "5.5.1", "Error: need RCPT command");
+		else
+			px_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return;
+	}
+	if (s->spool == NULL)
+		s->spool = px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
+	px_spool_reset(s->spool);
+	px_data_decoder_init(&s->dec, s->cfg->limits.line_length);
+	s->txn.stage = ST_DATA;
+	s->state = S_DATA;
+	px_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	px_session_set_timeout(s);
+}
+
+/*
+ * px_session_rset_backend - if the backend has a transaction open, end it
+ * with RSET and return true: the session is busy until the answer, and op
+ * says what follows it.  Returns false when there is nothing to reset.
+ */
+static bool
+px_session_rset_backend(struct px_session *s, enum px_relay_op op)
+{
+	if (s->relay == NULL || !s->backend_txn)
+		return false;
+	s->backend_txn = false;
+	if (!px_relay_usable(s->relay)) {
+		px_relay_free(&s->relay);
+		return false;
+	}
+	s->busy = true;
+	s->op = op;
+	px_relay_command(s->relay, "RSET", 4);
+	return true;
+}
+
+static void
+px_cmd_rset(struct px_session *s)
+{
+	if (s->txn.active)
+		px_txn_end(s, "abort");
+	if (px_session_rset_backend(s, OP_RSET_CLIENT))
+		return; /* "250" when the backend answers */
+	px_reply(s, 250, "2.0.0", "Ok");
+}
+
+/* px_session_command - handle one command line (without CRLF). */
+static void
+px_session_command(struct px_session *s, const char *line, size_t len)
+{
+	struct px_cmd cmd;
+	const char *err = NULL;
+	enum px_parse_status st = px_cmd_parse(line, len, &cmd, &err);
+
+	if (st != PX_PARSE_OK) {
+		switch (st) {
+		case PX_PARSE_UNKNOWN:
+			px_reply_error(s, 500, "5.5.2",
+				       "Error: command not recognized");
+			break;
+		case PX_PARSE_BAD_BYTES:
+			px_reply_error(s, 500, "5.5.2",
+				       "Error: bad characters in command");
+			break;
+		case PX_PARSE_BAD_ADDR:
+			if (cmd.verb == PX_VERB_RCPT)
+				px_reply_error(s, 501, "5.1.3",
+					       "Error: bad recipient address syntax");
+			else
+				px_reply_error(s, 501, "5.1.7",
+					       "Error: bad sender address syntax");
+			break;
+		default:
+			px_reply_error(s, 501, "5.5.4", "%s",
+				       err ? err : "Error: syntax error");
+			break;
+		}
+		return;
+	}
+	switch (cmd.verb) {
+	case PX_VERB_HELO:
+	case PX_VERB_EHLO:
+		px_cmd_helo(s, &cmd, cmd.verb == PX_VERB_EHLO);
+		return;
+	case PX_VERB_MAIL:
+		px_cmd_mail(s, &cmd);
+		return;
+	case PX_VERB_RCPT:
+		px_cmd_rcpt(s, &cmd);
+		return;
+	case PX_VERB_DATA:
+		px_cmd_data(s, &cmd);
+		return;
+	case PX_VERB_RSET:
+		px_cmd_rset(s);
+		return;
+	case PX_VERB_NOOP:
+		px_reply(s, 250, "2.0.0", "Ok");
+		return;
+	case PX_VERB_QUIT:
+		px_reply(s, 221, "2.0.0", "Bye");
+		px_session_close(s, "quit");
+		return;
+	case PX_VERB_HELP:
+		px_reply(s, 214, "2.0.0",
+			 "mxguard: see RFC 5321; commands HELO EHLO MAIL RCPT "
+			 "DATA RSET NOOP QUIT VRFY");
+		return;
+	case PX_VERB_VRFY:
+		/* RFC 5321 3.5.3: 252 when we will not verify. */
+		px_reply(s, 252, "2.5.2",
+			 "Cannot VRFY user, but will accept message and attempt "
+			 "delivery");
+		return;
+	default:
+		px_reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+}
+
+/* End of data. */
+
+static void
+px_session_emit(void *ctx, const char *buf, size_t len)
+{
+	struct px_session *s = ctx;
+	const char *err;
+
+	if (s->txn.too_big || s->txn.spool_error)
+		return;
+	if (px_spool_size(s->spool) + len > s->cfg->limits.message_size) {
+		/* RFC 1870 6.3: keep reading, then 552. */
+		s->txn.too_big = true;
+		return;
+	}
+	if (px_spool_append(s->spool, buf, len, &err) < 0) {
+		px_log_err("%016llx spool: %s", (unsigned long long)s->id, err);
+		s->txn.spool_error = true;
+	}
+}
+
+/* px_session_build_headers - what mxguard prepends: a Received header
+ * when the backend cannot be told the client (no XCLIENT/XFORWARD), then
+ * the X-Spam-* headers. */
+static void
+px_session_build_headers(struct px_session *s, bool spam)
+{
+	char buf[8192], date[64];
+	size_t n = 0;
+	const struct px_caps *caps = px_relay_caps(s->relay);
+	bool told = px_relay_xclient_done(s->relay) ||
+		    (caps->xforward && (caps->xforward_attrs & PX_XATTR_ADDR));
+
+	if (!told) {
+		time_t now = time(NULL);
+		struct tm tm;
+		char helo[300];
+
+		localtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+		/* The HELO name is peer data: keep it printable so it can
+		 * not break the header (SECURITY). */
+		snprintf(helo, sizeof(helo), "%s", s->helo ? s->helo : "unknown");
+		for (char *p = helo; *p; p++)
+			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+			    *p == '(' || *p == ')')
+				*p = '?';
+		/* "with" protocol names: RFC 3848, and UTF8SMTP from
+		 * RFC 6531 section 3.7.4. */
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "Received: from %s ([%s])\r\n\tby %s "
+				      "(mxguard) with %s id %016llx.%u;\r\n\t%s\r\n",
+				      helo, s->client_ip, s->cfg->hostname,
+				      s->txn.smtputf8 ? "UTF8SMTP"
+				      : s->esmtp	? "ESMTP"
+						: "SMTP",
+				      (unsigned long long)s->id, s->txn.id, date);
+	}
+	n += flt_chain_spam_headers(s->chain, spam, s->cfg, buf + n,
+				    sizeof(buf) - n);
+	free(s->headers);
+	s->headers = px_strndup(buf, n);
+}
+
+static void
+px_session_eom_done(void *arg, const struct flt_verdict *v)
+{
+	struct px_session *s = arg;
+	enum flt_action action;
+
+	if (s->closing)
+		return;
+	action = flt_chain_decide(s->chain, v, s->cfg);
+	if (action == FLT_REJECT || action == FLT_TEMPFAIL ||
+	    action == FLT_DISCONNECT) {
+		bool temp = action == FLT_TEMPFAIL;
+		bool own = v->action == action && v->code != 0;
+
+		if (own)
+			px_reply_policy(s, v->code, v->enh, "%s", v->text);
+		else if (temp)
+			px_reply(s, 451, "4.7.1",
+				 "Error: message deferred (score %.1f), try again later",
+				 flt_chain_score(s->chain));
+		else
+			px_reply_policy(s, 550, "5.7.1",
+					"Error: message rejected as spam (score %.1f)",
+					flt_chain_score(s->chain));
+		px_txn_end(s, temp ? "tempfail" : "reject");
+		if (action == FLT_DISCONNECT) {
+			px_session_close(s, "policy");
+			return;
+		}
+		if (!px_session_rset_backend(s, OP_RSET))
+			px_session_done(s);
+		return;
+	}
+	if (s->relay == NULL || !px_relay_usable(s->relay)) {
+		struct px_relay_result res = {.status = PX_RELAY_LOST,
+					      .why = "backend closed the connection"};
+
+		px_reply_relay_failure(s, &res);
+		px_txn_end(s, "error");
+		px_relay_free(&s->relay);
+		px_session_done(s);
+		return;
+	}
+	s->txn.backend[0] = '\0';
+	px_session_build_headers(s, action == FLT_TAG);
+	s->op = OP_MESSAGE;
+	s->txn.tagged = action == FLT_TAG;
+	/* Whatever the backend answers, its transaction ends with it. */
+	s->backend_txn = false;
+	px_relay_message(s->relay, s->headers, strlen(s->headers), s->spool);
+}
+
+static void
+px_session_eom(struct px_session *s)
+{
+	struct flt_verdict v;
+
+	s->state = S_CMD;
+	s->txn.stage = ST_EOM;
+	s->txn.size = px_spool_size(s->spool);
+	s->busy = true;
+	px_session_set_timeout(s);
+	if (s->txn.too_big) {
+		px_reply(s, 552, "5.3.4", "Error: message exceeds fixed size limit");
+		px_txn_end(s, "reject");
+		if (!px_session_rset_backend(s, OP_RSET))
+			px_session_done(s);
+		return;
+	}
+	if (s->txn.spool_error) {
+		px_reply(s, 451, "4.3.0", "Error: local error in processing");
+		px_txn_end(s, "error");
+		if (!px_session_rset_backend(s, OP_RSET))
+			px_session_done(s);
+		return;
+	}
+	if (s->dec.line_too_long) {
+		px_reply(s, 550, "5.6.0",
+			 "Error: message has a line longer than %u octets",
+			 s->cfg->limits.line_length);
+		px_txn_end(s, "reject");
+		if (!px_session_rset_backend(s, OP_RSET))
+			px_session_done(s);
+		return;
+	}
+	s->fs.message = s->spool;
+	if (flt_chain_run(s->chain, FLT_STAGE_EOM, px_session_eom_done, s, &v) ==
+	    1)
+		px_session_eom_done(s, &v);
+}
+
+/* px_session_data_input - feed DATA bytes to the decoder.  Returns true if
+ * the state changed and px_session_run should go on. */
+static bool
+px_session_data_input(struct px_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec vec[8];
+	int nvec = evbuffer_peek(in, -1, NULL, vec, 8);
+	size_t used = 0;
+
+	for (int i = 0; i < nvec && i < 8; i++) {
+		size_t consumed = 0;
+		enum px_data_status st;
+
+		st = px_data_decode(&s->dec, vec[i].iov_base, vec[i].iov_len,
+				    &consumed, px_session_emit, s);
+		if (st == PX_DATA_MORE) {
+			used += vec[i].iov_len;
+			continue;
+		}
+		used += consumed;
+		evbuffer_drain(in, used);
+		if (st == PX_DATA_END) {
+			px_session_eom(s);
+			return true;
+		}
+		/* SECURITY: a bare CR or LF, or a NUL, in the data: the
+		 * message boundary is no longer certain (SMTP smuggling,
+		 * CVE-2023-51764), so nothing is forwarded and the session
+		 * ends, as Postfix's smtpd_forbid_bare_newline does. */
+		s->txn.size = px_spool_size(s->spool);
+		px_reply(s, 554, "5.6.0", "Error: %s in message data",
+			 st == PX_DATA_ERR_BARE_LF   ? "bare <LF>"
+			 : st == PX_DATA_ERR_BARE_CR ? "bare <CR>"
+						     : "NUL byte");
+		px_txn_end(s, "reject");
+		s->state = S_CMD;
+		px_session_close(s, "smuggling");
+		return false;
+	}
+	evbuffer_drain(in, used);
+	return nvec > 8;
+}
+
+/* px_session_run - handle buffered input until we must wait. */
+static void
+px_session_run(struct px_session *s)
+{
+	struct evbuffer *in, *out;
+
+	if (s->closing || s->bev == NULL)
+		return;
+	in = bufferevent_get_input(s->bev);
+	out = bufferevent_get_output(s->bev);
+	while (!s->busy && !s->closing) {
+		if (s->state == S_PROXY) {
+			px_session_proxy_input(s);
+			if (s->state == S_PROXY)
+				break;
+			continue;
+		}
+		if (s->state == S_DATA) {
+			if (!px_session_data_input(s))
+				break;
+			continue;
+		}
+		if (s->state != S_CMD)
+			break;
+		if (evbuffer_get_length(out) > PX_OUT_HIGH) {
+			/* Resumed by px_session_flushed. */
+			bufferevent_setwatermark(s->bev, EV_WRITE, PX_OUT_HIGH / 2,
+						 0);
+			return;
+		}
+
+		size_t eol_len = 0, max = s->cfg->limits.line_length;
+		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len,
+							    EVBUFFER_EOL_LF);
+
+		if (p.pos < 0) {
+			size_t len = evbuffer_get_length(in);
+
+			if (len > max) {
+				/* RFC 5321 4.5.3.1.4: "500 Line too long";
+				 * the rest of the line is discarded. */
+				evbuffer_drain(in, len);
+				if (!s->skip_line)
+					px_reply_error(s, 500, "5.5.2",
+						       "Error: line too long");
+				s->skip_line = true;
+			}
+			break;
+		}
+		if (s->skip_line) {
+			evbuffer_drain(in, (size_t)p.pos + eol_len);
+			s->skip_line = false;
+			continue;
+		}
+		if ((size_t)p.pos > max) {
+			evbuffer_drain(in, (size_t)p.pos + eol_len);
+			px_reply_error(s, 500, "5.5.2", "Error: line too long");
+			continue;
+		}
+		if (s->line == NULL)
+			s->line = px_malloc(max + 2);
+		evbuffer_remove(in, s->line, (size_t)p.pos + eol_len);
+		size_t len = (size_t)p.pos;
+
+		if (len > 0 && s->line[len - 1] == '\r')
+			len--;
+		s->line[len] = '\0';
+		px_session_command(s, s->line, len);
+	}
+	if (s->closing)
+		return;
+	if (s->eof && !s->busy && evbuffer_get_length(in) == 0)
+		px_session_close(s, "eof");
+	else if (s->eof && !s->busy && s->state == S_DATA)
+		px_session_close(s, "eof");
+	else if (s->eof && !s->busy &&
+		 evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos < 0)
+		px_session_close(s, "eof");
+}
+
+/* The relay's answers. */
+
+static void
+px_session_relay_cb(void *arg, const struct px_relay_result *res)
+{
+	struct px_session *s = arg;
+	enum px_relay_op op = s->op;
+
+	if (s->closing)
+		return;
+	s->op = OP_NONE;
+	switch (op) {
+	case OP_OPEN:
+		if (res->status != PX_RELAY_REPLY) {
+			struct px_relay_result r = *res;
+
+			if (res->reply_len > 0)
+				px_log_reply(s->txn.backend, sizeof(s->txn.backend),
+					     res->reply, res->reply_len);
+			r.status = PX_RELAY_UNREACHABLE;
+			px_reply_relay_failure(s, &r);
+			if (res->reply_len > 0)
+				px_log_reply(s->txn.backend, sizeof(s->txn.backend),
+					     res->reply, res->reply_len);
+			px_txn_end(s, "tempfail");
+			px_relay_free(&s->relay);
+			px_session_done(s);
+			return;
+		}
+		px_session_send_mail(s);
+		return;
+	case OP_XFORWARD:
+		if (res->status != PX_RELAY_REPLY)
+			break;
+		if (res->code != 250)
+			px_log_warn("%016llx backend refused XFORWARD: %s",
+				    (unsigned long long)s->id,
+				    px_log_reply(s->txn.backend,
+						 sizeof(s->txn.backend),
+						 res->reply, res->reply_len));
+		s->op = OP_XFORWARD; /* so send_mail goes on to MAIL */
+		px_session_send_mail(s);
+		return;
+	case OP_MAIL:
+		if (res->status != PX_RELAY_REPLY)
+			break;
+		if (res->code == 421) {
+			px_reply_backend(s, res, false);
+			px_txn_end(s, "tempfail");
+			px_session_close(s, "backend");
+			return;
+		}
+		px_reply_backend(s, res, true);
+		if (res->code >= 200 && res->code < 300) {
+			s->txn.active = true;
+			s->backend_txn = true;
+			s->txn.stage = ST_RCPT;
+		} else {
+			px_txn_end(s, res->code >= 500 ? "reject" : "tempfail");
+		}
+		px_session_done(s);
+		return;
+	case OP_RCPT:
+		if (res->status != PX_RELAY_REPLY)
+			break;
+		if (res->code == 421) {
+			px_reply_backend(s, res, false);
+			px_txn_end(s, "tempfail");
+			px_session_close(s, "backend");
+			return;
+		}
+		px_reply_backend(s, res, true);
+		if (res->code >= 200 && res->code < 300) {
+			s->txn.nrcpt++;
+			s->fs.nrcpt = s->txn.nrcpt;
+			if (s->txn.first_rcpt == NULL)
+				s->txn.first_rcpt = px_strdup(s->txn.rcpt);
+		}
+		px_session_done(s);
+		return;
+	case OP_RSET:
+	case OP_RSET_CLIENT:
+	case OP_RSET_HELO:
+		/* A backend that fails RSET is closed; the next MAIL opens
+		 * a fresh connection. */
+		if (res->status != PX_RELAY_REPLY || res->code != 250)
+			px_relay_free(&s->relay);
+		if (op == OP_RSET_HELO) {
+			struct flt_verdict v;
+
+			s->busy = true;
+			if (flt_chain_run(s->chain, FLT_STAGE_HELO,
+					  px_session_helo_done, s, &v) == 1)
+				px_session_helo_done(s, &v);
+			return;
+		}
+		if (op == OP_RSET_CLIENT)
+			px_reply(s, 250, "2.0.0", "Ok");
+		px_session_done(s);
+		return;
+	case OP_MESSAGE: {
+		bool tagged = s->txn.tagged;
+
+		if (res->status != PX_RELAY_REPLY)
+			break;
+		px_reply_backend(s, res, true);
+		if (res->code >= 200 && res->code < 300)
+			px_txn_end(s, tagged ? "tag" : "accept");
+		else if (res->code >= 400 && res->code < 500)
+			px_txn_end(s, "tempfail");
+		else if (res->code >= 500 && res->code < 600)
+			px_txn_end(s, "reject");
+		else
+			px_txn_end(s, "error");
+		if (res->code == 421) {
+			px_session_close(s, "backend");
+			return;
+		}
+		if (!px_relay_usable(s->relay))
+			px_relay_free(&s->relay);
+		px_session_done(s);
+		return;
+	}
+	default:
+		return;
+	}
+	/* The backend failed mid-transaction: 451, and the transaction is
+	 * over on both sides (a new MAIL reconnects). */
+	px_reply_relay_failure(s, res);
+	px_txn_end(s, "error");
+	px_relay_free(&s->relay);
+	px_session_done(s);
+}
+
+/* Socket events. */
+
+static void
+px_session_readcb(struct bufferevent *bev, void *arg)
+{
+	struct px_session *s = arg;
+
+	if (s->state == S_GREET)
+		return; /* kept for the pregreet check */
+	px_session_run(s);
+}
+
+static void
+px_session_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct px_session *s = arg;
+
+	if (s->closing) {
+		/* The flush after close failed or timed out. */
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+		px_session_free_later(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->state == S_PROXY) {
+			px_session_close(s, "timeout");
+			return;
+		}
+		px_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+			 s->cfg->hostname);
+		px_session_close(s, "timeout");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		/* The client may have half-closed after pipelining: answer
+		 * what it sent first. */
+		s->eof = true;
+		bufferevent_disable(s->bev, EV_READ);
+		if (s->state == S_DATA) {
+			px_session_run(s);
+			if (!s->closing && s->state == S_DATA)
+				px_session_close(s, "eof");
+			return;
+		}
+		if (!s->busy)
+			px_session_run(s);
+		return;
+	}
+	/* A socket error: nobody to answer. */
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	px_session_close(s, "error");
+}
+
+void
+px_session_start(struct px_loop *loop, const struct px_listen_info *li,
+		 int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct px_session *s = px_calloc(1, sizeof(*s));
+	int one = 1;
+
+	s->loop = loop;
+	s->base = px_loop_base(loop);
+	s->cfg = px_config_current();
+	s->li = *li;
+	s->id = px_session_new_id();
+	while (px_loop_find(loop, s->id) != NULL)
+		s->id = px_session_new_id();
+	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	memset(&s->client, 0, sizeof(s->client));
+	memcpy(&s->client, peer,
+	       peerlen < sizeof(s->client) ? peerlen : sizeof(s->client));
+	px_addr_unmap(&s->client);
+	px_addr_ip(&s->client, s->client_ip, sizeof(s->client_ip));
+	s->client_port = px_addr_port(&s->client);
+	s->proxy_version = "-";
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->free_ev = evtimer_new(s->base, px_session_free_cb, s);
+	px_loop_register(loop, s->id, s);
+
+	s->fs.sid = s->id;
+	s->fs.client = s->client;
+	memcpy(s->fs.client_ip, s->client_ip, sizeof(s->fs.client_ip));
+	s->fs.client_port = s->client_port;
+	s->fs.mode = li->mode;
+	s->fs.cfg = s->cfg;
+	s->fs.loop = loop;
+	s->fs.base = s->base;
+	s->chain = flt_chain_new(&s->fs);
+
+	bufferevent_setcb(s->bev, px_session_readcb, px_session_flushed,
+			  px_session_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, PX_IN_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	px_session_set_timeout(s);
+	if (px_server_stopping(loop)) {
+		px_session_close(s, "shutdown");
+		return;
+	}
+	if (li->proxy_protocol) {
+		s->state = S_PROXY;
+		return;
+	}
+	px_session_greet(s);
+}
+
+void
+px_session_shutdown(struct px_session *s)
+{
+	if (s->closing)
+		return;
+	if (s->state == S_PROXY) {
+		px_session_close(s, "shutdown");
+		return;
+	}
+	if (!s->busy && !s->txn.active && s->state == S_CMD) {
+		px_reply(s, 421, "4.3.2", "%s Service shutting down",
+			 s->cfg->hostname);
+		px_session_close(s, "shutdown");
+		return;
+	}
+	s->stop_after_txn = true;
+}
+
+void
+px_session_kill(struct px_session *s)
+{
+	if (s->closing)
+		return;
+	px_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->hostname);
+	px_session_close(s, "shutdown");
+}

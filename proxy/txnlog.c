@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * txnlog.c - escaping of log values.
+ *
+ * px_log_value(), px_log_str(): any peer-supplied string (HELO name,
+ * addresses, replies) becomes a single token: control and 8-bit bytes as
+ * \xHH, so a client cannot forge a log line with an embedded newline
+ * (SECURITY), and values with spaces are quoted so key=value parsing holds.
+ * px_log_reply(): the first line of a reply, for reply= and backend=.
+ */
+#include "txnlog.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+char *
+px_log_value(char *buf, size_t size, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool quote = len == 0;
+	size_t n = 0;
+
+	if (src == NULL) {
+		snprintf(buf, size, "-");
+		return buf;
+	}
+	for (size_t i = 0; i < len && !quote; i++)
+		if (src[i] == ' ')
+			quote = true;
+	if (size < 8) {
+		buf[0] = '\0';
+		return buf;
+	}
+	if (quote)
+		buf[n++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)src[i];
+
+		if (n + 6 >= size)
+			break;
+		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = 'x';
+			buf[n++] = hex[ch >> 4];
+			buf[n++] = hex[ch & 15];
+		} else {
+			buf[n++] = (char)ch;
+		}
+	}
+	if (quote)
+		buf[n++] = '"';
+	buf[n] = '\0';
+	return buf;
+}
+
+char *
+px_log_str(char *buf, size_t size, const char *src)
+{
+	return px_log_value(buf, size, src, src ? strlen(src) : 0);
+}
+
+char *
+px_log_reply(char *buf, size_t size, const char *reply, size_t len)
+{
+	const char *eol;
+	char tmp[600];
+	size_t n;
+
+	if (reply == NULL || len == 0) {
+		snprintf(buf, size, "-");
+		return buf;
+	}
+	eol = memchr(reply, '\r', len);
+	if (eol == NULL)
+		eol = memchr(reply, '\n', len);
+	n = eol ? (size_t)(eol - reply) : len;
+	if (n >= sizeof(tmp))
+		n = sizeof(tmp) - 1;
+	memcpy(tmp, reply, n);
+	tmp[n] = '\0';
+	/* Always quoted: replies hold spaces. */
+	if (n > 0 && memchr(tmp, ' ', n) == NULL) {
+		snprintf(buf, size, "\"");
+		px_log_value(buf + 1, size - 2, tmp, n);
+		strncat(buf, "\"", size - strlen(buf) - 1);
+		return buf;
+	}
+	return px_log_value(buf, size, tmp, n);
+}
