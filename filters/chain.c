@@ -45,8 +45,10 @@ struct flt_chain {
 	const struct flt_session *s;
 	void *state[FLT_N];
 	struct flt_call calls[FLT_N];
-	struct flt_symbol symbols[FLT_MAX_SYMBOLS];
+	/* Grown on demand: an idle connection should cost little. */
+	struct flt_symbol *symbols;
 	unsigned nsymbols;
+	unsigned symcap;
 	/* The stage in progress. */
 	enum flt_stage stage;
 	unsigned npending;
@@ -99,6 +101,7 @@ flt_chain_free(struct flt_chain **cp)
 			flt_table[i]->session_free(c->state[i]);
 	if (c->timer != NULL)
 		event_free(c->timer);
+	free(c->symbols);
 	free(c);
 }
 
@@ -112,6 +115,11 @@ flt_symbol_add(struct flt_call *call, const char *name, double score)
 			return;
 	if (c->nsymbols == FLT_MAX_SYMBOLS)
 		return;
+	if (c->nsymbols == c->symcap) {
+		c->symcap = c->symcap ? c->symcap * 2 : 4;
+		c->symbols = px_realloc(c->symbols,
+					c->symcap * sizeof(*c->symbols));
+	}
 	struct flt_symbol *sym = &c->symbols[c->nsymbols++];
 
 	snprintf(sym->name, sizeof(sym->name), "%s", name);

@@ -106,6 +106,7 @@ struct px_txn {
 	char *rcpt_line;     /* what we send the backend */
 	unsigned nrcpt;	     /* accepted */
 	unsigned nrcpt_seen; /* RCPT commands tried */
+	bool rcpt_refused_perm; /* a RCPT got a 5xx */
 	bool smtputf8;
 	bool tagged;
 	bool too_big;
@@ -114,6 +115,7 @@ struct px_txn {
 	struct timespec start;
 	char reply[512];   /* our last reply line, for the log */
 	char backend[512]; /* the backend's last reply line */
+	bool backend_final; /* our last reply was the backend's */
 	size_t size;
 };
 
@@ -241,6 +243,9 @@ px_write_reply(struct px_session *s, const char *buf, size_t len)
 		return;
 	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
 	px_log_reply(s->txn.reply, sizeof(s->txn.reply), buf, len);
+	s->txn.backend_final = false;
+	if (s->txn.stage == ST_RCPT && len > 0 && buf[0] == '5')
+		s->txn.rcpt_refused_perm = true;
 }
 
 static void px_reply(struct px_session *s, int code, const char *enh,
@@ -324,11 +329,13 @@ px_reply_backend(struct px_session *s, const struct px_relay_result *res,
 	if ((res->code >= 400 && res->code < 600) ||
 	    (allow_2xx && res->code >= 200 && res->code < 300)) {
 		px_write_reply(s, res->reply, res->reply_len);
+		s->txn.backend_final = true;
 		return;
 	}
 	px_log_warn("%016llx unexpected backend reply %s",
 		    (unsigned long long)s->id, s->txn.backend);
 	px_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend");
+	s->txn.backend_final = true;
 }
 
 /* px_reply_relay_failure - the backend could not be reached or was lost. */
@@ -346,6 +353,7 @@ px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
 	else
 		px_reply(s, 451, "4.4.2",
 			 "Error: backend connection lost, try again later");
+	s->txn.backend_final = true;
 }
 
 static void
@@ -468,6 +476,11 @@ px_txn_end(struct px_session *s, const char *result)
 
 	if (t->id == 0)
 		return;
+	/* A transaction given up after every recipient was refused ended
+	 * in that refusal. */
+	if (strcmp(result, "abort") == 0 && t->nrcpt == 0 &&
+	    t->nrcpt_seen > 0)
+		result = t->rcpt_refused_perm ? "reject" : "tempfail";
 	if (t->from != NULL) {
 		char tmp[560];
 
@@ -487,8 +500,10 @@ px_txn_end(struct px_session *s, const char *result)
 	}
 	px_log_str(helo, sizeof(helo), s->helo);
 	flt_chain_symbols(s->chain, syms, sizeof(syms), "-");
+	/* backend= is what the backend said about the outcome: "-" when
+	 * mxguard itself gave the final answer. */
 	snprintf(backend, sizeof(backend), "%s",
-		 t->backend[0] ? t->backend : "-");
+		 t->backend_final && t->backend[0] ? t->backend : "-");
 	px_log_info("%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
 		    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s "
 		    "backend=%s ms=%ld",
@@ -519,12 +534,6 @@ px_session_done(struct px_session *s)
 	s->op = OP_NONE;
 	if (s->closing)
 		return;
-	if (s->stop_after_txn && !s->txn.active && s->state == S_CMD) {
-		px_reply(s, 421, "4.3.2", "%s Service shutting down",
-			 s->cfg->hostname);
-		px_session_close(s, "shutdown");
-		return;
-	}
 	px_session_set_timeout(s);
 	px_session_run(s);
 }
@@ -583,6 +592,7 @@ px_session_greet(struct px_session *s)
 		    (unsigned long long)s->id, s->client_ip, s->client_port,
 		    s->li.address, s->li.mode == PX_MODE_MX ? "mx" : "submission",
 		    s->proxy_version);
+	s->state = S_GREET;
 	switch (px_conn_acquire(s->cfg, s->client_ip)) {
 	case -1:
 		px_reply(s, 421, "4.7.0", "%s Error: too many connections",
@@ -606,7 +616,11 @@ px_session_greet(struct px_session *s)
 		/* A multi-line greeting whose first line comes at once: a
 		 * patient client waits for the last line (RFC 5321 4.2.1);
 		 * one that talks now is a pregreeter. */
-		px_reply(s, 220, NULL, "-%s ESMTP mxguard", s->cfg->hostname);
+		char line[300];
+		int n = snprintf(line, sizeof(line), "220-%s ESMTP mxguard\r\n",
+				 s->cfg->hostname);
+
+		px_write_reply(s, line, (size_t)n);
 		s->greet_ev = evtimer_new(s->base, px_session_greet_timer, s);
 		evtimer_add(s->greet_ev, &tv);
 		return;
@@ -1206,6 +1220,15 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 	const char *err = NULL;
 	enum px_parse_status st = px_cmd_parse(line, len, &cmd, &err);
 
+	/* Stopping: the transaction is over; a QUIT gets its 221, anything
+	 * else the 421 (RFC 5321 3.8). */
+	if (s->stop_after_txn && !s->txn.active &&
+	    !(st == PX_PARSE_OK && cmd.verb == PX_VERB_QUIT)) {
+		px_reply(s, 421, "4.3.2", "%s Service shutting down",
+			 s->cfg->hostname);
+		px_session_close(s, "shutdown");
+		return;
+	}
 	if (st != PX_PARSE_OK) {
 		switch (st) {
 		case PX_PARSE_UNKNOWN:
@@ -1252,6 +1275,8 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 		px_reply(s, 250, "2.0.0", "Ok");
 		return;
 	case PX_VERB_QUIT:
+		if (s->txn.active)
+			px_txn_end(s, "abort");
 		px_reply(s, 221, "2.0.0", "Bye");
 		px_session_close(s, "quit");
 		return;
@@ -1607,7 +1632,6 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		if (res->code >= 200 && res->code < 300) {
 			s->txn.active = true;
 			s->backend_txn = true;
-			s->txn.stage = ST_RCPT;
 		} else {
 			px_txn_end(s, res->code >= 500 ? "reject" : "tempfail");
 		}
