@@ -19,12 +19,14 @@
 static const char *px_log_ident = "mxguard";
 static bool px_log_syslog;
 static enum px_log_level px_log_max = PX_LOG_INFO;
+static long px_log_pid; /* cached: getpid() is a system call */
 
 void
 px_log_init(const char *ident, bool use_syslog)
 {
 	px_log_ident = ident;
 	px_log_syslog = use_syslog;
+	px_log_pid = (long)getpid();
 	if (use_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -55,7 +57,8 @@ px_log(enum px_log_level level, const char *fmt, ...)
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		n += (size_t)snprintf(line + n, sizeof(line) - n,
 				      ".%03ldZ %s[%ld]: ", ts.tv_nsec / 1000000,
-				      px_log_ident, (long)getpid());
+				      px_log_ident,
+				      px_log_pid ? px_log_pid : (long)getpid());
 	}
 	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s", prefix[level]);
 	va_start(ap, fmt);

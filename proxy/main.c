@@ -201,6 +201,7 @@ main(int argc, char **argv)
 		px_log_err("daemon: %s", strerror(errno));
 		return 1;
 	}
+	px_log_init("mxguard", daemonize); /* the pid changed */
 	if (px_backend_probe(cfg, cfg->timeouts.backend < 5
 					  ? cfg->timeouts.backend
 					  : 5) < 0)

@@ -42,6 +42,7 @@
 #include "data.h"
 #include "log.h"
 #include "smtp_parse.h"
+#include "sockio.h"
 #include "spool.h"
 
 /* Back-pressure: refill the socket buffer when it drains below LOW. */
@@ -263,6 +264,7 @@ px_relay_send(struct px_relay *r, const char *line, size_t len,
 	px_relay_set_read_timeout(r, r->state == R_DATA_DONE
 					     ? r->cfg->timeouts.data_done
 					     : r->cfg->timeouts.backend);
+	px_sock_flush(r->bev);
 }
 
 static void
@@ -318,6 +320,8 @@ px_relay_xclient(struct px_relay *r)
 		n = sizeof(line) - 1;
 	px_relay_send(r, line, n, R_XCLIENT);
 }
+
+static void px_relay_fill(struct px_relay *r);
 
 /* px_relay_on_reply - one complete reply arrived in state r->state.
  * Returns true if the relay may go on reading (no answer was given). */
@@ -391,7 +395,7 @@ px_relay_on_reply(struct px_relay *r, int code)
 		/* Headers go first; they end in CRLF so the message starts
 		 * at a line start, as the encoder expects. */
 		bufferevent_setwatermark(r->bev, EV_WRITE, PX_RELAY_OUT_LOW, 0);
-		bufferevent_trigger(r->bev, EV_WRITE, 0);
+		px_relay_fill(r);
 		return false;
 	case R_DATA_SEND:
 		/* The backend answered before the end (e.g. 552 and close):
@@ -422,7 +426,8 @@ px_relay_emit(void *ctx, const char *buf, size_t len)
 	evbuffer_add(ctx, buf, len);
 }
 
-/* px_relay_fill - queue message bytes until the output is full. */
+/* px_relay_fill - queue message bytes until the output is full, and go on
+ * while the socket takes everything at once. */
 static void
 px_relay_fill(struct px_relay *r)
 {
@@ -432,10 +437,17 @@ px_relay_fill(struct px_relay *r)
 		px_data_encode(&r->enc, r->headers, r->hlen, px_relay_emit, out);
 		r->headers = NULL;
 	}
-	while (evbuffer_get_length(out) < PX_RELAY_OUT_HIGH) {
+	for (;;) {
 		const char *p = NULL;
 		ssize_t n;
 
+		if (evbuffer_get_length(out) >= PX_RELAY_OUT_HIGH) {
+			/* The write callback asks for more once the output
+			 * drains below PX_RELAY_OUT_LOW; if the socket took
+			 * it all at once there is no callback: go on. */
+			if (!px_sock_flush(r->bev))
+				return;
+		}
 		if (r->chunk == NULL)
 			r->chunk = px_malloc(PX_RELAY_CHUNK);
 		n = px_spool_read(r->sp, r->sp_off, r->chunk, PX_RELAY_CHUNK,
@@ -451,6 +463,7 @@ px_relay_fill(struct px_relay *r)
 			bufferevent_setwatermark(r->bev, EV_WRITE, 0, 0);
 			r->state = R_DATA_DONE;
 			px_relay_set_read_timeout(r, r->cfg->timeouts.data_done);
+			px_sock_flush(r->bev);
 			return;
 		}
 		px_data_encode(&r->enc, p, (size_t)n, px_relay_emit, out);
@@ -465,6 +478,8 @@ px_relay_writecb(struct bufferevent *bev, void *arg)
 
 	if (r->state == R_DATA_SEND)
 		px_relay_fill(r);
+	else
+		px_sock_drained(bev);
 }
 
 static void
@@ -569,7 +584,10 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	bufferevent_setcb(r->bev, px_relay_readcb, px_relay_writecb,
 			  px_relay_eventcb, r);
 	bufferevent_set_timeouts(r->bev, &t, &t);
-	bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+	/* EV_WRITE stays off: commands are written directly (sockio.h);
+	 * libevent watches the connect itself. */
+	bufferevent_disable(r->bev, EV_WRITE);
+	bufferevent_enable(r->bev, EV_READ);
 	r->state = R_CONNECTING;
 	if (bufferevent_socket_connect(r->bev,
 				       (struct sockaddr *)&r->cfg->backend,
@@ -632,6 +650,7 @@ px_relay_quit(struct px_relay *r)
 		/* The connection lives on alone until the backend's 221 or
 		 * 5 s, so the backend logs a clean QUIT. */
 		evbuffer_add(bufferevent_get_output(r->bev), "QUIT\r\n", 6);
+		px_sock_flush(r->bev);
 		bufferevent_setcb(r->bev, px_relay_quit_read, NULL,
 				  px_relay_quit_event, NULL);
 		bufferevent_set_timeouts(r->bev, &t, &t);

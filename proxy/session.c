@@ -53,6 +53,7 @@
 #include "relay.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
+#include "sockio.h"
 #include "spool.h"
 #include "txnlog.h"
 
@@ -133,6 +134,7 @@ struct px_session {
 	const char *proxy_version;
 	enum px_sstate state;
 	bool busy;
+	bool in_run; /* inside px_session_run: replies are flushed at its end */
 	bool closing;
 	bool eof;
 	bool skip_line; /* discarding the rest of an overlong line */
@@ -246,6 +248,9 @@ px_write_reply(struct px_session *s, const char *buf, size_t len)
 	s->txn.backend_final = false;
 	if (s->txn.stage == ST_RCPT && len > 0 && buf[0] == '5')
 		s->txn.rcpt_refused_perm = true;
+	/* Pipelined replies go out together when px_session_run ends. */
+	if (!s->in_run)
+		px_sock_flush(s->bev);
 }
 
 static void px_reply(struct px_session *s, int code, const char *enh,
@@ -402,11 +407,13 @@ px_session_flushed(struct bufferevent *bev, void *arg)
 {
 	struct px_session *s = arg;
 
+	if (!px_sock_drained(bev))
+		return;
 	if (s->closing) {
 		px_session_free_later(s);
 		return;
 	}
-	/* Output drained below the mark: go on with pipelined commands. */
+	/* Output drained: go on with pipelined commands. */
 	px_session_run(s);
 }
 
@@ -431,16 +438,16 @@ px_session_close(struct px_session *s, const char *reason)
 		px_relay_quit(s->relay);
 		px_relay_free(&s->relay);
 	}
-	if (s->bev == NULL ||
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+	if (s->bev == NULL || px_sock_flush(s->bev)) {
 		px_session_free_later(s);
 		return;
 	}
+	/* The rest goes out from the write callback, or the write timeout
+	 * ends the wait. */
 	struct timeval wt = {10, 0};
 
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_set_timeouts(s->bev, NULL, &wt);
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 }
 
 /* Transactions. */
@@ -1502,8 +1509,12 @@ px_session_run(struct px_session *s)
 {
 	struct evbuffer *in, *out;
 
-	if (s->closing || s->bev == NULL)
+	/* A step that completes at once calls back here through
+	 * px_session_done: the loop below already goes on, so no recursion
+	 * (a client pipelining thousands of HELOs must not grow the stack). */
+	if (s->in_run || s->closing || s->bev == NULL)
 		return;
+	s->in_run = true;
 	in = bufferevent_get_input(s->bev);
 	out = bufferevent_get_output(s->bev);
 	while (!s->busy && !s->closing) {
@@ -1520,10 +1531,10 @@ px_session_run(struct px_session *s)
 		}
 		if (s->state != S_CMD)
 			break;
-		if (evbuffer_get_length(out) > PX_OUT_HIGH) {
-			/* Resumed by px_session_flushed. */
-			bufferevent_setwatermark(s->bev, EV_WRITE, PX_OUT_HIGH / 2,
-						 0);
+		if (evbuffer_get_length(out) > PX_OUT_HIGH &&
+		    !px_sock_flush(s->bev)) {
+			/* Resumed by px_session_flushed once all is sent. */
+			s->in_run = false;
 			return;
 		}
 
@@ -1565,8 +1576,10 @@ px_session_run(struct px_session *s)
 		s->line[len] = '\0';
 		px_session_command(s, s->line, len);
 	}
+	s->in_run = false;
 	if (s->closing)
 		return;
+	px_sock_flush(s->bev);
 	if (s->eof && !s->busy && evbuffer_get_length(in) == 0)
 		px_session_close(s, "eof");
 	else if (s->eof && !s->busy && s->state == S_DATA)
@@ -1804,7 +1817,10 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li,
 	bufferevent_setcb(s->bev, px_session_readcb, px_session_flushed,
 			  px_session_eventcb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, PX_IN_HIGH);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* EV_WRITE (on by default) stays off: replies are written directly
+	 * (sockio.h). */
+	bufferevent_disable(s->bev, EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	px_session_set_timeout(s);
 	if (px_server_stopping(loop)) {
 		px_session_close(s, "shutdown");
