@@ -271,7 +271,23 @@ static void
 px_relay_ehlo(struct px_relay *r, enum px_relay_state next)
 {
 	char line[300];
-	int n = snprintf(line, sizeof(line), "EHLO %s", r->cfg->hostname);
+	const char *name = r->cfg->hostname;
+	int n;
+
+	/* After XCLIENT the backend takes the EHLO name as the client's
+	 * (Postfix XCLIENT_README): send the client's own when it is a
+	 * plain token. */
+	if (next == R_EHLO2 && r->client_helo != NULL &&
+	    strlen(r->client_helo) < 256) {
+		bool plain = r->client_helo[0] != '\0';
+
+		for (const char *p = r->client_helo; *p; p++)
+			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+				plain = false;
+		if (plain)
+			name = r->client_helo;
+	}
+	n = snprintf(line, sizeof(line), "EHLO %s", name);
 
 	px_relay_send(r, line, (size_t)n, next);
 }
@@ -322,6 +338,22 @@ px_relay_xclient(struct px_relay *r)
 }
 
 static void px_relay_fill(struct px_relay *r);
+
+/* px_relay_answer_final - the reply to the final dot. */
+static void
+px_relay_answer_final(struct px_relay *r)
+{
+	struct px_relay_result res;
+
+	memset(&res, 0, sizeof(res));
+	res.status = PX_RELAY_REPLY;
+	res.final = true;
+	res.reply = r->reply;
+	res.reply_len = r->reply_len;
+	res.code = atoi(r->reply);
+	r->state = R_READY;
+	r->cb(r->arg, &res);
+}
 
 /* px_relay_on_reply - one complete reply arrived in state r->state.
  * Returns true if the relay may go on reading (no answer was given). */
@@ -377,14 +409,21 @@ px_relay_on_reply(struct px_relay *r, int code)
 		px_relay_answer(r, PX_RELAY_REPLY, NULL);
 		return false;
 	case R_COMMAND:
-	case R_DATA_DONE:
 		r->state = R_READY;
 		px_relay_set_read_timeout(r, 0);
 		px_relay_answer(r, PX_RELAY_REPLY, NULL);
 		return false;
+	case R_DATA_DONE:
+		/* Answered with the state still R_DATA_DONE, so the result
+		 * says "final"; ready for the next transaction after. */
+		px_relay_set_read_timeout(r, 0);
+		px_relay_answer_final(r);
+		return false;
 	case R_DATA_CMD:
 		if (code != 354) {
-			r->state = R_READY;
+			/* A 2xx here is out of step with the protocol: the
+			 * connection is not reused. */
+			r->state = code >= 400 ? R_READY : R_DEAD;
 			px_relay_set_read_timeout(r, 0);
 			px_relay_answer(r, PX_RELAY_REPLY, NULL);
 			return false;

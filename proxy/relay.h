@@ -35,6 +35,9 @@ struct px_relay_result {
 	const char *reply;	/* the reply, lines ending in CRLF */
 	size_t reply_len;	/* (valid during the callback only) */
 	const char *why;	/* short text for logs on failure */
+	/* px_relay_message: true for the reply to the final dot, false for
+	 * a reply to DATA itself (which was not 354). */
+	bool final;
 };
 
 typedef void px_relay_cb(void *arg, const struct px_relay_result *res);

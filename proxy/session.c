@@ -171,6 +171,7 @@ static void px_session_run(struct px_session *s);
 static void px_session_close(struct px_session *s, const char *reason);
 static void px_txn_end(struct px_session *s, const char *result);
 static void px_session_relay_cb(void *arg, const struct px_relay_result *res);
+static void px_session_done(struct px_session *s);
 static bool px_session_rset_backend(struct px_session *s,
 				    enum px_relay_op op);
 
@@ -324,23 +325,38 @@ px_reply_error(struct px_session *s, int code, const char *enh,
 /* px_reply_backend - pass a backend reply on verbatim.  SECURITY: an
  * unexpected 1xx/2xx/3xx where the client expects a final answer would
  * confuse it (or make it think mail was taken), so such a reply becomes
- * "451 4.3.0" (STYLE "Errors and replies"). */
-static void
+ * "451 4.3.0" (STYLE "Errors and replies") and false is returned. */
+static bool
 px_reply_backend(struct px_session *s, const struct px_relay_result *res,
 		 bool allow_2xx)
 {
 	px_log_reply(s->txn.backend, sizeof(s->txn.backend), res->reply,
 		     res->reply_len);
+	/* RFC 5321 4.3.2: MAIL, RCPT and the end of data succeed with 250
+	 * (RCPT also 251); a 220 or 221 there is out of step. */
 	if ((res->code >= 400 && res->code < 600) ||
-	    (allow_2xx && res->code >= 200 && res->code < 300)) {
+	    (allow_2xx && (res->code == 250 || res->code == 251))) {
 		px_write_reply(s, res->reply, res->reply_len);
 		s->txn.backend_final = true;
-		return;
+		return true;
 	}
 	px_log_warn("%016llx unexpected backend reply %s",
 		    (unsigned long long)s->id, s->txn.backend);
 	px_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend");
 	s->txn.backend_final = true;
+	return false;
+}
+
+/* px_session_backend_broken - the backend said something out of step: the
+ * transaction ends on our side and its connection is dropped (a new MAIL
+ * opens a fresh one). */
+static void
+px_session_backend_broken(struct px_session *s)
+{
+	px_txn_end(s, "error");
+	s->backend_txn = false;
+	px_relay_free(&s->relay);
+	px_session_done(s);
 }
 
 /* px_reply_relay_failure - the backend could not be reached or was lost. */
@@ -1641,8 +1657,11 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			px_session_close(s, "backend");
 			return;
 		}
-		px_reply_backend(s, res, true);
-		if (res->code >= 200 && res->code < 300) {
+		if (!px_reply_backend(s, res, true)) {
+			px_session_backend_broken(s);
+			return;
+		}
+		if (res->code == 250 || res->code == 251) {
 			s->txn.active = true;
 			s->backend_txn = true;
 		} else {
@@ -1659,8 +1678,11 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			px_session_close(s, "backend");
 			return;
 		}
-		px_reply_backend(s, res, true);
-		if (res->code >= 200 && res->code < 300) {
+		if (!px_reply_backend(s, res, true)) {
+			px_session_backend_broken(s);
+			return;
+		}
+		if (res->code == 250 || res->code == 251) {
 			s->txn.nrcpt++;
 			s->fs.nrcpt = s->txn.nrcpt;
 			if (s->txn.first_rcpt == NULL)
@@ -1693,8 +1715,10 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 
 		if (res->status != PX_RELAY_REPLY)
 			break;
-		px_reply_backend(s, res, true);
-		if (res->code >= 200 && res->code < 300)
+		/* Only the reply to the final dot may be a 2xx: a 2xx to
+		 * DATA itself becomes 451 4.3.0. */
+		px_reply_backend(s, res, res->final);
+		if (res->final && (res->code == 250 || res->code == 251))
 			px_txn_end(s, tagged ? "tag" : "accept");
 		else if (res->code >= 400 && res->code < 500)
 			px_txn_end(s, "tempfail");

@@ -63,7 +63,6 @@ px_log_str(char *buf, size_t size, const char *src)
 char *
 px_log_reply(char *buf, size_t size, const char *reply, size_t len)
 {
-	const char *eol;
 	char tmp[600];
 	size_t n;
 
@@ -71,13 +70,19 @@ px_log_reply(char *buf, size_t size, const char *reply, size_t len)
 		snprintf(buf, size, "-");
 		return buf;
 	}
-	eol = memchr(reply, '\r', len);
-	if (eol == NULL)
-		eol = memchr(reply, '\n', len);
-	n = eol ? (size_t)(eol - reply) : len;
-	if (n >= sizeof(tmp))
-		n = sizeof(tmp) - 1;
-	memcpy(tmp, reply, n);
+	/* Every line, joined by a space: a multi-line reply often carries the
+	 * queue id on its last line. */
+	n = 0;
+	for (size_t i = 0; i < len && n < sizeof(tmp) - 1; i++) {
+		if (reply[i] == '\r')
+			continue;
+		if (reply[i] == '\n') {
+			if (i + 1 < len)
+				tmp[n++] = ' ';
+			continue;
+		}
+		tmp[n++] = reply[i];
+	}
 	tmp[n] = '\0';
 	/* Always quoted: replies hold spaces. */
 	if (n > 0 && memchr(tmp, ' ', n) == NULL) {
