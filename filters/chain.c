@@ -358,17 +358,42 @@ size_t
 flt_chain_spam_headers(const struct flt_chain *c, bool spam,
 		       const struct px_config *cfg, char *buf, size_t size)
 {
-	char syms[2048];
-	int n;
+	char syms[2048], folded[2200];
+	size_t n = 0, col;
+	int len;
 
 	flt_chain_symbols(c, syms, sizeof(syms), "none");
-	/* SpamAssassin's layout, so existing Sieve/Outlook rules match. */
-	n = snprintf(buf, size,
-		     "X-Spam-Status: %s, score=%.1f required=%.1f tests=%s\r\n"
-		     "X-Spam-Score: %.1f\r\n%s",
-		     spam ? "Yes" : "No", flt_chain_score(c), cfg->actions.tag,
-		     syms, flt_chain_score(c), spam ? "X-Spam-Flag: YES\r\n" : "");
-	if (n < 0)
+	/* SpamAssassin's layout, so existing Sieve/Outlook rules match; the
+	 * tests= list is folded after a comma (RFC 5322 2.2.3) so no line
+	 * grows past 78 characters, as SpamAssassin does. */
+	col = strlen("X-Spam-Status: Yes, score=-00.0 required=00.0 tests=");
+	for (char *save, *sym = strtok_r(syms, ",", &save); sym != NULL;
+	     sym = strtok_r(NULL, ",", &save)) {
+		size_t sl = strlen(sym);
+
+		if (n > 0) {
+			folded[n++] = ',';
+			col++;
+			if (col + sl > 78) {
+				memcpy(folded + n, "\r\n\t", 3);
+				n += 3;
+				col = 8;
+			}
+		}
+		if (n + sl + 4 >= sizeof(folded))
+			break;
+		memcpy(folded + n, sym, sl);
+		n += sl;
+		col += sl;
+	}
+	folded[n] = '\0';
+	len = snprintf(buf, size,
+		       "X-Spam-Status: %s, score=%.1f required=%.1f tests=%s\r\n"
+		       "X-Spam-Score: %.1f\r\n%s",
+		       spam ? "Yes" : "No", flt_chain_score(c), cfg->actions.tag,
+		       folded, flt_chain_score(c),
+		       spam ? "X-Spam-Flag: YES\r\n" : "");
+	if (len < 0)
 		return 0;
-	return (size_t)n < size ? (size_t)n : size - 1;
+	return (size_t)len < size ? (size_t)len : size - 1;
 }

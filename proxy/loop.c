@@ -78,8 +78,6 @@ px_loop_new(unsigned index)
 	pthread_mutex_init(&loop->lock, NULL);
 	loop->notify = event_new(loop->base, -1, EV_PERSIST, px_loop_drain,
 				 loop);
-	/* A persistent event with no fd and no timeout keeps the base alive
-	 * until px_loop_exit(). */
 	event_add(loop->notify, NULL);
 	return loop;
 }
@@ -112,7 +110,9 @@ px_loop_main(void *arg)
 {
 	struct px_loop *loop = arg;
 
-	event_base_dispatch(loop->base);
+	/* The mailbox event has no fd, so it does not keep a base alive:
+	 * only px_loop_exit() ends the loop. */
+	event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
 
