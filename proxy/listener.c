@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "loop.h"
+#include "relay.h"
 #include "session.h"
 
 #define PX_MAX_LOOPS 256
@@ -145,6 +146,7 @@ static void
 px_server_maybe_exit(struct px_server_loop *sl)
 {
 	if (sl->stopping && px_loop_count(sl->loop) == 0) {
+		px_relay_orphans_free();
 		if (sl->grace_ev != NULL)
 			event_free(sl->grace_ev);
 		sl->grace_ev = NULL;

@@ -663,17 +663,45 @@ px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
 	px_relay_send(r, "DATA", 4, R_DATA_CMD);
 }
 
+/* Connections closing after QUIT, waiting for the 221.  Per loop thread, so
+ * a stopping loop can close what is left (px_relay_orphans_free). */
+struct px_orphan {
+	struct px_orphan *next, *prev;
+	struct bufferevent *bev;
+};
+static __thread struct px_orphan *px_orphans;
+
+static void
+px_orphan_free(struct px_orphan *o)
+{
+	if (o->prev != NULL)
+		o->prev->next = o->next;
+	else
+		px_orphans = o->next;
+	if (o->next != NULL)
+		o->next->prev = o->prev;
+	bufferevent_free(o->bev);
+	free(o);
+}
+
 static void
 px_relay_quit_event(struct bufferevent *bev, short what, void *arg)
 {
-	bufferevent_free(bev);
+	px_orphan_free(arg);
 }
 
 static void
 px_relay_quit_read(struct bufferevent *bev, void *arg)
 {
 	/* The 221 (or anything): we are done. */
-	bufferevent_free(bev);
+	px_orphan_free(arg);
+}
+
+void
+px_relay_orphans_free(void)
+{
+	while (px_orphans != NULL)
+		px_orphan_free(px_orphans);
 }
 
 void
@@ -690,8 +718,15 @@ px_relay_quit(struct px_relay *r)
 		 * 5 s, so the backend logs a clean QUIT. */
 		evbuffer_add(bufferevent_get_output(r->bev), "QUIT\r\n", 6);
 		px_sock_flush(r->bev);
+		struct px_orphan *o = px_calloc(1, sizeof(*o));
+
+		o->bev = r->bev;
+		o->next = px_orphans;
+		if (px_orphans != NULL)
+			px_orphans->prev = o;
+		px_orphans = o;
 		bufferevent_setcb(r->bev, px_relay_quit_read, NULL,
-				  px_relay_quit_event, NULL);
+				  px_relay_quit_event, o);
 		bufferevent_set_timeouts(r->bev, &t, &t);
 	}
 	r->bev = NULL;

@@ -92,8 +92,13 @@ void px_relay_command(struct px_relay *r, const char *line, size_t len);
 void px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
 		      struct px_spool *sp);
 
-/* px_relay_quit - send QUIT and close without waiting (no callback). */
+/* px_relay_quit - send QUIT and close without waiting (no callback); the
+ * connection lives on alone until the 221 or 5 seconds. */
 void px_relay_quit(struct px_relay *r);
+
+/* px_relay_orphans_free - close this loop thread's connections still
+ * waiting for their 221 (the loop is about to end). */
+void px_relay_orphans_free(void);
 
 /* The backend's capabilities as last seen by any connection or the startup
  * probe (process-wide, thread-safe); false if never seen. */
