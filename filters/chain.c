@@ -25,6 +25,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "loop.h"
 
 #define FLT_MAX_SYMBOLS 128
 
@@ -271,11 +272,8 @@ flt_chain_run(struct flt_chain *c, enum flt_stage stage,
 	c->done_arg = arg;
 	if (c->timer == NULL)
 		c->timer = evtimer_new(c->s->base, flt_chain_timeout, c);
-	struct timeval tv;
-	double t = c->s->cfg->timeouts.filter;
+	struct timeval tv = px_timeval(c->s->cfg->timeouts.filter);
 
-	tv.tv_sec = (time_t)t;
-	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
 	evtimer_add(c->timer, &tv);
 	return 0;
 }

@@ -196,8 +196,7 @@ px_server_stop_loop(void *arg)
 	sl->infos = NULL;
 	sl->nls = 0;
 	px_loop_foreach(sl->loop, px_server_stop_one, NULL);
-	tv.tv_sec = (time_t)sl->grace;
-	tv.tv_usec = (suseconds_t)((sl->grace - (double)tv.tv_sec) * 1e6);
+	tv = px_timeval(sl->grace);
 	sl->grace_ev = evtimer_new(px_loop_base(sl->loop), px_server_grace_over,
 				   sl);
 	evtimer_add(sl->grace_ev, &tv);

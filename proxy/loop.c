@@ -66,6 +66,16 @@ px_loop_drain(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+struct timeval
+px_timeval(double secs)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)secs;
+	tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
 struct px_loop *
 px_loop_new(unsigned index)
 {

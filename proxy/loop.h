@@ -12,8 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/time.h>
+
 struct event_base;
 struct px_loop;
+
+/* px_timeval - seconds (config values are doubles) as a struct timeval. */
+struct timeval px_timeval(double secs);
 
 typedef void px_loop_fn(void *arg);
 

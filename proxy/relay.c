@@ -41,6 +41,7 @@
 #include "config.h"
 #include "data.h"
 #include "log.h"
+#include "loop.h"
 #include "smtp_parse.h"
 #include "sockio.h"
 #include "spool.h"
@@ -120,16 +121,6 @@ px_backend_caps_set(const struct px_caps *caps)
 	px_caps_seen = *caps;
 	px_caps_known = true;
 	pthread_mutex_unlock(&px_caps_lock);
-}
-
-static struct timeval
-px_tv(double secs)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)secs;
-	tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
-	return tv;
 }
 
 struct px_relay *
@@ -247,7 +238,7 @@ px_relay_fail_later(struct px_relay *r, enum px_relay_status status,
 static void
 px_relay_set_read_timeout(struct px_relay *r, double secs)
 {
-	struct timeval rt = px_tv(secs), wt = px_tv(r->cfg->timeouts.backend);
+	struct timeval rt = px_timeval(secs), wt = px_timeval(r->cfg->timeouts.backend);
 
 	bufferevent_set_timeouts(r->bev, secs > 0 ? &rt : NULL, &wt);
 }
@@ -601,7 +592,7 @@ px_relay_eventcb(struct bufferevent *bev, short what, void *arg)
 void
 px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 {
-	struct timeval t = px_tv(r->cfg->timeouts.backend);
+	struct timeval t = px_timeval(r->cfg->timeouts.backend);
 
 	snprintf(r->client_ip, sizeof(r->client_ip), "%s", client->ip);
 	r->client_port = client->port;

@@ -210,22 +210,12 @@ px_ms_since(const struct timespec *t0)
 		      (now.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
-static struct timeval
-px_tv(double secs)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)secs;
-	tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 /* px_session_set_timeout - the client read timeout for the current state;
  * none while we wait for filters or the backend (they have their own). */
 static void
 px_session_set_timeout(struct px_session *s)
 {
-	struct timeval rt, wt = px_tv(s->cfg->timeouts.command);
+	struct timeval rt, wt = px_timeval(s->cfg->timeouts.command);
 
 	if (s->closing)
 		return;
@@ -233,7 +223,7 @@ px_session_set_timeout(struct px_session *s)
 		bufferevent_set_timeouts(s->bev, NULL, &wt);
 		return;
 	}
-	rt = px_tv(s->state == S_DATA ? s->cfg->timeouts.data_block
+	rt = px_timeval(s->state == S_DATA ? s->cfg->timeouts.data_block
 				      : s->cfg->timeouts.command);
 	bufferevent_set_timeouts(s->bev, &rt, &wt);
 }
@@ -295,6 +285,23 @@ px_reply_policy(struct px_session *s, int code, const char *enh,
 		e[0] = '4';
 	}
 	px_reply(s, code, e, "%s", text);
+}
+
+/* px_reply_verdict - the reply for a filter's hard verdict: the filter's
+ * own, or the default of its action (451 4.7.1 tempfail, 550 5.7.1
+ * reject, 554 5.7.1 disconnect: RFC 5321 3.1), with text as default. */
+static void
+px_reply_verdict(struct px_session *s, const struct flt_verdict *v,
+		 const char *text)
+{
+	bool temp = v->action == FLT_TEMPFAIL;
+	int code = v->code		       ? v->code
+		   : temp			       ? 451
+		   : v->action == FLT_DISCONNECT ? 554
+						 : 550;
+
+	px_reply_policy(s, code, v->enh[0] ? v->enh : temp ? "4.7.1" : "5.7.1",
+			"%s", v->text[0] ? v->text : text);
 }
 
 /* px_reply_error - a protocol error reply; counts towards limits.errors
@@ -572,9 +579,7 @@ px_session_connect_done(void *arg, const struct flt_verdict *v)
 		return;
 	if (v->action == FLT_DISCONNECT) {
 		/* RFC 5321 3.1: 554 instead of 220 refuses the session. */
-		px_reply_policy(s, v->code ? v->code : 554,
-				v->enh[0] ? v->enh : "5.7.1", "%s",
-				v->text[0] ? v->text : "Service unavailable");
+		px_reply_verdict(s, v, "Service unavailable");
 		px_session_close(s, "policy");
 		return;
 	}
@@ -634,7 +639,7 @@ px_session_greet(struct px_session *s)
 	s->state = S_GREET;
 	s->busy = true;
 	if (s->cfg->greet_delay > 0) {
-		struct timeval tv = px_tv(s->cfg->greet_delay);
+		struct timeval tv = px_timeval(s->cfg->greet_delay);
 
 		/* A multi-line greeting whose first line comes at once: a
 		 * patient client waits for the last line (RFC 5321 4.2.1);
@@ -700,9 +705,7 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 	if (s->closing)
 		return;
 	if (v->action == FLT_DISCONNECT) {
-		px_reply_policy(s, v->code ? v->code : 554,
-				v->enh[0] ? v->enh : "5.7.1", "%s",
-				v->text[0] ? v->text : "Service unavailable");
+		px_reply_verdict(s, v, "Service unavailable");
 		px_session_close(s, "policy");
 		return;
 	}
@@ -945,12 +948,8 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 		return;
 	if (v->action == FLT_REJECT || v->action == FLT_TEMPFAIL ||
 	    v->action == FLT_DISCONNECT) {
-		bool temp = v->action == FLT_TEMPFAIL;
-
-		px_reply_policy(s, v->code ? v->code : (temp ? 451 : 550),
-				v->enh[0] ? v->enh : (temp ? "4.7.1" : "5.7.1"),
-				"%s", v->text[0] ? v->text : "Sender rejected");
-		px_txn_end(s, temp ? "tempfail" : "reject");
+		px_reply_verdict(s, v, "Sender rejected");
+		px_txn_end(s, v->action == FLT_TEMPFAIL ? "tempfail" : "reject");
 		if (v->action == FLT_DISCONNECT)
 			px_session_close(s, "policy");
 		else
@@ -1104,11 +1103,7 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 		return;
 	if (v->action == FLT_REJECT || v->action == FLT_TEMPFAIL ||
 	    v->action == FLT_DISCONNECT) {
-		bool temp = v->action == FLT_TEMPFAIL;
-
-		px_reply_policy(s, v->code ? v->code : (temp ? 451 : 550),
-				v->enh[0] ? v->enh : (temp ? "4.7.1" : "5.7.1"),
-				"%s", v->text[0] ? v->text : "Recipient rejected");
+		px_reply_verdict(s, v, "Recipient rejected");
 		if (v->action == FLT_DISCONNECT)
 			px_session_close(s, "policy");
 		else
@@ -1159,13 +1154,7 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	 * applied here, so the log shows sender and recipient (postscreen's
 	 * "enforce"). */
 	if (s->early.action == FLT_REJECT || s->early.action == FLT_TEMPFAIL) {
-		bool temp = s->early.action == FLT_TEMPFAIL;
-
-		px_reply_policy(s, s->early.code ? s->early.code : (temp ? 451 : 550),
-				s->early.enh[0] ? s->early.enh
-						: (temp ? "4.7.1" : "5.7.1"),
-				"%s", s->early.text[0] ? s->early.text
-						       : "Service unavailable");
+		px_reply_verdict(s, &s->early, "Service unavailable");
 		return;
 	}
 	if (flt_chain_score(s->chain) >= s->cfg->actions.reject) {
