@@ -72,7 +72,8 @@ struct px_relay {
 	uint64_t sid;
 	px_relay_cb *cb;
 	void *arg;
-	struct bufferevent *bev;
+	struct bufferevent *bev; /* the socket and its write side */
+	struct px_reader *rd;	 /* its read side, once connected */
 	enum px_relay_state state;
 	struct px_caps caps;
 	bool xclient_done;
@@ -97,6 +98,16 @@ struct px_relay {
 	enum px_relay_status fail_status;
 	const char *fail_why;
 };
+
+/* px_relay_close_socket - stop reading and close. */
+static void
+px_relay_close_socket(struct px_relay *r)
+{
+	px_reader_free(&r->rd);
+	if (r->bev != NULL)
+		bufferevent_free(r->bev);
+	r->bev = NULL;
+}
 
 static pthread_mutex_t px_caps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct px_caps px_caps_seen;
@@ -146,8 +157,7 @@ px_relay_free(struct px_relay **rp)
 	if (r == NULL)
 		return;
 	*rp = NULL;
-	if (r->bev != NULL)
-		bufferevent_free(r->bev);
+	px_relay_close_socket(r);
 	if (r->fail_ev != NULL)
 		event_free(r->fail_ev);
 	free(r->client_name);
@@ -198,10 +208,7 @@ px_relay_answer(struct px_relay *r, enum px_relay_status status,
 static void
 px_relay_die(struct px_relay *r, enum px_relay_status status, const char *why)
 {
-	if (r->bev != NULL) {
-		bufferevent_free(r->bev);
-		r->bev = NULL;
-	}
+	px_relay_close_socket(r);
 	r->state = R_DEAD;
 	r->reply_len = 0;
 	px_relay_answer(r, status, why);
@@ -223,10 +230,7 @@ px_relay_fail_later(struct px_relay *r, enum px_relay_status status,
 {
 	struct timeval zero = {0, 0};
 
-	if (r->bev != NULL) {
-		bufferevent_free(r->bev);
-		r->bev = NULL;
-	}
+	px_relay_close_socket(r);
 	r->state = R_DEAD;
 	r->fail_status = status;
 	r->fail_why = why;
@@ -235,12 +239,13 @@ px_relay_fail_later(struct px_relay *r, enum px_relay_status status,
 	evtimer_add(r->fail_ev, &zero);
 }
 
+/* px_relay_set_read_timeout - how long to wait for the next reply; 0 while
+ * idle (an idle close is noticed, not timed). */
 static void
 px_relay_set_read_timeout(struct px_relay *r, double secs)
 {
-	struct timeval rt = px_timeval(secs), wt = px_timeval(r->cfg->timeouts.backend);
-
-	bufferevent_set_timeouts(r->bev, secs > 0 ? &rt : NULL, &wt);
+	if (r->rd != NULL)
+		px_reader_set_timeout(r->rd, secs);
 }
 
 static void
@@ -356,8 +361,7 @@ px_relay_on_reply(struct px_relay *r, int code)
 		if (code != 220) {
 			px_relay_die_keep_reply:
 			if (r->bev != NULL) {
-				bufferevent_free(r->bev);
-				r->bev = NULL;
+				px_relay_close_socket(r);
 			}
 			r->state = R_DEAD;
 			px_relay_answer(r, PX_RELAY_UNREACHABLE,
@@ -431,8 +435,7 @@ px_relay_on_reply(struct px_relay *r, int code)
 		/* The backend answered before the end (e.g. 552 and close):
 		 * that is its final word on this message, and the connection
 		 * is out of step, so it goes. */
-		bufferevent_free(r->bev);
-		r->bev = NULL;
+		px_relay_close_socket(r);
 		r->state = R_DEAD;
 		px_relay_answer(r, PX_RELAY_REPLY, NULL);
 		return false;
@@ -440,8 +443,7 @@ px_relay_on_reply(struct px_relay *r, int code)
 		/* Unsolicited: a 421 before an idle close.  Mark dead so the
 		 * next transaction reconnects. */
 		if (r->bev != NULL) {
-			bufferevent_free(r->bev);
-			r->bev = NULL;
+			px_relay_close_socket(r);
 		}
 		r->state = R_DEAD;
 		return false;
@@ -512,25 +514,41 @@ px_relay_writecb(struct bufferevent *bev, void *arg)
 		px_sock_drained(bev);
 }
 
+static void px_relay_failed(struct px_relay *r, bool timeout, const char *why);
+
 static void
-px_relay_readcb(struct bufferevent *bev, void *arg)
+px_relay_on_read(void *arg, enum px_read_what what)
 {
 	struct px_relay *r = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = px_reader_input(r->rd);
 
+	if (what == PX_READ_TIMEOUT) {
+		px_relay_failed(r, true, "backend timeout");
+		return;
+	}
+	if (what != PX_READ_DATA) {
+		px_relay_failed(r, false, what == PX_READ_EOF
+						  ? "backend closed the connection"
+						  : "backend connection error");
+		return;
+	}
 	for (;;) {
 		size_t len = evbuffer_get_length(in), take, j = 0;
 		struct px_reply_info info;
 		const char *p;
 		ssize_t n;
 
-		if (len == 0)
+		if (len == 0) {
+			px_reader_resume(r->rd);
 			return;
+		}
 		take = len < PX_REPLY_MAX ? len : PX_REPLY_MAX;
 		p = (const char *)evbuffer_pullup(in, (ssize_t)take);
 		n = px_reply_parse(p, take, &info);
-		if (n == 0 && len < PX_REPLY_MAX)
+		if (n == 0 && len < PX_REPLY_MAX) {
+			px_reader_resume(r->rd);
 			return;
+		}
 		if (n <= 0) {
 			px_log_warn("%016llx backend sent a malformed reply",
 				    (unsigned long long)r->sid);
@@ -557,36 +575,47 @@ px_relay_readcb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* px_relay_failed - the socket failed (timeout, EOF, error) in state. */
+static void
+px_relay_failed(struct px_relay *r, bool timeout, const char *why)
+{
+	bool opening = r->state <= R_EHLO2;
+
+	if (r->state == R_READY) {
+		/* Closed while idle: reconnect at the next transaction. */
+		px_relay_close_socket(r);
+		r->state = R_DEAD;
+		return;
+	}
+	px_relay_die(r,
+		     opening   ? PX_RELAY_UNREACHABLE
+		     : timeout ? PX_RELAY_TIMEOUT
+			       : PX_RELAY_LOST,
+		     why);
+}
+
+/* px_relay_eventcb - connect done, or the write side failed. */
 static void
 px_relay_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct px_relay *r = arg;
-	bool opening = r->state <= R_EHLO2;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		int one = 1;
+		struct timeval wt = px_timeval(r->cfg->timeouts.backend);
 
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
 			   &one, sizeof(one));
+		bufferevent_set_timeouts(bev, NULL, &wt);
 		r->state = R_BANNER;
+		r->rd = px_reader_new(r->base, bufferevent_getfd(bev),
+				      PX_REPLY_MAX * 2, px_relay_on_read, r);
 		px_relay_set_read_timeout(r, r->cfg->timeouts.backend);
 		return;
 	}
-	if (r->state == R_READY) {
-		/* Closed while idle: reconnect at the next transaction. */
-		bufferevent_free(r->bev);
-		r->bev = NULL;
-		r->state = R_DEAD;
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		px_relay_die(r, opening ? PX_RELAY_UNREACHABLE : PX_RELAY_TIMEOUT,
-			     "backend timeout");
-		return;
-	}
-	px_relay_die(r, opening ? PX_RELAY_UNREACHABLE : PX_RELAY_LOST,
-		     (what & BEV_EVENT_EOF) ? "backend closed the connection"
-					    : "backend connection error");
+	px_relay_failed(r, (what & BEV_EVENT_TIMEOUT) != 0,
+			(what & BEV_EVENT_TIMEOUT) ? "backend timeout"
+						   : "backend connection error");
 }
 
 void
@@ -603,21 +632,18 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	snprintf(r->proto, sizeof(r->proto), "%s", client->proto);
 	r->xclient_done = false;
 	r->reply_len = 0;
-	if (r->bev != NULL)
-		bufferevent_free(r->bev);
+	px_relay_close_socket(r);
 	r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (r->bev == NULL) {
 		px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
 				    "cannot create socket");
 		return;
 	}
-	bufferevent_setcb(r->bev, px_relay_readcb, px_relay_writecb,
-			  px_relay_eventcb, r);
+	bufferevent_setcb(r->bev, NULL, px_relay_writecb, px_relay_eventcb, r);
 	bufferevent_set_timeouts(r->bev, &t, &t);
-	/* EV_WRITE stays off: commands are written directly (sockio.h);
-	 * libevent watches the connect itself. */
-	bufferevent_disable(r->bev, EV_WRITE);
-	bufferevent_enable(r->bev, EV_READ);
+	/* EV_WRITE stays off: commands are written directly, and a
+	 * px_reader reads (sockio.h); libevent watches the connect itself. */
+	bufferevent_disable(r->bev, EV_WRITE | EV_READ);
 	r->state = R_CONNECTING;
 	if (bufferevent_socket_connect(r->bev,
 				       (struct sockaddr *)&r->cfg->backend,
@@ -702,6 +728,7 @@ px_relay_quit(struct px_relay *r)
 
 	if (r->bev == NULL)
 		return;
+	px_reader_free(&r->rd);
 	if (r->state != R_READY) {
 		bufferevent_free(r->bev);
 	} else {
@@ -719,6 +746,7 @@ px_relay_quit(struct px_relay *r)
 		bufferevent_setcb(r->bev, px_relay_quit_read, NULL,
 				  px_relay_quit_event, o);
 		bufferevent_set_timeouts(r->bev, &t, &t);
+		bufferevent_enable(r->bev, EV_READ);
 	}
 	r->bev = NULL;
 	r->state = R_CLOSED;

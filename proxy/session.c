@@ -126,7 +126,8 @@ struct px_session {
 	struct event_base *base;
 	struct px_config *cfg;
 	struct px_listen_info li;
-	struct bufferevent *bev;
+	struct bufferevent *bev; /* the write side (and the socket) */
+	struct px_reader *rd;	 /* the read side */
 	struct sockaddr_storage client;
 	char client_ip[48];
 	uint16_t client_port;
@@ -215,17 +216,22 @@ px_ms_since(const struct timespec *t0)
 static void
 px_session_set_timeout(struct px_session *s)
 {
-	struct timeval rt, wt = px_timeval(s->cfg->timeouts.command);
+	if (s->closing || s->rd == NULL)
+		return;
+	px_reader_set_timeout(s->rd, s->busy		    ? 0
+				     : s->state == S_DATA ? s->cfg->timeouts.data_block
+							  : s->cfg->timeouts.command);
+}
 
-	if (s->closing)
-		return;
-	if (s->busy) {
-		bufferevent_set_timeouts(s->bev, NULL, &wt);
-		return;
-	}
-	rt = px_timeval(s->state == S_DATA ? s->cfg->timeouts.data_block
-				      : s->cfg->timeouts.command);
-	bufferevent_set_timeouts(s->bev, &rt, &wt);
+/* px_session_drop_socket - the socket is gone (error) or done: stop
+ * reading and free it. */
+static void
+px_session_drop_socket(struct px_session *s)
+{
+	px_reader_free(&s->rd);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	s->bev = NULL;
 }
 
 /* px_write_reply - queue a formatted reply and remember it for the log. */
@@ -396,8 +402,7 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 		px_relay_free(&s->relay);
 	}
 	flt_chain_free(&s->chain);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
+	px_session_drop_socket(s);
 	if (s->counted)
 		px_conn_release(s->client_ip);
 	if (s->greet_ev != NULL)
@@ -469,7 +474,8 @@ px_session_close(struct px_session *s, const char *reason)
 	 * ends the wait. */
 	struct timeval wt = {10, 0};
 
-	bufferevent_disable(s->bev, EV_READ);
+	if (s->rd != NULL)
+		px_reader_stop(s->rd);
 	bufferevent_set_timeouts(s->bev, NULL, &wt);
 }
 
@@ -608,7 +614,7 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 
 	/* Anything the client sent before our last greeting line is a
 	 * pregreet (postscreen's test). */
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+	if (evbuffer_get_length(px_reader_input(s->rd)) > 0)
 		s->fs.pregreet = true;
 	px_session_connect_stage(s);
 }
@@ -661,7 +667,7 @@ px_session_greet(struct px_session *s)
 static void
 px_session_proxy_input(struct px_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = px_reader_input(s->rd);
 	size_t len = evbuffer_get_length(in);
 	size_t take = len < 16 + 65535 ? len : 16 + 65535;
 	struct px_proxy_hdr hdr;
@@ -1469,7 +1475,7 @@ px_session_eom(struct px_session *s)
 static bool
 px_session_data_input(struct px_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = px_reader_input(s->rd);
 	struct evbuffer_iovec vec[8];
 	int nvec = evbuffer_peek(in, -1, NULL, vec, 8);
 	size_t used = 0;
@@ -1520,7 +1526,7 @@ px_session_run(struct px_session *s)
 	if (s->in_run || s->closing || s->bev == NULL)
 		return;
 	s->in_run = true;
-	in = bufferevent_get_input(s->bev);
+	in = px_reader_input(s->rd);
 	out = bufferevent_get_output(s->bev);
 	while (!s->busy && !s->closing) {
 		if (s->state == S_PROXY) {
@@ -1585,6 +1591,7 @@ px_session_run(struct px_session *s)
 	if (s->closing)
 		return;
 	px_sock_flush(s->bev);
+	px_reader_resume(s->rd);
 	if (s->eof && !s->busy && evbuffer_get_length(in) == 0)
 		px_session_close(s, "eof");
 	else if (s->eof && !s->busy && s->state == S_DATA)
@@ -1738,42 +1745,29 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 /* Socket events. */
 
 static void
-px_session_readcb(struct bufferevent *bev, void *arg)
+px_session_on_read(void *arg, enum px_read_what what)
 {
 	struct px_session *s = arg;
 
-	if (s->state == S_GREET)
-		return; /* kept for the pregreet check */
-	px_session_run(s);
-}
-
-static void
-px_session_eventcb(struct bufferevent *bev, short what, void *arg)
-{
-	struct px_session *s = arg;
-
-	if (s->closing) {
-		/* The flush after close failed or timed out. */
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-		px_session_free_later(s);
+	if (s->closing)
 		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state == S_PROXY) {
-			px_session_close(s, "timeout");
-			return;
-		}
-		px_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
-			 s->cfg->hostname);
+	switch (what) {
+	case PX_READ_DATA:
+		if (s->state == S_GREET)
+			return; /* kept for the pregreet check */
+		px_session_run(s);
+		return;
+	case PX_READ_TIMEOUT:
+		if (s->state != S_PROXY)
+			px_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+				 s->cfg->hostname);
 		px_session_close(s, "timeout");
 		return;
-	}
-	if (what & BEV_EVENT_EOF) {
+	case PX_READ_EOF:
 		/* The client may have half-closed after pipelining: answer
 		 * what it sent first. */
 		s->eof = true;
-		bufferevent_disable(s->bev, EV_READ);
+		px_reader_stop(s->rd);
 		if (s->state == S_DATA) {
 			px_session_run(s);
 			if (!s->closing && s->state == S_DATA)
@@ -1783,10 +1777,26 @@ px_session_eventcb(struct bufferevent *bev, short what, void *arg)
 		if (!s->busy)
 			px_session_run(s);
 		return;
+	default:
+		/* A socket error: nobody to answer. */
+		px_session_drop_socket(s);
+		px_session_close(s, "error");
+		return;
 	}
-	/* A socket error: nobody to answer. */
-	bufferevent_free(s->bev);
-	s->bev = NULL;
+}
+
+/* px_session_eventcb - the write side failed or timed out. */
+static void
+px_session_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct px_session *s = arg;
+
+	px_session_drop_socket(s);
+	if (s->closing) {
+		/* The flush after close failed or timed out. */
+		px_session_free_later(s);
+		return;
+	}
 	px_session_close(s, "error");
 }
 
@@ -1827,13 +1837,17 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li,
 	s->fs.base = s->base;
 	s->chain = flt_chain_new(&s->fs);
 
-	bufferevent_setcb(s->bev, px_session_readcb, px_session_flushed,
-			  px_session_eventcb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, PX_IN_HIGH);
-	/* EV_WRITE (on by default) stays off: replies are written directly
-	 * (sockio.h). */
-	bufferevent_disable(s->bev, EV_WRITE);
-	bufferevent_enable(s->bev, EV_READ);
+	bufferevent_setcb(s->bev, NULL, px_session_flushed, px_session_eventcb,
+			  s);
+	/* EV_WRITE (on by default) stays off: replies are written directly;
+	 * EV_READ too: a px_reader reads (sockio.h). */
+	bufferevent_disable(s->bev, EV_WRITE | EV_READ);
+	{
+		struct timeval wt = px_timeval(s->cfg->timeouts.command);
+
+		bufferevent_set_timeouts(s->bev, NULL, &wt);
+	}
+	s->rd = px_reader_new(s->base, fd, PX_IN_HIGH, px_session_on_read, s);
 	px_session_set_timeout(s);
 	if (px_server_stopping(loop)) {
 		px_session_close(s, "shutdown");

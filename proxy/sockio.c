@@ -45,3 +45,136 @@ px_sock_drained(struct bufferevent *bev)
 	bufferevent_disable(bev, EV_WRITE);
 	return true;
 }
+
+/* The read side (see sockio.h). */
+
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "loop.h"
+
+#define PX_READ_CHUNK 65536
+
+struct px_reader {
+	struct event *ev;
+	struct evbuffer *in;
+	size_t high;
+	double timeout;
+	bool paused;
+	bool stopped;
+	px_reader_fn *cb;
+	void *arg;
+};
+
+static void
+px_reader_arm(struct px_reader *r)
+{
+	struct timeval tv = px_timeval(r->timeout);
+
+	event_add(r->ev, r->timeout > 0 ? &tv : NULL);
+}
+
+static void
+px_reader_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct px_reader *r = arg;
+	struct evbuffer_iovec vec[2];
+	ssize_t n;
+	int nvec;
+
+	if (what & EV_TIMEOUT) {
+		r->cb(r->arg, PX_READ_TIMEOUT);
+		return;
+	}
+	nvec = evbuffer_reserve_space(r->in, PX_READ_CHUNK, vec, 2);
+	n = readv(fd, (struct iovec *)vec, nvec);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		r->cb(r->arg, PX_READ_ERROR);
+		return;
+	}
+	if (n == 0) {
+		r->cb(r->arg, PX_READ_EOF);
+		return;
+	}
+	/* Say how much of the reserved space holds data. */
+	size_t left = (size_t)n;
+
+	for (int i = 0; i < nvec; i++) {
+		if (vec[i].iov_len > left)
+			vec[i].iov_len = left;
+		left -= vec[i].iov_len;
+	}
+	evbuffer_commit_space(r->in, vec, nvec);
+	if (r->high > 0 && evbuffer_get_length(r->in) >= r->high) {
+		/* Back-pressure: the owner is behind; px_reader_resume
+		 * re-arms once it has consumed. */
+		event_del(r->ev);
+		r->paused = true;
+	}
+	r->cb(r->arg, PX_READ_DATA);
+}
+
+struct px_reader *
+px_reader_new(struct event_base *base, int fd, size_t high, px_reader_fn *cb,
+	      void *arg)
+{
+	struct px_reader *r = px_calloc(1, sizeof(*r));
+
+	r->in = evbuffer_new();
+	r->high = high;
+	r->cb = cb;
+	r->arg = arg;
+	r->ev = event_new(base, fd, EV_READ | EV_PERSIST, px_reader_event, r);
+	px_reader_arm(r);
+	return r;
+}
+
+void
+px_reader_free(struct px_reader **rp)
+{
+	struct px_reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	event_free(r->ev);
+	evbuffer_free(r->in);
+	free(r);
+}
+
+struct evbuffer *
+px_reader_input(struct px_reader *r)
+{
+	return r->in;
+}
+
+void
+px_reader_set_timeout(struct px_reader *r, double secs)
+{
+	if (r->timeout == secs)
+		return;
+	r->timeout = secs;
+	if (!r->paused && !r->stopped)
+		px_reader_arm(r);
+}
+
+void
+px_reader_stop(struct px_reader *r)
+{
+	r->stopped = true;
+	event_del(r->ev);
+}
+
+void
+px_reader_resume(struct px_reader *r)
+{
+	if (!r->paused || r->stopped ||
+	    evbuffer_get_length(r->in) >= r->high / 2)
+		return;
+	r->paused = false;
+	px_reader_arm(r);
+}

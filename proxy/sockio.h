@@ -13,6 +13,7 @@
 #define MX_SOCKIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct bufferevent;
 
@@ -29,3 +30,45 @@ bool px_sock_flush(struct bufferevent *bev);
 bool px_sock_drained(struct bufferevent *bev);
 
 #endif
+
+/*
+ * The read side.  A bufferevent reads with an ioctl(FIONREAD) before every
+ * readv: one extra system call per SMTP command.  A px_reader is a
+ * persistent read event of our own that reads into an evbuffer with one
+ * readv, pauses above a high-water mark, and turns an idle period into a
+ * timeout.  The bufferevent of the same socket keeps the write side.
+ */
+struct event_base;
+struct evbuffer;
+struct px_reader;
+
+enum px_read_what {
+	PX_READ_DATA = 0, /* new bytes in the input buffer */
+	PX_READ_EOF,	  /* the peer closed its side */
+	PX_READ_ERROR,	  /* a read error (errno) */
+	PX_READ_TIMEOUT,  /* nothing arrived within the timeout */
+};
+
+/* Called on the loop thread; the callback may free the reader only as its
+ * very last action (the reader touches nothing after the call). */
+typedef void px_reader_fn(void *arg, enum px_read_what what);
+
+/* px_reader_new - watch fd (not owned: the bufferevent closes it). */
+struct px_reader *px_reader_new(struct event_base *base, int fd,
+				size_t high, px_reader_fn *cb, void *arg);
+
+/* px_reader_free - stop and free; *rp = NULL; accepts NULL. */
+void px_reader_free(struct px_reader **rp);
+
+/* px_reader_input - the input buffer (owned by the reader). */
+struct evbuffer *px_reader_input(struct px_reader *r);
+
+/* px_reader_set_timeout - idle timeout in seconds; 0 = none. */
+void px_reader_set_timeout(struct px_reader *r, double secs);
+
+/* px_reader_stop - stop reading for good (EOF seen, or closing). */
+void px_reader_stop(struct px_reader *r);
+
+/* px_reader_resume - after the owner consumed input: read again if the
+ * reader paused above its high-water mark. */
+void px_reader_resume(struct px_reader *r);
