@@ -32,7 +32,7 @@ static const char *const px_known_keys[] = {
 	"hostname", "listen", "backend", "store", "accepted_domains",
 	"relay_networks", "rules", "user", "group", "loops", "workers",
 	"greet_delay", "pregreet", "limits", "timeouts", "spool", "actions",
-	"soft_bounce", "log_level", NULL,
+	"soft_bounce", "log_level", "backend_pool", NULL,
 };
 static const char *const px_future_keys[] = {
 	"dns", "dnsbl", "dnswl", "rhsbl", "uribl", "fcrdns", "spf", "dkim",
@@ -327,6 +327,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	static const char *const action_keys[] = {"tag", "tempfail", "reject",
 						  NULL};
 	static const char *const pregreet_keys[] = {"action", "score", NULL};
+	static const char *const pool_keys[] = {"max_idle", "idle_timeout",
+						NULL};
 	config_setting_t *root = config_root_setting(lc);
 	config_setting_t *g;
 	const char *err;
@@ -467,6 +469,14 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 				   "spool dir \"%s\" is not a writable directory",
 				   cfg->spool.dir);
 
+	if ((g = config_setting_get_member(root, "backend_pool")) != NULL &&
+	    (px_cfg_check_keys(e, g, "backend_pool", pool_keys) < 0 ||
+	     px_cfg_unsigned(e, g, "max_idle", &cfg->backend_pool.max_idle, 0,
+			     10000) < 0 ||
+	     px_cfg_double(e, g, "idle_timeout", &cfg->backend_pool.idle_timeout,
+			   0.1, 3600) < 0))
+		return -1;
+
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
 	    (px_cfg_check_keys(e, g, "actions", action_keys) < 0 ||
 	     px_cfg_double(e, g, "tag", &cfg->actions.tag, -1000, 1000) < 0 ||
@@ -509,6 +519,10 @@ px_config_defaults(struct px_config *cfg)
 	cfg->actions.tag = 5.0;
 	cfg->actions.tempfail = 10.0;
 	cfg->actions.reject = 15.0;
+	/* Below Postfix's smtpd_timeout (300 s) by far, so the backend
+	 * rarely closes a pooled connection under us. */
+	cfg->backend_pool.max_idle = 16;
+	cfg->backend_pool.idle_timeout = 5.0;
 }
 
 static void

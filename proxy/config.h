@@ -80,6 +80,10 @@ struct px_config {
 		double tempfail;
 		double reject;
 	} actions;
+	struct {
+		unsigned max_idle;   /* idle backend connections kept per loop */
+		double idle_timeout; /* seconds one may wait */
+	} backend_pool;
 	bool soft_bounce;
 };
 

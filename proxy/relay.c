@@ -68,13 +68,17 @@ enum px_relay_state {
 
 struct px_relay {
 	struct event_base *base;
-	const struct px_config *cfg;
+	struct px_config *cfg; /* a reference of its own (pooled relays
+				* outlive their session) */
 	uint64_t sid;
 	px_relay_cb *cb;
 	void *arg;
 	struct bufferevent *bev; /* the socket and its write side */
 	struct px_reader *rd;	 /* its read side, once connected */
 	enum px_relay_state state;
+	bool reused; /* taken from the pool, no reply seen since */
+	bool parked; /* in the pool */
+	struct px_relay *pool_next, *pool_prev;
 	struct px_caps caps;
 	bool xclient_done;
 	/* Copies of the client facts, for XCLIENT. */
@@ -135,13 +139,13 @@ px_backend_caps_set(const struct px_caps *caps)
 }
 
 struct px_relay *
-px_relay_new(struct event_base *base, const struct px_config *cfg,
-	     uint64_t sid, px_relay_cb *cb, void *arg)
+px_relay_new(struct event_base *base, struct px_config *cfg, uint64_t sid,
+	     px_relay_cb *cb, void *arg)
 {
 	struct px_relay *r = px_calloc(1, sizeof(*r));
 
 	r->base = base;
-	r->cfg = cfg;
+	r->cfg = px_config_ref(cfg);
 	r->sid = sid;
 	r->cb = cb;
 	r->arg = arg;
@@ -164,6 +168,7 @@ px_relay_free(struct px_relay **rp)
 	free(r->client_helo);
 	free(r->chunk);
 	free(r->reply);
+	px_config_unref(&r->cfg);
 	free(r);
 }
 
@@ -196,6 +201,8 @@ px_relay_answer(struct px_relay *r, enum px_relay_status status,
 	memset(&res, 0, sizeof(res));
 	res.status = status;
 	res.why = why;
+	if (status == PX_RELAY_REPLY)
+		r->reused = false;
 	if (r->reply_len > 0) {
 		res.reply = r->reply;
 		res.reply_len = r->reply_len;
@@ -680,76 +687,119 @@ px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
 	px_relay_send(r, "DATA", 4, R_DATA_CMD);
 }
 
-/* Connections closing after QUIT, waiting for the 221.  Per loop thread, so
- * a stopping loop can close what is left (px_relay_orphans_free). */
-struct px_orphan {
-	struct px_orphan *next, *prev;
-	struct bufferevent *bev;
-};
-static __thread struct px_orphan *px_orphans;
-
-static void
-px_orphan_free(struct px_orphan *o)
-{
-	if (o->prev != NULL)
-		o->prev->next = o->next;
-	else
-		px_orphans = o->next;
-	if (o->next != NULL)
-		o->next->prev = o->prev;
-	bufferevent_free(o->bev);
-	free(o);
-}
-
-static void
-px_relay_quit_event(struct bufferevent *bev, short what, void *arg)
-{
-	px_orphan_free(arg);
-}
-
-static void
-px_relay_quit_read(struct bufferevent *bev, void *arg)
-{
-	/* The 221 (or anything): we are done. */
-	px_orphan_free(arg);
-}
-
-void
-px_relay_orphans_free(void)
-{
-	while (px_orphans != NULL)
-		px_orphan_free(px_orphans);
-}
-
 void
 px_relay_quit(struct px_relay *r)
 {
-	struct timeval t = {5, 0};
-
-	if (r->bev == NULL)
-		return;
-	px_reader_free(&r->rd);
-	if (r->state != R_READY) {
-		bufferevent_free(r->bev);
-	} else {
-		/* The connection lives on alone until the backend's 221 or
-		 * 5 s, so the backend logs a clean QUIT. */
+	/* QUIT, then close without waiting for the 221, as Postfix's own
+	 * SMTP client does (smtp_skip_quit_response). */
+	if (r->bev != NULL && r->state == R_READY) {
 		evbuffer_add(bufferevent_get_output(r->bev), "QUIT\r\n", 6);
 		px_sock_flush(r->bev);
-		struct px_orphan *o = px_calloc(1, sizeof(*o));
-
-		o->bev = r->bev;
-		o->next = px_orphans;
-		if (px_orphans != NULL)
-			px_orphans->prev = o;
-		px_orphans = o;
-		bufferevent_setcb(r->bev, px_relay_quit_read, NULL,
-				  px_relay_quit_event, o);
-		bufferevent_set_timeouts(r->bev, &t, &t);
-		bufferevent_enable(r->bev, EV_READ);
 	}
-	r->bev = NULL;
+	px_relay_close_socket(r);
 	r->state = R_CLOSED;
+}
+
+/*
+ * The pool: greeted, idle backend connections that a finished session left
+ * behind, per loop thread (so no locks), newest first.  A parked connection
+ * watches its socket: anything the backend says or a close while parked,
+ * or backend_pool.idle_timeout passing, takes it out and closes it.
+ */
+static __thread struct px_relay *px_pool;
+static __thread unsigned px_pool_len;
+
+static void
+px_pool_unlink(struct px_relay *r)
+{
+	if (r->pool_prev != NULL)
+		r->pool_prev->pool_next = r->pool_next;
+	else
+		px_pool = r->pool_next;
+	if (r->pool_next != NULL)
+		r->pool_next->pool_prev = r->pool_prev;
+	r->pool_next = r->pool_prev = NULL;
+	r->parked = false;
+	px_pool_len--;
+}
+
+static void
+px_pool_on_read(void *arg, enum px_read_what what)
+{
+	struct px_relay *r = arg;
+
+	/* Idle too long (QUIT), or the backend spoke or left: done. */
+	px_pool_unlink(r);
+	if (what != PX_READ_TIMEOUT)
+		r->state = R_DEAD;
+	px_relay_quit(r);
+	px_relay_free(&r);
+}
+
+void
+px_relay_release(struct px_relay **rp)
+{
+	struct px_relay *r = *rp;
+
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	/* Only a clean connection that carries no client's identity: after
+	 * XCLIENT the backend's idea of the client belongs to that client. */
+	if (r->state != R_READY || r->xclient_done || r->rd == NULL ||
+	    px_pool_len >= r->cfg->backend_pool.max_idle) {
+		px_relay_quit(r);
+		px_relay_free(&r);
+		return;
+	}
+	r->cb = NULL;
+	r->arg = NULL;
+	r->parked = true;
+	r->pool_prev = NULL;
+	r->pool_next = px_pool;
+	if (px_pool != NULL)
+		px_pool->pool_prev = r;
+	px_pool = r;
+	px_pool_len++;
+	px_reader_set_callback(r->rd, px_pool_on_read, r);
+	px_reader_set_timeout(r->rd, r->cfg->backend_pool.idle_timeout);
+}
+
+struct px_relay *
+px_relay_take(struct event_base *base, struct px_config *cfg, uint64_t sid,
+	      px_relay_cb *cb, void *arg)
+{
+	for (struct px_relay *r = px_pool; r != NULL; r = r->pool_next) {
+		if (r->cfg != cfg || r->base != base)
+			continue;
+		px_pool_unlink(r);
+		r->sid = sid;
+		r->cb = cb;
+		r->arg = arg;
+		r->reused = true;
+		px_reader_set_callback(r->rd, px_relay_on_read, r);
+		px_reader_set_timeout(r->rd, 0);
+		return r;
+	}
+	return px_relay_new(base, cfg, sid, cb, arg);
+}
+
+bool
+px_relay_reused(const struct px_relay *r)
+{
+	return r->reused;
+}
+
+void
+px_relay_pool_drain(void)
+{
+	while (px_pool != NULL) {
+		struct px_relay *r = px_pool;
+
+		px_pool_unlink(r);
+		px_relay_quit(r);
+		px_relay_free(&r);
+	}
 }
 
 /* px_probe_read_reply - blocking read of one reply into buf. */

@@ -51,10 +51,36 @@ struct px_relay_client {
 	const char *proto; /* "SMTP" or "ESMTP" */
 };
 
-/* px_relay_new - an unconnected relay for session sid; cfg must outlive it. */
-struct px_relay *px_relay_new(struct event_base *base,
-			      const struct px_config *cfg, uint64_t sid,
-			      px_relay_cb *cb, void *arg);
+/* px_relay_new - an unconnected relay for session sid; it takes its own
+ * reference on cfg. */
+struct px_relay *px_relay_new(struct event_base *base, struct px_config *cfg,
+			      uint64_t sid, px_relay_cb *cb, void *arg);
+
+/*
+ * px_relay_take - a relay for session sid: an idle, greeted connection of
+ * this loop's pool made with the same cfg when there is one
+ * (px_relay_usable() is then true: go straight to MAIL), else a new
+ * unconnected one (call px_relay_open()).  Loop thread only.
+ */
+struct px_relay *px_relay_take(struct event_base *base, struct px_config *cfg,
+			       uint64_t sid, px_relay_cb *cb, void *arg);
+
+/*
+ * px_relay_release - the session is done with *rp (sets it NULL): a clean,
+ * idle connection that carries no client identity (no XCLIENT) is parked
+ * in the pool (backend_pool.max_idle per loop, closed after
+ * backend_pool.idle_timeout); anything else gets QUIT and is closed.
+ */
+void px_relay_release(struct px_relay **rp);
+
+/* px_relay_reused - taken from the pool and no reply seen since: a failure
+ * now may just be the backend's idle close, worth one retry on a fresh
+ * connection. */
+bool px_relay_reused(const struct px_relay *r);
+
+/* px_relay_pool_drain - close this loop thread's pooled connections (the
+ * loop is about to end). */
+void px_relay_pool_drain(void);
 
 /* px_relay_free - close at once, no callback; *rp = NULL; accepts NULL. */
 void px_relay_free(struct px_relay **rp);
@@ -92,13 +118,9 @@ void px_relay_command(struct px_relay *r, const char *line, size_t len);
 void px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
 		      struct px_spool *sp);
 
-/* px_relay_quit - send QUIT and close without waiting (no callback); the
- * connection lives on alone until the 221 or 5 seconds. */
+/* px_relay_quit - send QUIT if idle, and close without waiting for the
+ * 221 (no callback); the relay can be opened again or freed. */
 void px_relay_quit(struct px_relay *r);
-
-/* px_relay_orphans_free - close this loop thread's connections still
- * waiting for their 221 (the loop is about to end). */
-void px_relay_orphans_free(void);
 
 /* The backend's capabilities as last seen by any connection or the startup
  * probe (process-wide, thread-safe); false if never seen. */

@@ -397,10 +397,7 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	struct px_loop *loop = s->loop;
 
 	px_loop_unregister(loop, s->id);
-	if (s->relay != NULL) {
-		px_relay_quit(s->relay);
-		px_relay_free(&s->relay);
-	}
+	px_relay_release(&s->relay);
 	flt_chain_free(&s->chain);
 	px_session_drop_socket(s);
 	if (s->counted)
@@ -462,10 +459,12 @@ px_session_close(struct px_session *s, const char *reason)
 		px_log_info("%016llx disconnect reason=%s txns=%u ms=%ld",
 			    (unsigned long long)s->id, reason, s->ntxn,
 			    px_ms_since(&s->start));
-	if (s->relay != NULL) {
+	/* A backend transaction still open is not clean: no pool for it. */
+	if (s->backend_txn && s->relay != NULL) {
 		px_relay_quit(s->relay);
 		px_relay_free(&s->relay);
 	}
+	px_relay_release(&s->relay);
 	if (s->bev == NULL || px_sock_flush(s->bev)) {
 		px_session_free_later(s);
 		return;
@@ -898,6 +897,20 @@ px_relay_client_info(struct px_session *s, struct px_relay_client *c)
 	c->proto = s->esmtp ? "ESMTP" : "SMTP";
 }
 
+/* px_session_open_backend - connect and greet the backend for MAIL. */
+static void
+px_session_open_backend(struct px_session *s)
+{
+	struct px_relay_client c;
+
+	if (s->relay == NULL)
+		s->relay = px_relay_new(s->base, s->cfg, s->id,
+					px_session_relay_cb, s);
+	px_relay_client_info(s, &c);
+	s->op = OP_OPEN;
+	px_relay_open(s->relay, &c);
+}
+
 /* px_session_send_mail - the backend is ready: XFORWARD if needed, then
  * MAIL. */
 static void
@@ -964,14 +977,11 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 	}
 	if (s->relay != NULL && !px_relay_usable(s->relay))
 		px_relay_free(&s->relay);
-	if (s->relay == NULL) {
-		struct px_relay_client c;
-
-		s->relay = px_relay_new(s->base, s->cfg, s->id,
-					px_session_relay_cb, s);
-		px_relay_client_info(s, &c);
-		s->op = OP_OPEN;
-		px_relay_open(s->relay, &c);
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+					 px_session_relay_cb, s);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
 		return;
 	}
 	px_session_send_mail(s);
@@ -1612,6 +1622,14 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	if (s->closing)
 		return;
 	s->op = OP_NONE;
+	if (res->status != PX_RELAY_REPLY && s->relay != NULL &&
+	    px_relay_reused(s->relay) && (op == OP_XFORWARD || op == OP_MAIL)) {
+		/* A pooled connection the backend closed meanwhile: one more
+		 * try on a fresh one before the client hears of it. */
+		px_relay_free(&s->relay);
+		px_session_open_backend(s);
+		return;
+	}
 	switch (op) {
 	case OP_OPEN:
 		if (res->status != PX_RELAY_REPLY) {
@@ -1805,7 +1823,6 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li,
 		 int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct px_session *s = px_calloc(1, sizeof(*s));
-	int one = 1;
 
 	s->loop = loop;
 	s->base = px_loop_base(loop);
@@ -1822,7 +1839,6 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li,
 	px_addr_ip(&s->client, s->client_ip, sizeof(s->client_ip));
 	s->client_port = px_addr_port(&s->client);
 	s->proxy_version = "-";
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->free_ev = evtimer_new(s->base, px_session_free_cb, s);
 	px_loop_register(loop, s->id, s);

@@ -146,6 +146,13 @@ px_reader_free(struct px_reader **rp)
 	free(r);
 }
 
+void
+px_reader_set_callback(struct px_reader *r, px_reader_fn *cb, void *arg)
+{
+	r->cb = cb;
+	r->arg = arg;
+}
+
 struct evbuffer *
 px_reader_input(struct px_reader *r)
 {

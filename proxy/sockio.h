@@ -60,6 +60,9 @@ struct px_reader *px_reader_new(struct event_base *base, int fd,
 /* px_reader_free - stop and free; *rp = NULL; accepts NULL. */
 void px_reader_free(struct px_reader **rp);
 
+/* px_reader_set_callback - hand the reader to another owner. */
+void px_reader_set_callback(struct px_reader *r, px_reader_fn *cb, void *arg);
+
 /* px_reader_input - the input buffer (owned by the reader). */
 struct evbuffer *px_reader_input(struct px_reader *r);
 
