@@ -9,8 +9,11 @@
  */
 #include "log.h"
 
+#include <event2/event.h>
+
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -20,6 +23,54 @@ static const char *px_log_ident = "mxguard";
 static bool px_log_syslog;
 static enum px_log_level px_log_max = PX_LOG_INFO;
 static long px_log_pid; /* cached: getpid() is a system call */
+
+/* Per loop thread: lines gathered during one loop iteration. */
+#define PX_LOG_GATHER 16384
+static __thread char *px_log_buf;
+static __thread size_t px_log_len;
+static __thread struct event *px_log_ev;
+
+static void
+px_log_write(const char *buf, size_t len)
+{
+	/* A failed log write has nowhere to be reported. */
+	ssize_t w = write(STDERR_FILENO, buf, len);
+	(void)w;
+}
+
+static void
+px_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+	if (px_log_len > 0)
+		px_log_write(px_log_buf, px_log_len);
+	px_log_len = 0;
+}
+
+void
+px_log_attach(struct event_base *base)
+{
+	static char dummy;
+
+	if (px_log_syslog)
+		return;
+	px_log_buf = malloc(PX_LOG_GATHER);
+	if (px_log_buf == NULL)
+		return;
+	/* An event with no fd, made active when the first line of an
+	 * iteration arrives: it runs after the callbacks already due. */
+	px_log_ev = event_new(base, -1, 0, px_log_flush, &dummy);
+}
+
+void
+px_log_detach(void)
+{
+	px_log_flush(-1, 0, NULL);
+	if (px_log_ev != NULL)
+		event_free(px_log_ev);
+	px_log_ev = NULL;
+	free(px_log_buf);
+	px_log_buf = NULL;
+}
 
 void
 px_log_init(const char *ident, bool use_syslog)
@@ -73,7 +124,14 @@ px_log(enum px_log_level level, const char *fmt, ...)
 		return;
 	}
 	line[n++] = '\n';
-	/* A failed log write has nowhere to be reported. */
-	ssize_t w = write(STDERR_FILENO, line, n);
-	(void)w;
+	if (px_log_ev == NULL) {
+		px_log_write(line, n);
+		return;
+	}
+	if (px_log_len + n > PX_LOG_GATHER)
+		px_log_flush(-1, 0, NULL);
+	memcpy(px_log_buf + px_log_len, line, n);
+	if (px_log_len == 0)
+		event_active(px_log_ev, EV_TIMEOUT, 0);
+	px_log_len += n;
 }

@@ -18,6 +18,14 @@ enum px_log_level {
 /* px_log_init - where lines go: stderr, or syslog when use_syslog. */
 void px_log_init(const char *ident, bool use_syslog);
 
+/* px_log_attach - from a loop thread, before its loop runs: that thread's
+ * lines are gathered and written once per loop iteration (one write(2) for
+ * all the lines of a busy moment) instead of one write each.
+ * px_log_detach - write what is gathered and stop gathering. */
+struct event_base;
+void px_log_attach(struct event_base *base);
+void px_log_detach(void);
+
 /* px_log_set_level - lines above level are dropped. */
 void px_log_set_level(enum px_log_level level);
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "log.h"
 
 #define PX_LOOP_BUCKETS 4096
 
@@ -122,7 +123,9 @@ px_loop_main(void *arg)
 
 	/* The mailbox event has no fd, so it does not keep a base alive:
 	 * only px_loop_exit() ends the loop. */
+	px_log_attach(loop->base);
 	event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	px_log_detach();
 	return NULL;
 }
 
