@@ -12,7 +12,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build asan run test unit e2e test-asan fuzz bench format clean
+.PHONY: all deps build asan run test unit e2e test-asan fuzz fuzz-smoke bench format clean
 
 all: build
 
@@ -48,10 +48,15 @@ test-asan: asan
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(PYTHON) -m pytest tests/e2e
 
-test: unit e2e test-asan
+# make test also runs each fuzzer briefly: a harness that no longer builds
+# or crashes on its seed corpus fails CI; make fuzz is the long run.
+test: unit e2e test-asan fuzz-smoke
 
 fuzz: deps
 	@./scripts/fuzz.sh
+
+fuzz-smoke: deps
+	@FUZZ_SECONDS=10 ./scripts/fuzz.sh
 
 bench: build
 	@./bench/relay

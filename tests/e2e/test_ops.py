@@ -377,3 +377,46 @@ def test_tag_over_threshold(backend, make_mx):
     assert fields["X-Spam-Flag"] == "X-Spam-Flag: YES\r\n"
     (t,) = mx.session(c)["txns"]
     check_txn(t, result="tag", stage="eom")
+
+
+def test_privilege_drop(backend, make_mx):
+    """user/group: root binds the port, then the daemon runs as nobody and
+    still relays, spilling a large message to a spool folder nobody owns."""
+    import pwd
+    import shutil
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    spool = tempfile.mkdtemp(prefix="mxg-spool-", dir="/tmp")
+    try:
+        os.chmod(spool, 0o700)
+        os.chown(spool, nobody.pw_uid, nobody.pw_gid)
+        mx = make_mx(config={"user": "nobody", "group": "nogroup",
+                             "spool": {"dir": spool, "memory_max": 65536}})
+        with open("/proc/%d/status" % mx.pid) as f:
+            status = f.read()
+        uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
+        assert set(uids) == {str(nobody.pw_uid)}, status
+        gids = re.search(r"^Gid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
+        assert gids[0] != "0" and gids[1] != "0", status
+        big = simple_message("big", body=(b"0123456789abcdef" * 4 + b"\r\n") * 8000)
+        c = mx.connect()
+        c.ehlo()
+        assert_reply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+        assert_reply(c.cmd("RCPT TO:<%s>" % RCPT), 250)
+        _, final = c.data(big)
+        assert final.code == 250, final
+        c.quit()
+        (txn,) = backend.wait_messages(1)
+        assert txn.data.endswith(big)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def test_privilege_drop_unknown_user(backend, make_mx):
+    mx = make_mx(config={"user": "no-such-user-mxguard"}, start=False)
+    with pytest.raises(Exception) as e:
+        mx.start(timeout=5)
+    assert "unknown user" in str(e.value)
+    # It refused to run as root by mistake: exit 1, nothing listening.
+    assert mx.stop(check=False) == 1
