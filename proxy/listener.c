@@ -48,11 +48,14 @@ struct px_server_loop {
 	bool stopping;
 	double grace;
 	struct event *grace_ev;
+	struct event *resume_ev; /* re-enables accepting after EMFILE */
+	unsigned accept_errors;	 /* since the last log line about them */
 };
 
 static struct px_bound *px_bound;
 static size_t px_nbound;
 static struct px_server_loop px_sloops[PX_MAX_LOOPS];
+static struct px_server_loop *px_server_loop_of(struct event_base *base);
 static unsigned px_nsloops;
 
 int
@@ -104,21 +107,62 @@ px_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	     struct sockaddr *sa, int salen, void *arg)
 {
 	struct px_listen_info *info = arg;
-	struct px_loop *loop = NULL;
-	struct event_base *base = evconnlistener_get_base(lev);
+	struct px_server_loop *sl =
+		px_server_loop_of(evconnlistener_get_base(lev));
 
+	px_session_start(sl->loop, info, fd, sa, (socklen_t)salen);
+}
+
+static struct px_server_loop *
+px_server_loop_of(struct event_base *base)
+{
 	for (unsigned i = 0; i < px_nsloops; i++)
 		if (px_loop_base(px_sloops[i].loop) == base)
-			loop = px_sloops[i].loop;
-	px_session_start(loop, info, fd, sa, (socklen_t)salen);
+			return &px_sloops[i];
+	return NULL;
 }
 
 static void
+px_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct px_server_loop *sl = arg;
+
+	if (sl->accept_errors > 1)
+		px_log_warn("accept: %u more failures; accepting again",
+			    sl->accept_errors - 1);
+	sl->accept_errors = 0;
+	for (size_t i = 0; i < sl->nls; i++)
+		evconnlistener_enable(sl->ls[i]);
+}
+
+/*
+ * px_accept_error - accept(2) failed.  Out of descriptors or memory
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM), the pending connection stays in the
+ * backlog and the level-triggered listener would fire again at once,
+ * forever: this loop stops accepting for a second instead, and logs once.
+ */
+static void
 px_accept_error(struct evconnlistener *lev, void *arg)
 {
-	/* EMFILE/ENFILE and the like: log and keep going; libevent retries
-	 * on the next readiness. */
-	px_log_warn("accept: %s", strerror(errno));
+	int err = errno;
+	struct px_server_loop *sl =
+		px_server_loop_of(evconnlistener_get_base(lev));
+	struct timeval one = {1, 0};
+
+	if (sl == NULL || (err != EMFILE && err != ENFILE && err != ENOBUFS &&
+			   err != ENOMEM)) {
+		px_log_warn("accept: %s", strerror(err));
+		return;
+	}
+	if (sl->accept_errors++ == 0)
+		px_log_warn("accept: %s; pausing new connections for 1 s",
+			    strerror(err));
+	for (size_t i = 0; i < sl->nls; i++)
+		evconnlistener_disable(sl->ls[i]);
+	if (sl->resume_ev == NULL)
+		sl->resume_ev = evtimer_new(px_loop_base(sl->loop),
+					    px_accept_resume, sl);
+	evtimer_add(sl->resume_ev, &one);
 }
 
 void
@@ -155,6 +199,9 @@ px_server_maybe_exit(struct px_server_loop *sl)
 		if (sl->grace_ev != NULL)
 			event_free(sl->grace_ev);
 		sl->grace_ev = NULL;
+		if (sl->resume_ev != NULL)
+			event_free(sl->resume_ev);
+		sl->resume_ev = NULL;
 		px_loop_exit(sl->loop);
 	}
 }

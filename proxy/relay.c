@@ -431,6 +431,10 @@ px_relay_on_reply(struct px_relay *r, int code)
 			return false;
 		}
 		r->state = R_DATA_SEND;
+		/* While the message streams the backend says nothing: the
+		 * write timeout measures progress; data_done is armed when
+		 * the dot is queued. */
+		px_relay_set_read_timeout(r, 0);
 		px_data_encoder_init(&r->enc);
 		r->sp_off = 0;
 		/* Headers go first; they end in CRLF so the message starts
@@ -583,11 +587,19 @@ px_relay_on_read(void *arg, enum px_read_what what)
 }
 
 /* px_relay_failed - the socket failed (timeout, EOF, error) in state. */
+static void px_pool_unlink(struct px_relay *r);
+
 static void
 px_relay_failed(struct px_relay *r, bool timeout, const char *why)
 {
 	bool opening = r->state <= R_EHLO2;
 
+	if (r->parked) {
+		/* A pooled connection failed: out of the pool, and gone. */
+		px_pool_unlink(r);
+		px_relay_free(&r);
+		return;
+	}
 	if (r->state == R_READY) {
 		/* Closed while idle: reconnect at the next transaction. */
 		px_relay_close_socket(r);
@@ -747,6 +759,8 @@ px_relay_release(struct px_relay **rp)
 	/* Only a clean connection that carries no client's identity: after
 	 * XCLIENT the backend's idea of the client belongs to that client. */
 	if (r->state != R_READY || r->xclient_done || r->rd == NULL ||
+	    r->bev == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(r->bev)) > 0 ||
 	    px_pool_len >= r->cfg->backend_pool.max_idle) {
 		px_relay_quit(r);
 		px_relay_free(&r);
@@ -770,7 +784,8 @@ px_relay_take(struct event_base *base, struct px_config *cfg, uint64_t sid,
 	      px_relay_cb *cb, void *arg)
 {
 	for (struct px_relay *r = px_pool; r != NULL; r = r->pool_next) {
-		if (r->cfg != cfg || r->base != base)
+		if (r->cfg != cfg || r->base != base || r->state != R_READY ||
+		    r->rd == NULL)
 			continue;
 		px_pool_unlink(r);
 		r->sid = sid;

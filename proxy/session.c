@@ -223,6 +223,24 @@ px_session_set_timeout(struct px_session *s)
 							  : s->cfg->timeouts.command);
 }
 
+/* px_session_set_busy - wait for a filter or the backend: the client's
+ * command timeout must not run meanwhile (the backend has its own). */
+static void
+px_session_set_busy(struct px_session *s)
+{
+	s->busy = true;
+	px_session_set_timeout(s);
+}
+
+/* px_session_drop_relay - the backend connection is unusable or out of
+ * step: close it (never to the pool); a new MAIL opens a fresh one. */
+static void
+px_session_drop_relay(struct px_session *s)
+{
+	px_relay_free(&s->relay);
+	s->backend_txn = false;
+}
+
 /* px_session_drop_socket - the socket is gone (error) or done: stop
  * reading and free it. */
 static void
@@ -368,7 +386,7 @@ px_session_backend_broken(struct px_session *s)
 {
 	px_txn_end(s, "error");
 	s->backend_txn = false;
-	px_relay_free(&s->relay);
+	px_session_drop_relay(s);
 	px_session_done(s);
 }
 
@@ -455,6 +473,8 @@ px_session_close(struct px_session *s, const char *reason)
 		px_txn_end(s, "abort");
 	s->closing = true;
 	s->close_reason = reason;
+	if (s->greet_ev != NULL)
+		event_del(s->greet_ev);
 	if (s->state != S_PROXY)
 		px_log_info("%016llx disconnect reason=%s txns=%u ms=%ld",
 			    (unsigned long long)s->id, reason, s->ntxn,
@@ -462,7 +482,7 @@ px_session_close(struct px_session *s, const char *reason)
 	/* A backend transaction still open is not clean: no pool for it. */
 	if (s->backend_txn && s->relay != NULL) {
 		px_relay_quit(s->relay);
-		px_relay_free(&s->relay);
+		px_session_drop_relay(s);
 	}
 	px_relay_release(&s->relay);
 	if (s->bev == NULL || px_sock_flush(s->bev)) {
@@ -600,7 +620,7 @@ px_session_connect_stage(struct px_session *s)
 {
 	struct flt_verdict v;
 
-	s->busy = true;
+	px_session_set_busy(s);
 	if (flt_chain_run(s->chain, FLT_STAGE_CONNECT, px_session_connect_done,
 			  s, &v) == 1)
 		px_session_connect_done(s, &v);
@@ -611,6 +631,8 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_session *s = arg;
 
+	if (s->closing || s->rd == NULL)
+		return;
 	/* Anything the client sent before our last greeting line is a
 	 * pregreet (postscreen's test). */
 	if (evbuffer_get_length(px_reader_input(s->rd)) > 0)
@@ -642,7 +664,7 @@ px_session_greet(struct px_session *s)
 		s->counted = true;
 	}
 	s->state = S_GREET;
-	s->busy = true;
+	px_session_set_busy(s);
 	if (s->cfg->greet_delay > 0) {
 		struct timeval tv = px_timeval(s->cfg->greet_delay);
 
@@ -764,7 +786,7 @@ px_cmd_helo(struct px_session *s, const struct px_cmd *cmd, bool esmtp)
 	s->esmtp = esmtp;
 	s->fs.helo = s->helo;
 	s->fs.esmtp = esmtp;
-	s->busy = true;
+	px_session_set_busy(s);
 	/* A transaction open at the backend must go too; the HELO filters
 	 * run when its RSET answers. */
 	if (px_session_rset_backend(s, OP_RSET_HELO))
@@ -976,7 +998,7 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 		return;
 	}
 	if (s->relay != NULL && !px_relay_usable(s->relay))
-		px_relay_free(&s->relay);
+		px_session_drop_relay(s);
 	if (s->relay == NULL)
 		s->relay = px_relay_take(s->base, s->cfg, s->id,
 					 px_session_relay_cb, s);
@@ -1012,7 +1034,7 @@ px_cmd_mail(struct px_session *s, const struct px_cmd *cmd)
 	}
 	s->txn.mail_line = px_strdup(line);
 	s->fs.mail_from = s->txn.from;
-	s->busy = true;
+	px_session_set_busy(s);
 	if (flt_chain_run(s->chain, FLT_STAGE_MAIL, px_session_mail_filters_done,
 			  s, &v) == 1)
 		px_session_mail_filters_done(s, &v);
@@ -1132,7 +1154,7 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 
 		px_reply_relay_failure(s, &res);
 		px_txn_end(s, "error");
-		px_relay_free(&s->relay);
+		px_session_drop_relay(s);
 		px_session_done(s);
 		return;
 	}
@@ -1179,7 +1201,7 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 				flt_chain_score(s->chain));
 		return;
 	}
-	s->busy = true;
+	px_session_set_busy(s);
 	if (flt_chain_run(s->chain, FLT_STAGE_RCPT, px_session_rcpt_filters_done,
 			  s, &v) == 1)
 		px_session_rcpt_filters_done(s, &v);
@@ -1221,10 +1243,10 @@ px_session_rset_backend(struct px_session *s, enum px_relay_op op)
 		return false;
 	s->backend_txn = false;
 	if (!px_relay_usable(s->relay)) {
-		px_relay_free(&s->relay);
+		px_session_drop_relay(s);
 		return false;
 	}
-	s->busy = true;
+	px_session_set_busy(s);
 	s->op = op;
 	px_relay_command(s->relay, "RSET", 4);
 	return true;
@@ -1428,7 +1450,7 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 
 		px_reply_relay_failure(s, &res);
 		px_txn_end(s, "error");
-		px_relay_free(&s->relay);
+		px_session_drop_relay(s);
 		px_session_done(s);
 		return;
 	}
@@ -1436,8 +1458,6 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 	px_session_build_headers(s, action == FLT_TAG);
 	s->op = OP_MESSAGE;
 	s->txn.tagged = action == FLT_TAG;
-	/* Whatever the backend answers, its transaction ends with it. */
-	s->backend_txn = false;
 	px_relay_message(s->relay, s->headers, strlen(s->headers), s->spool);
 }
 
@@ -1449,7 +1469,7 @@ px_session_eom(struct px_session *s)
 	s->state = S_CMD;
 	s->txn.stage = ST_EOM;
 	s->txn.size = px_spool_size(s->spool);
-	s->busy = true;
+	px_session_set_busy(s);
 	px_session_set_timeout(s);
 	if (s->txn.too_big) {
 		px_reply(s, 552, "5.3.4", "Error: message exceeds fixed size limit");
@@ -1626,7 +1646,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	    px_relay_reused(s->relay) && (op == OP_XFORWARD || op == OP_MAIL)) {
 		/* A pooled connection the backend closed meanwhile: one more
 		 * try on a fresh one before the client hears of it. */
-		px_relay_free(&s->relay);
+		px_session_drop_relay(s);
 		px_session_open_backend(s);
 		return;
 	}
@@ -1644,7 +1664,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 				px_log_reply(s->txn.backend, sizeof(s->txn.backend),
 					     res->reply, res->reply_len);
 			px_txn_end(s, "tempfail");
-			px_relay_free(&s->relay);
+			px_session_drop_relay(s);
 			px_session_done(s);
 			return;
 		}
@@ -1668,6 +1688,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		if (res->code == 421) {
 			px_reply_backend(s, res, false);
 			px_txn_end(s, "tempfail");
+			px_session_drop_relay(s);
 			px_session_close(s, "backend");
 			return;
 		}
@@ -1689,6 +1710,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		if (res->code == 421) {
 			px_reply_backend(s, res, false);
 			px_txn_end(s, "tempfail");
+			px_session_drop_relay(s);
 			px_session_close(s, "backend");
 			return;
 		}
@@ -1710,11 +1732,11 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		/* A backend that fails RSET is closed; the next MAIL opens
 		 * a fresh connection. */
 		if (res->status != PX_RELAY_REPLY || res->code != 250)
-			px_relay_free(&s->relay);
+			px_session_drop_relay(s);
 		if (op == OP_RSET_HELO) {
 			struct flt_verdict v;
 
-			s->busy = true;
+			px_session_set_busy(s);
 			if (flt_chain_run(s->chain, FLT_STAGE_HELO,
 					  px_session_helo_done, s, &v) == 1)
 				px_session_helo_done(s, &v);
@@ -1741,11 +1763,19 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		else
 			px_txn_end(s, "error");
 		if (res->code == 421) {
+			px_session_drop_relay(s);
 			px_session_close(s, "backend");
 			return;
 		}
-		if (!px_relay_usable(s->relay))
-			px_relay_free(&s->relay);
+		if (!px_relay_usable(s->relay)) {
+			px_session_drop_relay(s);
+		} else if (res->final) {
+			s->backend_txn = false;
+		} else if (px_session_rset_backend(s, OP_RSET)) {
+			/* DATA itself was refused: the backend's MAIL is still
+			 * open and must not reach the next transaction. */
+			return;
+		}
 		px_session_done(s);
 		return;
 	}
@@ -1756,7 +1786,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	 * over on both sides (a new MAIL reconnects). */
 	px_reply_relay_failure(s, res);
 	px_txn_end(s, "error");
-	px_relay_free(&s->relay);
+	px_session_drop_relay(s);
 	px_session_done(s);
 }
 
@@ -1786,6 +1816,13 @@ px_session_on_read(void *arg, enum px_read_what what)
 		 * what it sent first. */
 		s->eof = true;
 		px_reader_stop(s->rd);
+		if (s->state == S_PROXY) {
+			/* A header cut short: nothing more can come. */
+			px_session_run(s);
+			if (!s->closing && s->state == S_PROXY)
+				px_session_close(s, "eof");
+			return;
+		}
 		if (s->state == S_DATA) {
 			px_session_run(s);
 			if (!s->closing && s->state == S_DATA)

@@ -73,7 +73,13 @@ px_reader_arm(struct px_reader *r)
 {
 	struct timeval tv = px_timeval(r->timeout);
 
-	event_add(r->ev, r->timeout > 0 ? &tv : NULL);
+	if (r->timeout > 0) {
+		event_add(r->ev, &tv);
+		return;
+	}
+	/* event_add(ev, NULL) keeps a timeout set earlier: remove it. */
+	event_add(r->ev, NULL);
+	event_remove_timer(r->ev);
 }
 
 static void
