@@ -188,20 +188,40 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	px_log_init("mxguard", daemonize);
-	if (px_listeners_bind(cfg, &lerr) < 0) {
-		px_log_err("%s", lerr);
+	/* Signals are caught from before the port is open: a SIGHUP from a
+	 * script that saw the port listen must not kill us (its default
+	 * action); signals that come during startup are handled once the main
+	 * loop runs. */
+	px_main_base = event_base_new();
+	struct event *ev_hup = evsignal_new(px_main_base, SIGHUP, px_on_sighup,
+					    NULL);
+	struct event *ev_term = evsignal_new(px_main_base, SIGTERM,
+					     px_on_sigterm, NULL);
+	struct event *ev_int = evsignal_new(px_main_base, SIGINT,
+					    px_on_sigterm, NULL);
+
+	evsignal_add(ev_hup, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	if (px_listeners_bind(cfg, &lerr) < 0 || px_drop_privileges(cfg) < 0 ||
+	    (daemonize && daemon(0, 0) < 0)) {
+		if (lerr != NULL)
+			px_log_err("%s", lerr);
+		else if (daemonize && errno != 0)
+			px_log_err("cannot start: %s", strerror(errno));
+		event_free(ev_hup);
+		event_free(ev_term);
+		event_free(ev_int);
+		event_base_free(px_main_base);
 		px_config_unref(&cfg);
 		return 1;
 	}
-	if (px_drop_privileges(cfg) < 0) {
-		px_config_unref(&cfg);
-		return 1;
+	if (daemonize) {
+		/* The child of daemon(): the epoll instance and the signal
+		 * pipe must be its own. */
+		event_reinit(px_main_base);
+		px_log_init("mxguard", daemonize); /* the pid changed */
 	}
-	if (daemonize && daemon(0, 0) < 0) {
-		px_log_err("daemon: %s", strerror(errno));
-		return 1;
-	}
-	px_log_init("mxguard", daemonize); /* the pid changed */
 	if (px_backend_probe(cfg, cfg->timeouts.backend < 5
 					  ? cfg->timeouts.backend
 					  : 5) < 0)
@@ -210,7 +230,6 @@ main(int argc, char **argv)
 			    cfg->backend_str);
 	px_config_set_current(cfg);
 
-	px_main_base = event_base_new();
 	nloops = cfg->loops ? cfg->loops : px_ncores();
 	if (px_workers_start(cfg->workers) < 0) {
 		px_log_err("cannot start the worker pool");
@@ -227,16 +246,6 @@ main(int argc, char **argv)
 			return 1;
 		}
 
-	struct event *ev_hup = evsignal_new(px_main_base, SIGHUP, px_on_sighup,
-					    NULL);
-	struct event *ev_term = evsignal_new(px_main_base, SIGTERM,
-					     px_on_sigterm, NULL);
-	struct event *ev_int = evsignal_new(px_main_base, SIGINT,
-					    px_on_sigterm, NULL);
-
-	evsignal_add(ev_hup, NULL);
-	evsignal_add(ev_term, NULL);
-	evsignal_add(ev_int, NULL);
 	px_log_info("mxguard 0.1.0 started: %zu listeners, %u loops, backend %s",
 		    cfg->nlisten, nloops, cfg->backend_str);
 	event_base_dispatch(px_main_base);

@@ -161,3 +161,20 @@ def test_client_timeout_off_while_waiting_for_backend(backend, make_mx):
     c.ehlo()
     r = c.cmd("MAIL FROM:<%s>" % SENDER, timeout=20)
     assert_reply(r, 451, "4.4.2")
+
+
+def test_sighup_during_startup_is_not_fatal(backend, make_mx):
+    """Bug: the port was listening before the signal handlers were set, so
+    a SIGHUP sent as soon as the port answered (a script, systemd reload)
+    killed mxguard (SIGHUP's default action).  The startup probe of a
+    silent backend holds startup open for timeouts.backend seconds."""
+    backend.fail("connect", "stall", count=1)
+    mx = make_mx(config={"timeouts": {"backend": 3}})
+    # start() returned as soon as the port listened: still probing.
+    assert not any("started" in l for l in mx.log_lines())
+    mx.reload()
+    mx.wait_log(r"reload: configuration .* loaded", timeout=15)
+    assert mx.alive()
+    c = mx.connect()
+    assert_reply(c.cmd("NOOP"), 250)
+    c.quit()
