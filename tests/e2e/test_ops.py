@@ -393,6 +393,8 @@ def test_privilege_drop(backend, make_mx):
         os.chown(spool, nobody.pw_uid, nobody.pw_gid)
         mx = make_mx(config={"user": "nobody", "group": "nogroup",
                              "spool": {"dir": spool, "memory_max": 65536}})
+        # The port listens before the drop: wait until startup is over.
+        mx.wait_log(r"mxguard \S+ started")
         with open("/proc/%d/status" % mx.pid) as f:
             status = f.read()
         uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
