@@ -31,8 +31,8 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
-	&flt_pregreet,
-	&flt_helo,
+    &flt_pregreet,
+    &flt_helo,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
 
@@ -118,8 +118,8 @@ flt_symbol_add(struct flt_call *call, const char *name, double score)
 		return;
 	if (c->nsymbols == c->symcap) {
 		c->symcap = c->symcap ? c->symcap * 2 : 4;
-		c->symbols = px_realloc(c->symbols,
-					c->symcap * sizeof(*c->symbols));
+		c->symbols =
+		    px_realloc(c->symbols, c->symcap * sizeof(*c->symbols));
 	}
 	struct flt_symbol *sym = &c->symbols[c->nsymbols++];
 
@@ -130,7 +130,7 @@ flt_symbol_add(struct flt_call *call, const char *name, double score)
 
 void
 flt_verdict_set(struct flt_call *call, enum flt_action action, int code,
-		const char *enh, const char *reason, const char *fmt, ...)
+                const char *enh, const char *reason, const char *fmt, ...)
 {
 	struct flt_verdict *v = &call->verdict;
 	va_list ap;
@@ -220,15 +220,15 @@ flt_chain_timeout(evutil_socket_t fd, short what, void *arg)
 	for (unsigned i = 0; i < FLT_N; i++)
 		if (c->calls[i].pending)
 			px_log_warn("%016llx filter %s timed out at stage %d",
-				    (unsigned long long)c->s->sid,
-				    flt_table[i]->name, (int)c->stage);
+			            (unsigned long long)c->s->sid,
+			            flt_table[i]->name, (int)c->stage);
 	flt_chain_cancel(c);
 	flt_chain_finish(c);
 }
 
 int
 flt_chain_run(struct flt_chain *c, enum flt_stage stage,
-	      flt_chain_done_fn *done, void *arg, struct flt_verdict *verdict_r)
+              flt_chain_done_fn *done, void *arg, struct flt_verdict *verdict_r)
 {
 	c->stage = stage;
 	c->npending = 0;
@@ -258,8 +258,8 @@ flt_chain_run(struct flt_chain *c, enum flt_stage stage,
 		}
 		if (rc < 0) {
 			px_log_warn("%016llx filter %s failed at stage %d",
-				    (unsigned long long)c->s->sid,
-				    flt_table[i]->name, (int)stage);
+			            (unsigned long long)c->s->sid,
+			            flt_table[i]->name, (int)stage);
 			call->verdict.action = FLT_CONTINUE;
 		}
 	}
@@ -313,12 +313,12 @@ static int
 flt_symbol_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct flt_symbol *)a)->name,
-		      ((const struct flt_symbol *)b)->name);
+	              ((const struct flt_symbol *)b)->name);
 }
 
 void
 flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
-		  const char *none_text)
+                  const char *none_text)
 {
 	struct flt_symbol sorted[FLT_MAX_SYMBOLS];
 	size_t n = 0;
@@ -332,12 +332,12 @@ flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
 	buf[0] = '\0';
 	for (unsigned i = 0; i < c->nsymbols && n < size; i++)
 		n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? "," : "",
-				      sorted[i].name);
+		                      sorted[i].name);
 }
 
 enum flt_action
 flt_chain_decide(const struct flt_chain *c, const struct flt_verdict *merged,
-		 const struct px_config *cfg)
+                 const struct px_config *cfg)
 {
 	double score = flt_chain_score(c);
 
@@ -354,7 +354,7 @@ flt_chain_decide(const struct flt_chain *c, const struct flt_verdict *merged,
 
 size_t
 flt_chain_spam_headers(const struct flt_chain *c, bool spam,
-		       const struct px_config *cfg, char *buf, size_t size)
+                       const struct px_config *cfg, char *buf, size_t size)
 {
 	char syms[2048], folded[2200];
 	size_t n = 0, col;
@@ -385,12 +385,12 @@ flt_chain_spam_headers(const struct flt_chain *c, bool spam,
 		col += sl;
 	}
 	folded[n] = '\0';
-	len = snprintf(buf, size,
-		       "X-Spam-Status: %s, score=%.1f required=%.1f tests=%s\r\n"
-		       "X-Spam-Score: %.1f\r\n%s",
-		       spam ? "Yes" : "No", flt_chain_score(c), cfg->actions.tag,
-		       folded, flt_chain_score(c),
-		       spam ? "X-Spam-Flag: YES\r\n" : "");
+	len = snprintf(
+	    buf, size,
+	    "X-Spam-Status: %s, score=%.1f required=%.1f tests=%s\r\n"
+	    "X-Spam-Score: %.1f\r\n%s",
+	    spam ? "Yes" : "No", flt_chain_score(c), cfg->actions.tag, folded,
+	    flt_chain_score(c), spam ? "X-Spam-Flag: YES\r\n" : "");
 	if (len < 0)
 		return 0;
 	return (size_t)len < size ? (size_t)len : size - 1;

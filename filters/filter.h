@@ -44,11 +44,11 @@ enum flt_stage {
 
 enum flt_action {
 	FLT_CONTINUE = 0, /* no opinion: scores decide */
-	FLT_ACCEPT,	  /* accept whatever the score (a whitelist) */
-	FLT_TAG,	  /* pass, marked as spam */
-	FLT_TEMPFAIL,	  /* 4xx, try again later */
-	FLT_REJECT,	  /* 5xx */
-	FLT_DISCONNECT,	  /* 421/5xx and close */
+	FLT_ACCEPT,       /* accept whatever the score (a whitelist) */
+	FLT_TAG,          /* pass, marked as spam */
+	FLT_TEMPFAIL,     /* 4xx, try again later */
+	FLT_REJECT,       /* 5xx */
+	FLT_DISCONNECT,   /* 421/5xx and close */
 };
 
 /* The session as filters see it: read-only, owned by the session, valid
@@ -64,8 +64,8 @@ struct flt_session {
 	bool esmtp;
 	const char *mail_from; /* NULL before MAIL; "" for <> */
 	const char *rcpt;      /* the recipient being checked (RCPT stage) */
-	unsigned nrcpt;	       /* recipients accepted so far */
-	bool pregreet;	       /* the client talked before our greeting */
+	unsigned nrcpt;        /* recipients accepted so far */
+	bool pregreet;         /* the client talked before our greeting */
 	const struct px_config *cfg;
 	struct px_loop *loop;
 	struct event_base *base;
@@ -115,8 +115,8 @@ void flt_symbol_add(struct flt_call *call, const char *name, double score);
 
 /* flt_verdict_set - fill call->verdict; text is printf-like. */
 void flt_verdict_set(struct flt_call *call, enum flt_action action, int code,
-		     const char *enh, const char *reason, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+                     const char *enh, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 /* flt_resume - a pending call is done (see the contract above). */
 void flt_resume(struct flt_call *call);
@@ -141,8 +141,8 @@ void flt_chain_free(struct flt_chain **cp);
  * CONTINUE.
  */
 int flt_chain_run(struct flt_chain *c, enum flt_stage stage,
-		  flt_chain_done_fn *done, void *arg,
-		  struct flt_verdict *verdict_r);
+                  flt_chain_done_fn *done, void *arg,
+                  struct flt_verdict *verdict_r);
 
 /* flt_chain_reset_txn - end of transaction: drop transaction symbols and
  * call every filter's reset. */
@@ -154,7 +154,7 @@ double flt_chain_score(const struct flt_chain *c);
 /* flt_chain_symbols - "SYM1,SYM2" (sorted by name) into buf, or none_text
  * when there are none. */
 void flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
-		       const char *none_text);
+                       const char *none_text);
 
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);
@@ -165,8 +165,8 @@ unsigned flt_chain_nsymbols(const struct flt_chain *c);
  * REJECT, >= tempfail -> TEMPFAIL, >= tag -> TAG, else CONTINUE.
  */
 enum flt_action flt_chain_decide(const struct flt_chain *c,
-				 const struct flt_verdict *merged,
-				 const struct px_config *cfg);
+                                 const struct flt_verdict *merged,
+                                 const struct px_config *cfg);
 
 /*
  * flt_chain_spam_headers - the X-Spam-* headers in SpamAssassin's form, for
@@ -174,8 +174,8 @@ enum flt_action flt_chain_decide(const struct flt_chain *c,
  * length (truncated at size-1).
  */
 size_t flt_chain_spam_headers(const struct flt_chain *c, bool spam,
-			      const struct px_config *cfg, char *buf,
-			      size_t size);
+                              const struct px_config *cfg, char *buf,
+                              size_t size);
 
 extern const struct flt_ops flt_pregreet;
 extern const struct flt_ops flt_helo;

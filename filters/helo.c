@@ -70,7 +70,7 @@ flt_helo_literal(const char *h, struct sockaddr_storage *ss)
 
 		sin6->sin6_family = AF_INET6;
 		return inet_pton(AF_INET6, buf + 5, &sin6->sin6_addr) == 1 ? 1
-									  : -1;
+		                                                           : -1;
 	}
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 
@@ -91,9 +91,11 @@ static bool
 flt_helo_is_loopback(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >>
-			24) == 127;
-	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+		return (ntohl(((const struct sockaddr_in *)ss)
+		                  ->sin_addr.s_addr) >>
+		        24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(
+	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 static int
@@ -142,6 +144,6 @@ flt_helo_check(struct flt_call *call)
 }
 
 const struct flt_ops flt_helo = {
-	.name = "helo",
-	.on_stage = {[FLT_STAGE_HELO] = flt_helo_check},
+    .name = "helo",
+    .on_stage = {[FLT_STAGE_HELO] = flt_helo_check},
 };

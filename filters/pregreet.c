@@ -24,11 +24,11 @@ flt_pregreet_connect(struct flt_call *call)
 	flt_symbol_add(call, "PREGREET", cfg->pregreet_score);
 	if (cfg->pregreet_action == PX_PREGREET_REJECT)
 		flt_verdict_set(call, FLT_REJECT, 550, "5.5.1", "pregreet",
-				"Protocol error");
+		                "Protocol error");
 	return 1;
 }
 
 const struct flt_ops flt_pregreet = {
-	.name = "pregreet",
-	.on_stage = {[FLT_STAGE_CONNECT] = flt_pregreet_connect},
+    .name = "pregreet",
+    .on_stage = {[FLT_STAGE_CONNECT] = flt_pregreet_connect},
 };

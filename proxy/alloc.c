@@ -16,7 +16,7 @@ static void
 px_alloc_fail(size_t size)
 {
 	fprintf(stderr, "mxguard: fatal: out of memory allocating %zu bytes\n",
-		size);
+	        size);
 	abort();
 }
 

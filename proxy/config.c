@@ -29,16 +29,52 @@
  * (accepted now, with a warning, so a config written for a newer mxguard
  * still loads). */
 static const char *const px_known_keys[] = {
-	"hostname", "listen", "backend", "store", "accepted_domains",
-	"relay_networks", "rules", "user", "group", "loops", "workers",
-	"greet_delay", "pregreet", "limits", "timeouts", "spool", "actions",
-	"soft_bounce", "log_level", "backend_pool", NULL,
+    "hostname",
+    "listen",
+    "backend",
+    "store",
+    "accepted_domains",
+    "relay_networks",
+    "rules",
+    "user",
+    "group",
+    "loops",
+    "workers",
+    "greet_delay",
+    "pregreet",
+    "limits",
+    "timeouts",
+    "spool",
+    "actions",
+    "soft_bounce",
+    "log_level",
+    "backend_pool",
+    NULL,
 };
 static const char *const px_future_keys[] = {
-	"dns", "dnsbl", "dnswl", "rhsbl", "uribl", "fcrdns", "spf", "dkim",
-	"dmarc", "greylist", "reputation", "ratelimit", "metrics", "tls",
-	"routes", "recipients_file", "accepted_domains_file", "etrn", "auth",
-	"store_memory_max", "store_prefix", "helo", NULL,
+    "dns",
+    "dnsbl",
+    "dnswl",
+    "rhsbl",
+    "uribl",
+    "fcrdns",
+    "spf",
+    "dkim",
+    "dmarc",
+    "greylist",
+    "reputation",
+    "ratelimit",
+    "metrics",
+    "tls",
+    "routes",
+    "recipients_file",
+    "accepted_domains_file",
+    "etrn",
+    "auth",
+    "store_memory_max",
+    "store_prefix",
+    "helo",
+    NULL,
 };
 
 struct px_cfgerr {
@@ -47,13 +83,13 @@ struct px_cfgerr {
 };
 
 static int px_cfg_fail(struct px_cfgerr *e, const config_setting_t *s,
-		       const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+                       const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */
 static int
 px_cfg_fail(struct px_cfgerr *e, const config_setting_t *s, const char *fmt,
-	    ...)
+            ...)
 {
 	char msg[512];
 	const char *file = e->file;
@@ -86,35 +122,34 @@ px_in_list(const char *name, const char *const *list)
 /* px_cfg_check_keys - every member of group must be one of names. */
 static int
 px_cfg_check_keys(struct px_cfgerr *e, const config_setting_t *group,
-		  const char *gname, const char *const *names)
+                  const char *gname, const char *const *names)
 {
 	int n = config_setting_length(group);
 
 	if (!config_setting_is_group(group))
 		return px_cfg_fail(e, group, "\"%s\" must be a group { ... }",
-				   gname);
+		                   gname);
 	for (int i = 0; i < n; i++) {
 		config_setting_t *m = config_setting_get_elem(group, i);
 		const char *name = config_setting_name(m);
 
 		if (name != NULL && !px_in_list(name, names))
 			return px_cfg_fail(e, m, "unknown setting \"%s\" in %s",
-					   name, gname);
+			                   name, gname);
 	}
 	return 0;
 }
 
 static int
 px_cfg_string(struct px_cfgerr *e, const config_setting_t *parent,
-	      const char *name, char **out, bool required)
+              const char *name, char **out, bool required)
 {
 	config_setting_t *s = config_setting_get_member(parent, name);
 
 	if (s == NULL) {
 		if (required)
-			return px_cfg_fail(e, parent,
-					   "missing required setting \"%s\"",
-					   name);
+			return px_cfg_fail(
+			    e, parent, "missing required setting \"%s\"", name);
 		return 0;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
@@ -126,7 +161,7 @@ px_cfg_string(struct px_cfgerr *e, const config_setting_t *parent,
 
 static int
 px_cfg_double(struct px_cfgerr *e, const config_setting_t *parent,
-	      const char *name, double *out, double min, double max)
+              const char *name, double *out, double min, double max)
 {
 	config_setting_t *s;
 	double v;
@@ -147,15 +182,15 @@ px_cfg_double(struct px_cfgerr *e, const config_setting_t *parent,
 	}
 	if (v < min || v > max)
 		return px_cfg_fail(e, s, "\"%s\" must be between %g and %g",
-				   name, min, max);
+		                   name, min, max);
 	*out = v;
 	return 0;
 }
 
 static int
 px_cfg_uint(struct px_cfgerr *e, const config_setting_t *parent,
-	    const char *name, unsigned long long *out, unsigned long long min,
-	    unsigned long long max)
+            const char *name, unsigned long long *out, unsigned long long min,
+            unsigned long long max)
 {
 	config_setting_t *s;
 	long long v;
@@ -167,17 +202,16 @@ px_cfg_uint(struct px_cfgerr *e, const config_setting_t *parent,
 	    config_setting_type(s) != CONFIG_TYPE_INT64)
 		return px_cfg_fail(e, s, "\"%s\" must be a whole number", name);
 	v = config_setting_get_int64(s);
-	if (v < 0 || (unsigned long long)v < min ||
-	    (unsigned long long)v > max)
+	if (v < 0 || (unsigned long long)v < min || (unsigned long long)v > max)
 		return px_cfg_fail(e, s, "\"%s\" must be between %llu and %llu",
-				   name, min, max);
+		                   name, min, max);
 	*out = (unsigned long long)v;
 	return 0;
 }
 
 static int
 px_cfg_unsigned(struct px_cfgerr *e, const config_setting_t *parent,
-		const char *name, unsigned *out, unsigned min, unsigned max)
+                const char *name, unsigned *out, unsigned min, unsigned max)
 {
 	unsigned long long v = *out;
 
@@ -189,7 +223,7 @@ px_cfg_unsigned(struct px_cfgerr *e, const config_setting_t *parent,
 
 static int
 px_cfg_bool(struct px_cfgerr *e, const config_setting_t *parent,
-	    const char *name, bool *out)
+            const char *name, bool *out)
 {
 	config_setting_t *s;
 
@@ -205,7 +239,7 @@ px_cfg_bool(struct px_cfgerr *e, const config_setting_t *parent,
 /* px_cfg_strings - a string or an array/list of strings. */
 static int
 px_cfg_strings(struct px_cfgerr *e, const config_setting_t *root,
-	       const char *name, char ***out, size_t *n_r)
+               const char *name, char ***out, size_t *n_r)
 {
 	config_setting_t *s = config_setting_get_member(root, name);
 	int n;
@@ -220,7 +254,7 @@ px_cfg_strings(struct px_cfgerr *e, const config_setting_t *root,
 	}
 	if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
 		return px_cfg_fail(e, s, "\"%s\" must be a list of strings",
-				   name);
+		                   name);
 	n = config_setting_length(s);
 	*out = px_calloc((size_t)n + 1, sizeof(char *));
 	for (int i = 0; i < n; i++) {
@@ -228,7 +262,7 @@ px_cfg_strings(struct px_cfgerr *e, const config_setting_t *root,
 
 		if (config_setting_type(m) != CONFIG_TYPE_STRING)
 			return px_cfg_fail(e, m, "\"%s\" must hold strings",
-					   name);
+			                   name);
 		(*out)[i] = px_strdup(config_setting_get_string(m));
 		(*n_r)++;
 	}
@@ -259,18 +293,20 @@ px_hostname_valid(const char *h)
 
 static int
 px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
-	      const config_setting_t *root)
+              const config_setting_t *root)
 {
-	static const char *const keys[] = {"address", "mode", "proxy_protocol",
-					   "tls", "require_tls", NULL};
+	static const char *const keys[] = {
+	    "address", "mode", "proxy_protocol", "tls", "require_tls", NULL};
 	config_setting_t *ls = config_setting_get_member(root, "listen");
 	int n;
 
 	if (ls == NULL)
-		return px_cfg_fail(e, NULL, "missing required setting \"listen\"");
+		return px_cfg_fail(e, NULL,
+		                   "missing required setting \"listen\"");
 	if (!config_setting_is_list(ls) && !config_setting_is_array(ls))
-		return px_cfg_fail(e, ls,
-				   "\"listen\" must be a list ( { address = ...; }, ... )");
+		return px_cfg_fail(
+		    e, ls,
+		    "\"listen\" must be a list ( { address = ...; }, ... )");
 	n = config_setting_length(ls);
 	if (n == 0)
 		return px_cfg_fail(e, ls, "\"listen\" is empty");
@@ -285,7 +321,8 @@ px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
 		if (px_cfg_check_keys(e, g, "listen", keys) < 0 ||
 		    px_cfg_string(e, g, "address", &l->address, true) < 0 ||
 		    px_cfg_string(e, g, "mode", &mode, false) < 0 ||
-		    px_cfg_bool(e, g, "proxy_protocol", &l->proxy_protocol) < 0) {
+		    px_cfg_bool(e, g, "proxy_protocol", &l->proxy_protocol) <
+		        0) {
 			free(mode);
 			return -1;
 		}
@@ -295,21 +332,21 @@ px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
 			l->mode = PX_MODE_SUBMISSION;
 		} else {
 			free(mode);
-			return px_cfg_fail(e, config_setting_get_member(g, "mode"),
-					   "mode must be \"mx\" or \"submission\"");
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "mode"),
+			    "mode must be \"mx\" or \"submission\"");
 		}
 		free(mode);
 		if (px_addr_parse(l->address, false, &l->addr, &l->addrlen,
-				  &err) < 0)
-			return px_cfg_fail(e,
-					   config_setting_get_member(g, "address"),
-					   "listen address \"%s\": %s",
-					   l->address, err);
+		                  &err) < 0)
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "address"),
+			    "listen address \"%s\": %s", l->address, err);
 		for (int j = 0; j < i; j++)
 			if (strcmp(cfg->listen[j].address, l->address) == 0)
-				return px_cfg_fail(e, g,
-						   "listen address \"%s\" given twice",
-						   l->address);
+				return px_cfg_fail(
+				    e, g, "listen address \"%s\" given twice",
+				    l->address);
 	}
 	return 0;
 }
@@ -318,17 +355,17 @@ static int
 px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 {
 	static const char *const limit_keys[] = {
-		"message_size", "recipients", "line_length", "connections",
-		"connections_per_ip", "errors", NULL};
+	    "message_size",       "recipients", "line_length", "connections",
+	    "connections_per_ip", "errors",     NULL};
 	static const char *const timeout_keys[] = {
-		"command", "data_block", "data_done", "backend", "shutdown",
-		"filter", NULL};
+	    "command",  "data_block", "data_done", "backend",
+	    "shutdown", "filter",     NULL};
 	static const char *const spool_keys[] = {"dir", "memory_max", NULL};
 	static const char *const action_keys[] = {"tag", "tempfail", "reject",
-						  NULL};
+	                                          NULL};
 	static const char *const pregreet_keys[] = {"action", "score", NULL};
 	static const char *const pool_keys[] = {"max_idle", "idle_timeout",
-						NULL};
+	                                        NULL};
 	config_setting_t *root = config_root_setting(lc);
 	config_setting_t *g;
 	const char *err;
@@ -354,34 +391,37 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 		host[sizeof(host) - 1] = '\0';
 		cfg->hostname = px_strdup(host);
 	} else if (!px_hostname_valid(cfg->hostname)) {
-		return px_cfg_fail(e, config_setting_get_member(root, "hostname"),
-				   "hostname \"%s\" is not a valid host name",
-				   cfg->hostname);
+		return px_cfg_fail(
+		    e, config_setting_get_member(root, "hostname"),
+		    "hostname \"%s\" is not a valid host name", cfg->hostname);
 	}
 	if (px_cfg_listen(e, cfg, root) < 0)
 		return -1;
 	if (px_cfg_string(e, root, "backend", &cfg->backend_str, true) < 0)
 		return -1;
 	if (px_addr_parse(cfg->backend_str, true, &cfg->backend,
-			  &cfg->backend_len, &err) < 0)
-		return px_cfg_fail(e, config_setting_get_member(root, "backend"),
-				   "backend \"%s\": %s", cfg->backend_str, err);
+	                  &cfg->backend_len, &err) < 0)
+		return px_cfg_fail(e,
+		                   config_setting_get_member(root, "backend"),
+		                   "backend \"%s\": %s", cfg->backend_str, err);
 	if (px_cfg_string(e, root, "store", &cfg->store, false) < 0)
 		return -1;
 	if (strcmp(cfg->store, "memory") != 0 &&
 	    strncmp(cfg->store, "redis://", 8) != 0 &&
 	    strncmp(cfg->store, "redis+sentinel://", 17) != 0)
-		return px_cfg_fail(e, config_setting_get_member(root, "store"),
-				   "store must be \"memory\", \"redis://...\" or "
-				   "\"redis+sentinel://...\"");
+		return px_cfg_fail(
+		    e, config_setting_get_member(root, "store"),
+		    "store must be \"memory\", \"redis://...\" or "
+		    "\"redis+sentinel://...\"");
 	if (px_cfg_strings(e, root, "accepted_domains", &cfg->accepted_domains,
-			   &cfg->naccepted_domains) < 0 ||
+	                   &cfg->naccepted_domains) < 0 ||
 	    px_cfg_strings(e, root, "rules", &cfg->rules, &cfg->nrules) < 0 ||
 	    px_cfg_string(e, root, "user", &cfg->user, false) < 0 ||
 	    px_cfg_string(e, root, "group", &cfg->group, false) < 0 ||
 	    px_cfg_unsigned(e, root, "loops", &cfg->loops, 0, 256) < 0 ||
 	    px_cfg_unsigned(e, root, "workers", &cfg->workers, 1, 256) < 0 ||
-	    px_cfg_double(e, root, "greet_delay", &cfg->greet_delay, 0, 60) < 0 ||
+	    px_cfg_double(e, root, "greet_delay", &cfg->greet_delay, 0, 60) <
+	        0 ||
 	    px_cfg_bool(e, root, "soft_bounce", &cfg->soft_bounce) < 0)
 		return -1;
 
@@ -393,8 +433,10 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	cfg->relay_networks = px_calloc(nnets, sizeof(struct px_cidr));
 	for (size_t i = 0; i < nnets; i++) {
 		if (px_cidr_parse(nets[i], &cfg->relay_networks[i], &err) < 0) {
-			px_cfg_fail(e, config_setting_get_member(root, "relay_networks"),
-				    "relay_networks \"%s\": %s", nets[i], err);
+			px_cfg_fail(
+			    e,
+			    config_setting_get_member(root, "relay_networks"),
+			    "relay_networks \"%s\": %s", nets[i], err);
 			for (size_t j = 0; j < nnets; j++)
 				free(nets[j]);
 			free(nets);
@@ -412,7 +454,7 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 		if (px_cfg_check_keys(e, g, "pregreet", pregreet_keys) < 0 ||
 		    px_cfg_string(e, g, "action", &action, false) < 0 ||
 		    px_cfg_double(e, g, "score", &cfg->pregreet_score, -1000,
-				  1000) < 0) {
+		                  1000) < 0) {
 			free(action);
 			return -1;
 		}
@@ -422,8 +464,9 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 			cfg->pregreet_action = PX_PREGREET_REJECT;
 		} else {
 			free(action);
-			return px_cfg_fail(e, config_setting_get_member(g, "action"),
-					   "pregreet action must be \"reject\" or \"score\"");
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "action"),
+			    "pregreet action must be \"reject\" or \"score\"");
 		}
 		free(action);
 	}
@@ -431,28 +474,33 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	if ((g = config_setting_get_member(root, "limits")) != NULL &&
 	    (px_cfg_check_keys(e, g, "limits", limit_keys) < 0 ||
 	     px_cfg_uint(e, g, "message_size", &cfg->limits.message_size, 1024,
-			 1ULL << 40) < 0 ||
+	                 1ULL << 40) < 0 ||
 	     px_cfg_unsigned(e, g, "recipients", &cfg->limits.recipients, 1,
-			     100000) < 0 ||
+	                     100000) < 0 ||
 	     px_cfg_unsigned(e, g, "line_length", &cfg->limits.line_length, 512,
-			     1 << 20) < 0 ||
+	                     1 << 20) < 0 ||
 	     px_cfg_unsigned(e, g, "connections", &cfg->limits.connections, 1,
-			     1000000) < 0 ||
+	                     1000000) < 0 ||
 	     px_cfg_unsigned(e, g, "connections_per_ip",
-			     &cfg->limits.connections_per_ip, 1, 1000000) < 0 ||
-	     px_cfg_unsigned(e, g, "errors", &cfg->limits.errors, 1, 10000) < 0))
+	                     &cfg->limits.connections_per_ip, 1, 1000000) < 0 ||
+	     px_cfg_unsigned(e, g, "errors", &cfg->limits.errors, 1, 10000) <
+	         0))
 		return -1;
 
 	if ((g = config_setting_get_member(root, "timeouts")) != NULL &&
 	    (px_cfg_check_keys(e, g, "timeouts", timeout_keys) < 0 ||
-	     px_cfg_double(e, g, "command", &cfg->timeouts.command, 0.1, 86400) < 0 ||
+	     px_cfg_double(e, g, "command", &cfg->timeouts.command, 0.1,
+	                   86400) < 0 ||
 	     px_cfg_double(e, g, "data_block", &cfg->timeouts.data_block, 0.1,
-			   86400) < 0 ||
+	                   86400) < 0 ||
 	     px_cfg_double(e, g, "data_done", &cfg->timeouts.data_done, 0.1,
-			   86400) < 0 ||
-	     px_cfg_double(e, g, "backend", &cfg->timeouts.backend, 0.1, 86400) < 0 ||
-	     px_cfg_double(e, g, "shutdown", &cfg->timeouts.shutdown, 0, 86400) < 0 ||
-	     px_cfg_double(e, g, "filter", &cfg->timeouts.filter, 0.1, 86400) < 0))
+	                   86400) < 0 ||
+	     px_cfg_double(e, g, "backend", &cfg->timeouts.backend, 0.1,
+	                   86400) < 0 ||
+	     px_cfg_double(e, g, "shutdown", &cfg->timeouts.shutdown, 0,
+	                   86400) < 0 ||
+	     px_cfg_double(e, g, "filter", &cfg->timeouts.filter, 0.1, 86400) <
+	         0))
 		return -1;
 
 	if ((g = config_setting_get_member(root, "spool")) != NULL) {
@@ -465,29 +513,32 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 		cfg->spool.memory_max = (size_t)mm;
 	}
 	if (access(cfg->spool.dir, W_OK | X_OK) < 0 && cfg->user == NULL)
-		return px_cfg_fail(e, config_setting_lookup(root, "spool.dir"),
-				   "spool dir \"%s\" is not a writable directory",
-				   cfg->spool.dir);
+		return px_cfg_fail(
+		    e, config_setting_lookup(root, "spool.dir"),
+		    "spool dir \"%s\" is not a writable directory",
+		    cfg->spool.dir);
 
 	if ((g = config_setting_get_member(root, "backend_pool")) != NULL &&
 	    (px_cfg_check_keys(e, g, "backend_pool", pool_keys) < 0 ||
 	     px_cfg_unsigned(e, g, "max_idle", &cfg->backend_pool.max_idle, 0,
-			     10000) < 0 ||
-	     px_cfg_double(e, g, "idle_timeout", &cfg->backend_pool.idle_timeout,
-			   0.1, 3600) < 0))
+	                     10000) < 0 ||
+	     px_cfg_double(e, g, "idle_timeout",
+	                   &cfg->backend_pool.idle_timeout, 0.1, 3600) < 0))
 		return -1;
 
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
 	    (px_cfg_check_keys(e, g, "actions", action_keys) < 0 ||
 	     px_cfg_double(e, g, "tag", &cfg->actions.tag, -1000, 1000) < 0 ||
 	     px_cfg_double(e, g, "tempfail", &cfg->actions.tempfail, -1000,
-			   1000) < 0 ||
-	     px_cfg_double(e, g, "reject", &cfg->actions.reject, -1000, 1000) < 0))
+	                   1000) < 0 ||
+	     px_cfg_double(e, g, "reject", &cfg->actions.reject, -1000, 1000) <
+	         0))
 		return -1;
 	if (cfg->actions.tempfail < cfg->actions.tag ||
 	    cfg->actions.reject < cfg->actions.tempfail)
-		return px_cfg_fail(e, config_setting_get_member(root, "actions"),
-				   "actions must satisfy tag <= tempfail <= reject");
+		return px_cfg_fail(
+		    e, config_setting_get_member(root, "actions"),
+		    "actions must satisfy tag <= tempfail <= reject");
 	return 0;
 }
 
@@ -579,7 +630,8 @@ px_config_load(const char *path, struct px_config **cfg_r, char **error_r)
 			n = strlen(f) + strlen(config_error_text(&lc)) + 32;
 			*error_r = px_malloc(n);
 			snprintf(*error_r, n, "%s:%d: %s", f,
-				 config_error_line(&lc), config_error_text(&lc));
+			         config_error_line(&lc),
+			         config_error_text(&lc));
 		}
 		config_destroy(&lc);
 		free(dir);

@@ -50,7 +50,7 @@ struct px_config {
 	size_t nrules;
 	char *user;
 	char *group;
-	unsigned loops;	  /* event loops; 0 in the file = one per core */
+	unsigned loops;   /* event loops; 0 in the file = one per core */
 	unsigned workers; /* worker pool threads */
 	double greet_delay;
 	enum px_pregreet_action pregreet_action;
@@ -81,7 +81,7 @@ struct px_config {
 		double reject;
 	} actions;
 	struct {
-		unsigned max_idle;   /* idle backend connections kept per loop */
+		unsigned max_idle; /* idle backend connections kept per loop */
 		double idle_timeout; /* seconds one may wait */
 	} backend_pool;
 	bool soft_bounce;

@@ -19,7 +19,7 @@
 
 enum px_data_status {
 	PX_DATA_MORE = 0,    /* all input consumed, end not yet seen */
-	PX_DATA_END,	     /* end of data seen; see *consumed_r */
+	PX_DATA_END,         /* end of data seen; see *consumed_r */
 	PX_DATA_ERR_BARE_LF, /* LF not preceded by CR */
 	PX_DATA_ERR_BARE_CR, /* CR not followed by LF */
 	PX_DATA_ERR_NUL,     /* a NUL byte */
@@ -31,10 +31,10 @@ enum px_data_status {
 typedef void px_data_emit_fn(void *ctx, const char *buf, size_t len);
 
 struct px_data_decoder {
-	int state;		/* private */
-	size_t line_len;	/* private: octets in the current line */
-	size_t line_max;	/* 0 = no limit */
-	bool line_too_long;	/* a text line exceeded line_max (sticky) */
+	int state;               /* private */
+	size_t line_len;         /* private: octets in the current line */
+	size_t line_max;         /* 0 = no limit */
+	bool line_too_long;      /* a text line exceeded line_max (sticky) */
 	unsigned long long size; /* decoded bytes emitted so far */
 };
 
@@ -52,8 +52,8 @@ void px_data_decoder_init(struct px_data_decoder *d, size_t line_max);
  * decoder must be re-initialised before further use.
  */
 enum px_data_status px_data_decode(struct px_data_decoder *d, const char *buf,
-				   size_t len, size_t *consumed_r,
-				   px_data_emit_fn *emit, void *ctx);
+                                   size_t len, size_t *consumed_r,
+                                   px_data_emit_fn *emit, void *ctx);
 
 /* Dot-stuffing encoder for sending a message to a backend with DATA. */
 struct px_data_encoder {
@@ -69,7 +69,7 @@ void px_data_encoder_init(struct px_data_encoder *e);
  * start of every line (lines end in CRLF).  Can be fed any split.
  */
 void px_data_encode(struct px_data_encoder *e, const char *buf, size_t len,
-		    px_data_emit_fn *emit, void *ctx);
+                    px_data_emit_fn *emit, void *ctx);
 
 /*
  * px_data_encode_end - write what ends the message: CRLF if the message did
@@ -77,6 +77,6 @@ void px_data_encode(struct px_data_encoder *e, const char *buf, size_t len,
  * message built from parts may), then ".\r\n".
  */
 void px_data_encode_end(struct px_data_encoder *e, px_data_emit_fn *emit,
-			void *ctx);
+                        void *ctx);
 
 #endif

@@ -49,7 +49,7 @@ struct px_server_loop {
 	double grace;
 	struct event *grace_ev;
 	struct event *resume_ev; /* re-enables accepting after EMFILE */
-	unsigned accept_errors;	 /* since the last log line about them */
+	unsigned accept_errors;  /* since the last log line about them */
 };
 
 static struct px_bound *px_bound;
@@ -70,7 +70,7 @@ px_listeners_bind(const struct px_config *cfg, const char **error_r)
 		int fd, one = 1;
 
 		fd = socket(l->addr.ss_family,
-			    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			goto fail;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -80,22 +80,23 @@ px_listeners_bind(const struct px_config *cfg, const char **error_r)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (l->addr.ss_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-				   sizeof(one));
-		if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 ||
+			           sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) <
+		        0 ||
 		    listen(fd, 511) < 0) {
 			close(fd);
 			goto fail;
 		}
 		b->fd = fd;
 		snprintf(b->info.address, sizeof(b->info.address), "%s",
-			 l->address);
+		         l->address);
 		b->info.mode = l->mode;
 		b->info.proxy_protocol = l->proxy_protocol;
 		px_nbound++;
 		continue;
-fail:
+	fail:
 		snprintf(err, sizeof(err), "cannot listen on %s: %s",
-			 l->address, strerror(errno));
+		         l->address, strerror(errno));
 		*error_r = err;
 		return -1;
 	}
@@ -104,11 +105,11 @@ fail:
 
 static void
 px_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-	     struct sockaddr *sa, int salen, void *arg)
+             struct sockaddr *sa, int salen, void *arg)
 {
 	struct px_listen_info *info = arg;
 	struct px_server_loop *sl =
-		px_server_loop_of(evconnlistener_get_base(lev));
+	    px_server_loop_of(evconnlistener_get_base(lev));
 
 	px_session_start(sl->loop, info, fd, sa, (socklen_t)salen);
 }
@@ -129,7 +130,7 @@ px_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 	if (sl->accept_errors > 1)
 		px_log_warn("accept: %u more failures; accepting again",
-			    sl->accept_errors - 1);
+		            sl->accept_errors - 1);
 	sl->accept_errors = 0;
 	for (size_t i = 0; i < sl->nls; i++)
 		evconnlistener_enable(sl->ls[i]);
@@ -146,22 +147,22 @@ px_accept_error(struct evconnlistener *lev, void *arg)
 {
 	int err = errno;
 	struct px_server_loop *sl =
-		px_server_loop_of(evconnlistener_get_base(lev));
+	    px_server_loop_of(evconnlistener_get_base(lev));
 	struct timeval one = {1, 0};
 
 	if (sl == NULL || (err != EMFILE && err != ENFILE && err != ENOBUFS &&
-			   err != ENOMEM)) {
+	                   err != ENOMEM)) {
 		px_log_warn("accept: %s", strerror(err));
 		return;
 	}
 	if (sl->accept_errors++ == 0)
 		px_log_warn("accept: %s; pausing new connections for 1 s",
-			    strerror(err));
+		            strerror(err));
 	for (size_t i = 0; i < sl->nls; i++)
 		evconnlistener_disable(sl->ls[i]);
 	if (sl->resume_ev == NULL)
-		sl->resume_ev = evtimer_new(px_loop_base(sl->loop),
-					    px_accept_resume, sl);
+		sl->resume_ev =
+		    evtimer_new(px_loop_base(sl->loop), px_accept_resume, sl);
 	evtimer_add(sl->resume_ev, &one);
 }
 
@@ -181,8 +182,8 @@ px_listeners_attach(struct px_loop *loop, unsigned nloops)
 		sl->infos[i] = px_malloc(sizeof(struct px_listen_info));
 		*sl->infos[i] = px_bound[i].info;
 		sl->ls[i] = evconnlistener_new(px_loop_base(loop), px_accept_cb,
-					       sl->infos[i],
-					       LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		                               sl->infos[i],
+		                               LEV_OPT_CLOSE_ON_FREE, -1, fd);
 		if (sl->ls[i] == NULL)
 			abort();
 		evconnlistener_set_error_cb(sl->ls[i], px_accept_error);
@@ -218,7 +219,7 @@ px_server_grace_over(evutil_socket_t fd, short what, void *arg)
 	struct px_server_loop *sl = arg;
 
 	px_log_info("stop: grace period over, closing %u sessions",
-		    px_loop_count(sl->loop));
+	            px_loop_count(sl->loop));
 	px_loop_foreach(sl->loop, px_server_kill_one, NULL);
 }
 
@@ -249,8 +250,8 @@ px_server_stop_loop(void *arg)
 	sl->nls = 0;
 	px_loop_foreach(sl->loop, px_server_stop_one, NULL);
 	tv = px_timeval(sl->grace);
-	sl->grace_ev = evtimer_new(px_loop_base(sl->loop), px_server_grace_over,
-				   sl);
+	sl->grace_ev =
+	    evtimer_new(px_loop_base(sl->loop), px_server_grace_over, sl);
 	evtimer_add(sl->grace_ev, &tv);
 	px_server_maybe_exit(sl);
 }
@@ -261,7 +262,7 @@ px_listeners_stop(double grace)
 	for (unsigned i = 0; i < px_nsloops; i++) {
 		px_sloops[i].grace = grace;
 		px_loop_post(px_sloops[i].loop, px_server_stop_loop,
-			     &px_sloops[i]);
+		             &px_sloops[i]);
 	}
 	for (size_t i = 0; i < px_nbound; i++)
 		close(px_bound[i].fd);

@@ -107,9 +107,9 @@ px_log(enum px_log_level level, const char *fmt, ...)
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		n += (size_t)snprintf(line + n, sizeof(line) - n,
-				      ".%03ldZ %s[%ld]: ", ts.tv_nsec / 1000000,
-				      px_log_ident,
-				      px_log_pid ? px_log_pid : (long)getpid());
+		                      ".%03ldZ %s[%ld]: ", ts.tv_nsec / 1000000,
+		                      px_log_ident,
+		                      px_log_pid ? px_log_pid : (long)getpid());
 	}
 	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s", prefix[level]);
 	va_start(ap, fmt);

@@ -32,9 +32,9 @@ void px_log_set_level(enum px_log_level level);
 /* px_log - write one line; thread-safe (one write(2) per line). Warnings
  * and errors are prefixed "warning: " / "error: " as Postfix does. */
 void px_log(enum px_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
-#define px_log_err(...)	  px_log(PX_LOG_ERR, __VA_ARGS__)
+#define px_log_err(...)   px_log(PX_LOG_ERR, __VA_ARGS__)
 #define px_log_warn(...)  px_log(PX_LOG_WARN, __VA_ARGS__)
 #define px_log_info(...)  px_log(PX_LOG_INFO, __VA_ARGS__)
 #define px_log_debug(...) px_log(PX_LOG_DEBUG, __VA_ARGS__)

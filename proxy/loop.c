@@ -87,8 +87,8 @@ px_loop_new(unsigned index)
 	if (loop->base == NULL)
 		abort();
 	pthread_mutex_init(&loop->lock, NULL);
-	loop->notify = event_new(loop->base, -1, EV_PERSIST, px_loop_drain,
-				 loop);
+	loop->notify =
+	    event_new(loop->base, -1, EV_PERSIST, px_loop_drain, loop);
 	event_add(loop->notify, NULL);
 	return loop;
 }
@@ -242,7 +242,7 @@ px_loop_count(const struct px_loop *loop)
 
 void
 px_loop_foreach(struct px_loop *loop, void (*fn)(void *obj, void *arg),
-		void *arg)
+                void *arg)
 {
 	for (unsigned i = 0; i < PX_LOOP_BUCKETS; i++) {
 		struct px_reg *r = loop->buckets[i];

@@ -65,6 +65,6 @@ unsigned px_loop_count(const struct px_loop *loop);
 /* px_loop_foreach - call fn(obj, arg) for every registered object; fn may
  * unregister the object it is given but no other. */
 void px_loop_foreach(struct px_loop *loop, void (*fn)(void *obj, void *arg),
-		     void *arg);
+                     void *arg);
 
 #endif

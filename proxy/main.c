@@ -43,8 +43,8 @@ static void
 px_usage(FILE *fp)
 {
 	fprintf(fp, "usage: mxguard [-d] [-c FILE]\n"
-		    "       mxguard -t [-c FILE]\n"
-		    "       mxguard -V\n");
+	            "       mxguard -t [-c FILE]\n"
+	            "       mxguard -V\n");
 }
 
 static int
@@ -70,15 +70,17 @@ px_drop_privileges(const struct px_config *cfg)
 		}
 		gid = gr->gr_gid;
 	}
-	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
 		px_log_err("cannot drop privileges to %s: %s", cfg->user,
-			   strerror(errno));
+		           strerror(errno));
 		return -1;
 	}
 	if (access(cfg->spool.dir, W_OK | X_OK) < 0)
-		px_log_warn("spool dir %s is not writable by %s: large messages "
-			    "will be refused",
-			    cfg->spool.dir, cfg->user);
+		px_log_warn(
+		    "spool dir %s is not writable by %s: large messages "
+		    "will be refused",
+		    cfg->spool.dir, cfg->user);
 	return 0;
 }
 
@@ -102,15 +104,16 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 	char *err = NULL;
 
 	if (px_config_load(px_config_path, &cfg, &err) < 0) {
-		px_log_err("reload failed, keeping the running configuration: %s",
-			   err);
+		px_log_err(
+		    "reload failed, keeping the running configuration: %s",
+		    err);
 		free(err);
 		return;
 	}
 	old = px_config_current();
 	if (!px_same_listeners(old, cfg))
 		px_log_warn("reload: listener changes take effect only after a "
-			    "restart");
+		            "restart");
 	px_config_unref(&old);
 	px_config_set_current(cfg);
 	px_log_info("reload: configuration %s loaded", px_config_path);
@@ -122,8 +125,8 @@ px_on_sigterm(evutil_socket_t sig, short what, void *arg)
 	struct px_config *cfg = px_config_current();
 
 	px_log_info("stop: signal %d, no new connections; sessions have %.0f s "
-		    "to finish",
-		    (int)sig, cfg->timeouts.shutdown);
+	            "to finish",
+	            (int)sig, cfg->timeouts.shutdown);
 	px_listeners_stop(cfg->timeouts.shutdown);
 	px_config_unref(&cfg);
 	event_base_loopexit(px_main_base, NULL);
@@ -193,12 +196,12 @@ main(int argc, char **argv)
 	 * action); signals that come during startup are handled once the main
 	 * loop runs. */
 	px_main_base = event_base_new();
-	struct event *ev_hup = evsignal_new(px_main_base, SIGHUP, px_on_sighup,
-					    NULL);
-	struct event *ev_term = evsignal_new(px_main_base, SIGTERM,
-					     px_on_sigterm, NULL);
-	struct event *ev_int = evsignal_new(px_main_base, SIGINT,
-					    px_on_sigterm, NULL);
+	struct event *ev_hup =
+	    evsignal_new(px_main_base, SIGHUP, px_on_sighup, NULL);
+	struct event *ev_term =
+	    evsignal_new(px_main_base, SIGTERM, px_on_sigterm, NULL);
+	struct event *ev_int =
+	    evsignal_new(px_main_base, SIGINT, px_on_sigterm, NULL);
 
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
@@ -222,12 +225,11 @@ main(int argc, char **argv)
 		event_reinit(px_main_base);
 		px_log_init("mxguard", daemonize); /* the pid changed */
 	}
-	if (px_backend_probe(cfg, cfg->timeouts.backend < 5
-					  ? cfg->timeouts.backend
-					  : 5) < 0)
+	if (px_backend_probe(
+	        cfg, cfg->timeouts.backend < 5 ? cfg->timeouts.backend : 5) < 0)
 		px_log_warn("backend %s did not answer the startup probe; "
-			    "advertising defaults until it does",
-			    cfg->backend_str);
+		            "advertising defaults until it does",
+		            cfg->backend_str);
 	px_config_set_current(cfg);
 
 	nloops = cfg->loops ? cfg->loops : px_ncores();
@@ -246,8 +248,9 @@ main(int argc, char **argv)
 			return 1;
 		}
 
-	px_log_info("mxguard 0.1.0 started: %zu listeners, %u loops, backend %s",
-		    cfg->nlisten, nloops, cfg->backend_str);
+	px_log_info(
+	    "mxguard 0.1.0 started: %zu listeners, %u loops, backend %s",
+	    cfg->nlisten, nloops, cfg->backend_str);
 	event_base_dispatch(px_main_base);
 
 	for (unsigned i = 0; i < nloops; i++)

@@ -35,7 +35,7 @@ px_port_parse(const char *s, uint16_t *port_r)
 
 int
 px_addr_parse(const char *str, bool resolve, struct sockaddr_storage *ss,
-	      socklen_t *len_r, const char **error_r)
+              socklen_t *len_r, const char **error_r)
 {
 	char host[256];
 	const char *colon, *hstart;
@@ -62,7 +62,8 @@ px_addr_parse(const char *str, bool resolve, struct sockaddr_storage *ss,
 		hstart = str;
 		hlen = (size_t)(colon - str);
 		if (memchr(str, ':', hlen) != NULL) {
-			*error_r = "IPv6 addresses must be written \"[addr]:port\"";
+			*error_r =
+			    "IPv6 addresses must be written \"[addr]:port\"";
 			return -1;
 		}
 	}
@@ -127,7 +128,8 @@ px_addr_unmap(struct sockaddr_storage *ss)
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 	struct sockaddr_in sin;
 
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+	if (ss->ss_family != AF_INET6 ||
+	    !IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
 		return;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -145,10 +147,10 @@ px_addr_ip(const struct sockaddr_storage *ss, char *buf, size_t size)
 	px_addr_unmap(&tmp);
 	if (tmp.ss_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&tmp)->sin_addr, buf,
-			  (socklen_t)size);
+		          (socklen_t)size);
 	else if (tmp.ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&tmp)->sin6_addr,
-			  buf, (socklen_t)size);
+		          buf, (socklen_t)size);
 	else
 		snprintf(buf, size, "unknown");
 }
@@ -176,7 +178,7 @@ socklen_t
 px_addr_socklen(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					 : sizeof(struct sockaddr_in);
+	                                 : sizeof(struct sockaddr_in);
 }
 
 int
@@ -254,7 +256,7 @@ px_cidr_match(const struct px_cidr *cidr, const struct sockaddr_storage *ss)
 
 bool
 px_addr_same_ip(const struct sockaddr_storage *a,
-		const struct sockaddr_storage *b)
+                const struct sockaddr_storage *b)
 {
 	struct sockaddr_storage x = *a, y = *b;
 
@@ -264,10 +266,9 @@ px_addr_same_ip(const struct sockaddr_storage *a,
 		return false;
 	if (x.ss_family == AF_INET)
 		return memcmp(&((struct sockaddr_in *)&x)->sin_addr,
-			      &((struct sockaddr_in *)&y)->sin_addr, 4) == 0;
+		              &((struct sockaddr_in *)&y)->sin_addr, 4) == 0;
 	if (x.ss_family == AF_INET6)
 		return memcmp(&((struct sockaddr_in6 *)&x)->sin6_addr,
-			      &((struct sockaddr_in6 *)&y)->sin6_addr,
-			      16) == 0;
+		              &((struct sockaddr_in6 *)&y)->sin6_addr, 16) == 0;
 	return false;
 }

@@ -19,7 +19,7 @@
  * only at config load).  Returns 0, or -1 with *error_r a static text.
  */
 int px_addr_parse(const char *str, bool resolve, struct sockaddr_storage *ss,
-		  socklen_t *len_r, const char **error_r);
+                  socklen_t *len_r, const char **error_r);
 
 /* px_addr_ip - write the bare IP ("1.2.3.4", "2001:db8::1") to buf; an
  * IPv4-mapped IPv6 address prints as IPv4. */
@@ -49,10 +49,10 @@ int px_cidr_parse(const char *str, struct px_cidr *cidr, const char **error_r);
 
 /* px_cidr_match - true if ss lies in cidr. */
 bool px_cidr_match(const struct px_cidr *cidr,
-		   const struct sockaddr_storage *ss);
+                   const struct sockaddr_storage *ss);
 
 /* px_addr_same_ip - true if both hold the same IP (ports ignored). */
 bool px_addr_same_ip(const struct sockaddr_storage *a,
-		     const struct sockaddr_storage *b);
+                     const struct sockaddr_storage *b);
 
 #endif

@@ -36,6 +36,6 @@ struct px_proxy_hdr {
  * as local), TLVs skipped.
  */
 ssize_t px_proxy_parse(const unsigned char *buf, size_t len,
-		       struct px_proxy_hdr *hdr, const char **error_r);
+                       struct px_proxy_hdr *hdr, const char **error_r);
 
 #endif

@@ -48,8 +48,8 @@
 
 /* Back-pressure: refill the socket buffer when it drains below LOW. */
 #define PX_RELAY_OUT_HIGH (256 * 1024)
-#define PX_RELAY_OUT_LOW (64 * 1024)
-#define PX_RELAY_CHUNK (64 * 1024)
+#define PX_RELAY_OUT_LOW  (64 * 1024)
+#define PX_RELAY_CHUNK    (64 * 1024)
 
 enum px_relay_state {
 	R_CLOSED = 0,
@@ -69,12 +69,12 @@ enum px_relay_state {
 struct px_relay {
 	struct event_base *base;
 	struct px_config *cfg; /* a reference of its own (pooled relays
-				* outlive their session) */
+	                        * outlive their session) */
 	uint64_t sid;
 	px_relay_cb *cb;
 	void *arg;
 	struct bufferevent *bev; /* the socket and its write side */
-	struct px_reader *rd;	 /* its read side, once connected */
+	struct px_reader *rd;    /* its read side, once connected */
 	enum px_relay_state state;
 	bool reused; /* taken from the pool, no reply seen since */
 	bool parked; /* in the pool */
@@ -140,7 +140,7 @@ px_backend_caps_set(const struct px_caps *caps)
 
 struct px_relay *
 px_relay_new(struct event_base *base, struct px_config *cfg, uint64_t sid,
-	     px_relay_cb *cb, void *arg)
+             px_relay_cb *cb, void *arg)
 {
 	struct px_relay *r = px_calloc(1, sizeof(*r));
 
@@ -194,7 +194,7 @@ px_relay_xclient_done(const struct px_relay *r)
  * done before returning to the loop: the callback may free r. */
 static void
 px_relay_answer(struct px_relay *r, enum px_relay_status status,
-		const char *why)
+                const char *why)
 {
 	struct px_relay_result res;
 
@@ -233,7 +233,7 @@ px_relay_fail_cb(evutil_socket_t fd, short what, void *arg)
  * the call that started the operation. */
 static void
 px_relay_fail_later(struct px_relay *r, enum px_relay_status status,
-		    const char *why)
+                    const char *why)
 {
 	struct timeval zero = {0, 0};
 
@@ -257,7 +257,7 @@ px_relay_set_read_timeout(struct px_relay *r, double secs)
 
 static void
 px_relay_send(struct px_relay *r, const char *line, size_t len,
-	      enum px_relay_state next)
+              enum px_relay_state next)
 {
 	struct evbuffer *out = bufferevent_get_output(r->bev);
 
@@ -265,8 +265,8 @@ px_relay_send(struct px_relay *r, const char *line, size_t len,
 	evbuffer_add(out, "\r\n", 2);
 	r->state = next;
 	px_relay_set_read_timeout(r, r->state == R_DATA_DONE
-					     ? r->cfg->timeouts.data_done
-					     : r->cfg->timeouts.backend);
+	                                 ? r->cfg->timeouts.data_done
+	                                 : r->cfg->timeouts.backend);
 	px_sock_flush(r->bev);
 }
 
@@ -285,7 +285,8 @@ px_relay_ehlo(struct px_relay *r, enum px_relay_state next)
 		bool plain = r->client_helo[0] != '\0';
 
 		for (const char *p = r->client_helo; *p; p++)
-			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			if ((unsigned char)*p <= ' ' ||
+			    (unsigned char)*p >= 0x7f)
 				plain = false;
 		if (plain)
 			name = r->client_helo;
@@ -311,29 +312,29 @@ px_relay_xclient(struct px_relay *r)
 	else
 		snprintf(addr, sizeof(addr), "%s", r->client_ip);
 	if (a & PX_XATTR_NAME) {
-		const char *name = r->client_name ? r->client_name
-						  : "[UNAVAILABLE]";
+		const char *name =
+		    r->client_name ? r->client_name : "[UNAVAILABLE]";
 
 		px_xtext_encode(name, strlen(name), val, sizeof(val));
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " NAME=%s",
-				      val);
+		                      val);
 	}
 	if (a & PX_XATTR_ADDR)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s",
-				      addr);
+		                      addr);
 	if (a & PX_XATTR_PORT)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " PORT=%u",
-				      r->client_port);
+		                      r->client_port);
 	if (a & PX_XATTR_PROTO)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " PROTO=%s",
-				      r->proto);
+		                      r->proto);
 	if (a & PX_XATTR_HELO) {
-		const char *helo = r->client_helo ? r->client_helo
-						  : "[UNAVAILABLE]";
+		const char *helo =
+		    r->client_helo ? r->client_helo : "[UNAVAILABLE]";
 
 		px_xtext_encode(helo, strlen(helo), val, sizeof(val));
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " HELO=%s",
-				      val);
+		                      val);
 	}
 	if (n >= sizeof(line))
 		n = sizeof(line) - 1;
@@ -366,13 +367,13 @@ px_relay_on_reply(struct px_relay *r, int code)
 	switch (r->state) {
 	case R_BANNER:
 		if (code != 220) {
-			px_relay_die_keep_reply:
+		px_relay_die_keep_reply:
 			if (r->bev != NULL) {
 				px_relay_close_socket(r);
 			}
 			r->state = R_DEAD;
 			px_relay_answer(r, PX_RELAY_UNREACHABLE,
-					"backend refused the session");
+			                "backend refused the session");
 			return false;
 		}
 		px_relay_ehlo(r, R_EHLO);
@@ -402,9 +403,9 @@ px_relay_on_reply(struct px_relay *r, int code)
 		/* Not authorised for XCLIENT: carry on without it; the
 		 * session then writes a Received header instead. */
 		px_log_warn("%016llx backend refused XCLIENT: %.*s",
-			    (unsigned long long)r->sid,
-			    (int)(r->reply_len > 2 ? r->reply_len - 2 : 0),
-			    r->reply);
+		            (unsigned long long)r->sid,
+		            (int)(r->reply_len > 2 ? r->reply_len - 2 : 0),
+		            r->reply);
 		r->caps.xclient = false;
 		r->state = R_READY;
 		px_relay_set_read_timeout(r, 0);
@@ -477,7 +478,8 @@ px_relay_fill(struct px_relay *r)
 	struct evbuffer *out = bufferevent_get_output(r->bev);
 
 	if (r->headers != NULL) {
-		px_data_encode(&r->enc, r->headers, r->hlen, px_relay_emit, out);
+		px_data_encode(&r->enc, r->headers, r->hlen, px_relay_emit,
+		               out);
 		r->headers = NULL;
 	}
 	for (;;) {
@@ -494,10 +496,10 @@ px_relay_fill(struct px_relay *r)
 		if (r->chunk == NULL)
 			r->chunk = px_malloc(PX_RELAY_CHUNK);
 		n = px_spool_read(r->sp, r->sp_off, r->chunk, PX_RELAY_CHUNK,
-				  &p);
+		                  &p);
 		if (n < 0) {
 			px_log_err("%016llx cannot read spooled message",
-				   (unsigned long long)r->sid);
+			           (unsigned long long)r->sid);
 			px_relay_die(r, PX_RELAY_LOST, "spool read error");
 			return;
 		}
@@ -505,7 +507,8 @@ px_relay_fill(struct px_relay *r)
 			px_data_encode_end(&r->enc, px_relay_emit, out);
 			bufferevent_setwatermark(r->bev, EV_WRITE, 0, 0);
 			r->state = R_DATA_DONE;
-			px_relay_set_read_timeout(r, r->cfg->timeouts.data_done);
+			px_relay_set_read_timeout(r,
+			                          r->cfg->timeouts.data_done);
 			px_sock_flush(r->bev);
 			return;
 		}
@@ -538,9 +541,10 @@ px_relay_on_read(void *arg, enum px_read_what what)
 		return;
 	}
 	if (what != PX_READ_DATA) {
-		px_relay_failed(r, false, what == PX_READ_EOF
-						  ? "backend closed the connection"
-						  : "backend connection error");
+		px_relay_failed(r, false,
+		                what == PX_READ_EOF
+		                    ? "backend closed the connection"
+		                    : "backend connection error");
 		return;
 	}
 	for (;;) {
@@ -562,10 +566,11 @@ px_relay_on_read(void *arg, enum px_read_what what)
 		}
 		if (n <= 0) {
 			px_log_warn("%016llx backend sent a malformed reply",
-				    (unsigned long long)r->sid);
-			px_relay_die(r, r->state <= R_EHLO2 ? PX_RELAY_UNREACHABLE
-							    : PX_RELAY_LOST,
-				     "malformed reply");
+			            (unsigned long long)r->sid);
+			px_relay_die(r,
+			             r->state <= R_EHLO2 ? PX_RELAY_UNREACHABLE
+			                                 : PX_RELAY_LOST,
+			             "malformed reply");
 			return;
 		}
 		/* Copy it with every line ending in CRLF. */
@@ -607,10 +612,10 @@ px_relay_failed(struct px_relay *r, bool timeout, const char *why)
 		return;
 	}
 	px_relay_die(r,
-		     opening   ? PX_RELAY_UNREACHABLE
-		     : timeout ? PX_RELAY_TIMEOUT
-			       : PX_RELAY_LOST,
-		     why);
+	             opening   ? PX_RELAY_UNREACHABLE
+	             : timeout ? PX_RELAY_TIMEOUT
+	                       : PX_RELAY_LOST,
+	             why);
 }
 
 /* px_relay_eventcb - connect done, or the write side failed. */
@@ -624,17 +629,18 @@ px_relay_eventcb(struct bufferevent *bev, short what, void *arg)
 		struct timeval wt = px_timeval(r->cfg->timeouts.backend);
 
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
-			   &one, sizeof(one));
+		           &one, sizeof(one));
 		bufferevent_set_timeouts(bev, NULL, &wt);
 		r->state = R_BANNER;
 		r->rd = px_reader_new(r->base, bufferevent_getfd(bev),
-				      PX_REPLY_MAX * 2, px_relay_on_read, r);
+		                      PX_REPLY_MAX * 2, px_relay_on_read, r);
 		px_relay_set_read_timeout(r, r->cfg->timeouts.backend);
 		return;
 	}
 	px_relay_failed(r, (what & BEV_EVENT_TIMEOUT) != 0,
-			(what & BEV_EVENT_TIMEOUT) ? "backend timeout"
-						   : "backend connection error");
+	                (what & BEV_EVENT_TIMEOUT)
+	                    ? "backend timeout"
+	                    : "backend connection error");
 }
 
 void
@@ -655,7 +661,7 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (r->bev == NULL) {
 		px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
-				    "cannot create socket");
+		                    "cannot create socket");
 		return;
 	}
 	bufferevent_setcb(r->bev, NULL, px_relay_writecb, px_relay_eventcb, r);
@@ -665,10 +671,10 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	bufferevent_disable(r->bev, EV_WRITE | EV_READ);
 	r->state = R_CONNECTING;
 	if (bufferevent_socket_connect(r->bev,
-				       (struct sockaddr *)&r->cfg->backend,
-				       (int)r->cfg->backend_len) < 0)
+	                               (struct sockaddr *)&r->cfg->backend,
+	                               (int)r->cfg->backend_len) < 0)
 		px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
-				    "cannot connect to backend");
+		                    "cannot connect to backend");
 }
 
 void
@@ -677,7 +683,7 @@ px_relay_command(struct px_relay *r, const char *line, size_t len)
 	r->reply_len = 0;
 	if (r->state != R_READY || r->bev == NULL) {
 		px_relay_fail_later(r, PX_RELAY_LOST,
-				    "backend connection not ready");
+		                    "backend connection not ready");
 		return;
 	}
 	px_relay_send(r, line, len, R_COMMAND);
@@ -685,12 +691,12 @@ px_relay_command(struct px_relay *r, const char *line, size_t len)
 
 void
 px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
-		 struct px_spool *sp)
+                 struct px_spool *sp)
 {
 	r->reply_len = 0;
 	if (r->state != R_READY || r->bev == NULL) {
 		px_relay_fail_later(r, PX_RELAY_LOST,
-				    "backend connection not ready");
+		                    "backend connection not ready");
 		return;
 	}
 	r->headers = headers;
@@ -781,7 +787,7 @@ px_relay_release(struct px_relay **rp)
 
 struct px_relay *
 px_relay_take(struct event_base *base, struct px_config *cfg, uint64_t sid,
-	      px_relay_cb *cb, void *arg)
+              px_relay_cb *cb, void *arg)
 {
 	for (struct px_relay *r = px_pool; r != NULL; r = r->pool_next) {
 		if (r->cfg != cfg || r->base != base || r->state != R_READY ||
@@ -855,7 +861,7 @@ px_backend_probe(const struct px_config *cfg, double timeout)
 	if (fd < 0)
 		return -1;
 	if (connect(fd, (const struct sockaddr *)&cfg->backend,
-		    cfg->backend_len) < 0 &&
+	            cfg->backend_len) < 0 &&
 	    errno != EINPROGRESS)
 		goto out;
 	pfd.fd = fd;

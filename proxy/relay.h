@@ -25,16 +25,16 @@ struct px_relay;
 enum px_relay_status {
 	PX_RELAY_REPLY = 0,   /* the backend replied: see code/text */
 	PX_RELAY_UNREACHABLE, /* could not connect or greet (451 4.4.1) */
-	PX_RELAY_LOST,	      /* connection lost or broken reply (451 4.4.2) */
+	PX_RELAY_LOST,        /* connection lost or broken reply (451 4.4.2) */
 	PX_RELAY_TIMEOUT,     /* no reply in time (451 4.4.2) */
 };
 
 struct px_relay_result {
 	enum px_relay_status status;
-	int code;		/* with PX_RELAY_REPLY */
-	const char *reply;	/* the reply, lines ending in CRLF */
-	size_t reply_len;	/* (valid during the callback only) */
-	const char *why;	/* short text for logs on failure */
+	int code;          /* with PX_RELAY_REPLY */
+	const char *reply; /* the reply, lines ending in CRLF */
+	size_t reply_len;  /* (valid during the callback only) */
+	const char *why;   /* short text for logs on failure */
 	/* px_relay_message: true for the reply to the final dot, false for
 	 * a reply to DATA itself (which was not 354). */
 	bool final;
@@ -46,15 +46,15 @@ typedef void px_relay_cb(void *arg, const struct px_relay_result *res);
 struct px_relay_client {
 	const char *ip;
 	uint16_t port;
-	const char *name; /* verified reverse DNS name, NULL if unknown */
-	const char *helo; /* NULL if none */
+	const char *name;  /* verified reverse DNS name, NULL if unknown */
+	const char *helo;  /* NULL if none */
 	const char *proto; /* "SMTP" or "ESMTP" */
 };
 
 /* px_relay_new - an unconnected relay for session sid; it takes its own
  * reference on cfg. */
 struct px_relay *px_relay_new(struct event_base *base, struct px_config *cfg,
-			      uint64_t sid, px_relay_cb *cb, void *arg);
+                              uint64_t sid, px_relay_cb *cb, void *arg);
 
 /*
  * px_relay_take - a relay for session sid: an idle, greeted connection of
@@ -63,7 +63,7 @@ struct px_relay *px_relay_new(struct event_base *base, struct px_config *cfg,
  * unconnected one (call px_relay_open()).  Loop thread only.
  */
 struct px_relay *px_relay_take(struct event_base *base, struct px_config *cfg,
-			       uint64_t sid, px_relay_cb *cb, void *arg);
+                               uint64_t sid, px_relay_cb *cb, void *arg);
 
 /*
  * px_relay_release - the session is done with *rp (sets it NULL): a clean,
@@ -116,7 +116,7 @@ void px_relay_command(struct px_relay *r, const char *line, size_t len);
  * until the answer.
  */
 void px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
-		      struct px_spool *sp);
+                      struct px_spool *sp);
 
 /* px_relay_quit - send QUIT if idle, and close without waiting for the
  * 221 (no callback); the relay can be opened again or freed. */

@@ -67,13 +67,13 @@
 enum px_sstate {
 	S_PROXY = 0, /* waiting for the PROXY header */
 	S_GREET,     /* greet_delay running, or connect filters */
-	S_CMD,	     /* reading commands */
-	S_DATA,	     /* reading message data */
+	S_CMD,       /* reading commands */
+	S_DATA,      /* reading message data */
 };
 
 /* Where a transaction ended, for the log. */
 static const char *const px_stage_names[] = {
-	"connect", "helo", "mail", "rcpt", "data", "eom",
+    "connect", "helo", "mail", "rcpt", "data", "eom",
 };
 enum px_stage {
 	ST_CONNECT = 0,
@@ -91,22 +91,22 @@ enum px_relay_op {
 	OP_XFORWARD,
 	OP_MAIL,
 	OP_RCPT,
-	OP_RSET,	/* ours (after a refused message): no reply */
+	OP_RSET,        /* ours (after a refused message): no reply */
 	OP_RSET_CLIENT, /* the client's RSET: reply 250 after */
-	OP_RSET_HELO,	/* HELO/EHLO in a transaction: its filters after */
+	OP_RSET_HELO,   /* HELO/EHLO in a transaction: its filters after */
 	OP_MESSAGE,
 };
 
 struct px_txn {
 	bool active; /* MAIL accepted */
 	unsigned id;
-	char *from;	     /* mailbox, "" for <> */
-	char *mail_line;     /* what we send the backend */
-	char *first_rcpt;    /* first accepted recipient */
-	char *rcpt;	     /* the recipient being handled */
-	char *rcpt_line;     /* what we send the backend */
-	unsigned nrcpt;	     /* accepted */
-	unsigned nrcpt_seen; /* RCPT commands tried */
+	char *from;             /* mailbox, "" for <> */
+	char *mail_line;        /* what we send the backend */
+	char *first_rcpt;       /* first accepted recipient */
+	char *rcpt;             /* the recipient being handled */
+	char *rcpt_line;        /* what we send the backend */
+	unsigned nrcpt;         /* accepted */
+	unsigned nrcpt_seen;    /* RCPT commands tried */
 	bool rcpt_refused_perm; /* a RCPT got a 5xx */
 	bool smtputf8;
 	bool tagged;
@@ -114,8 +114,8 @@ struct px_txn {
 	bool spool_error;
 	enum px_stage stage;
 	struct timespec start;
-	char reply[512];   /* our last reply line, for the log */
-	char backend[512]; /* the backend's last reply line */
+	char reply[512];    /* our last reply line, for the log */
+	char backend[512];  /* the backend's last reply line */
 	bool backend_final; /* our last reply was the backend's */
 	size_t size;
 };
@@ -127,7 +127,7 @@ struct px_session {
 	struct px_config *cfg;
 	struct px_listen_info li;
 	struct bufferevent *bev; /* the write side (and the socket) */
-	struct px_reader *rd;	 /* the read side */
+	struct px_reader *rd;    /* the read side */
 	struct sockaddr_storage client;
 	char client_ip[48];
 	uint16_t client_port;
@@ -152,7 +152,8 @@ struct px_session {
 	/* Filters. */
 	struct flt_session fs;
 	struct flt_chain *chain;
-	struct flt_verdict early; /* connect/HELO hard verdict, applied at RCPT */
+	struct flt_verdict
+	    early; /* connect/HELO hard verdict, applied at RCPT */
 	/* Backend. */
 	struct px_relay *relay;
 	bool backend_txn; /* the backend has a MAIL in progress */
@@ -173,8 +174,7 @@ static void px_session_close(struct px_session *s, const char *reason);
 static void px_txn_end(struct px_session *s, const char *result);
 static void px_session_relay_cb(void *arg, const struct px_relay_result *res);
 static void px_session_done(struct px_session *s);
-static bool px_session_rset_backend(struct px_session *s,
-				    enum px_relay_op op);
+static bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
 
 static uint64_t
 px_session_new_id(void)
@@ -189,7 +189,7 @@ px_session_new_id(void)
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		state = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
-			(uint64_t)(uintptr_t)&state ^ (uint64_t)getpid();
+		        (uint64_t)(uintptr_t)&state ^ (uint64_t)getpid();
 		if (state == 0)
 			state = 0x9e3779b97f4a7c15ULL;
 	}
@@ -208,7 +208,7 @@ px_ms_since(const struct timespec *t0)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (long)((now.tv_sec - t0->tv_sec) * 1000 +
-		      (now.tv_nsec - t0->tv_nsec) / 1000000);
+	              (now.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
 /* px_session_set_timeout - the client read timeout for the current state;
@@ -218,9 +218,10 @@ px_session_set_timeout(struct px_session *s)
 {
 	if (s->closing || s->rd == NULL)
 		return;
-	px_reader_set_timeout(s->rd, s->busy		    ? 0
-				     : s->state == S_DATA ? s->cfg->timeouts.data_block
-							  : s->cfg->timeouts.command);
+	px_reader_set_timeout(s->rd, s->busy ? 0
+	                             : s->state == S_DATA
+	                                 ? s->cfg->timeouts.data_block
+	                                 : s->cfg->timeouts.command);
 }
 
 /* px_session_set_busy - wait for a filter or the backend: the client's
@@ -269,12 +270,12 @@ px_write_reply(struct px_session *s, const char *buf, size_t len)
 }
 
 static void px_reply(struct px_session *s, int code, const char *enh,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* px_reply - one of our own single-line replies. */
 static void
-px_reply(struct px_session *s, int code, const char *enh, const char *fmt,
-	 ...)
+px_reply(struct px_session *s, int code, const char *enh, const char *fmt, ...)
 {
 	char text[512], buf[600];
 	va_list ap;
@@ -288,14 +289,14 @@ px_reply(struct px_session *s, int code, const char *enh, const char *fmt,
 }
 
 static void px_reply_policy(struct px_session *s, int code, const char *enh,
-			    const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+                            const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* px_reply_policy - a policy reject (not a protocol error): soft_bounce
  * turns its 5xx into 4xx, as Postfix's does, to test a deployment safely. */
 static void
 px_reply_policy(struct px_session *s, int code, const char *enh,
-		const char *fmt, ...)
+                const char *fmt, ...)
 {
 	char text[512], e[16];
 	va_list ap;
@@ -316,28 +317,31 @@ px_reply_policy(struct px_session *s, int code, const char *enh,
  * reject, 554 5.7.1 disconnect: RFC 5321 3.1), with text as default. */
 static void
 px_reply_verdict(struct px_session *s, const struct flt_verdict *v,
-		 const char *text)
+                 const char *text)
 {
 	bool temp = v->action == FLT_TEMPFAIL;
-	int code = v->code		       ? v->code
-		   : temp			       ? 451
-		   : v->action == FLT_DISCONNECT ? 554
-						 : 550;
+	int code = v->code                       ? v->code
+	           : temp                        ? 451
+	           : v->action == FLT_DISCONNECT ? 554
+	                                         : 550;
 
-	px_reply_policy(s, code, v->enh[0] ? v->enh : temp ? "4.7.1" : "5.7.1",
-			"%s", v->text[0] ? v->text : text);
+	px_reply_policy(s, code,
+	                v->enh[0] ? v->enh
+	                : temp    ? "4.7.1"
+	                          : "5.7.1",
+	                "%s", v->text[0] ? v->text : text);
 }
 
 /* px_reply_error - a protocol error reply; counts towards limits.errors
  * and ends the session with 421 when there are too many (a client stuck in
  * a loop, or probing). */
 static void px_reply_error(struct px_session *s, int code, const char *enh,
-			   const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+                           const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
-px_reply_error(struct px_session *s, int code, const char *enh,
-	       const char *fmt, ...)
+px_reply_error(struct px_session *s, int code, const char *enh, const char *fmt,
+               ...)
 {
 	char text[512];
 	va_list ap;
@@ -348,7 +352,7 @@ px_reply_error(struct px_session *s, int code, const char *enh,
 	px_reply(s, code, enh, "%s", text);
 	if (++s->errors >= s->cfg->limits.errors) {
 		px_reply(s, 421, "4.7.0", "%s Error: too many errors",
-			 s->cfg->hostname);
+		         s->cfg->hostname);
 		px_session_close(s, "errors");
 	}
 }
@@ -359,10 +363,10 @@ px_reply_error(struct px_session *s, int code, const char *enh,
  * "451 4.3.0" (STYLE "Errors and replies") and false is returned. */
 static bool
 px_reply_backend(struct px_session *s, const struct px_relay_result *res,
-		 bool allow_2xx)
+                 bool allow_2xx)
 {
 	px_log_reply(s->txn.backend, sizeof(s->txn.backend), res->reply,
-		     res->reply_len);
+	             res->reply_len);
 	/* RFC 5321 4.3.2: MAIL, RCPT and the end of data succeed with 250
 	 * (RCPT also 251); a 220 or 221 there is out of step. */
 	if ((res->code >= 400 && res->code < 600) ||
@@ -372,7 +376,7 @@ px_reply_backend(struct px_session *s, const struct px_relay_result *res,
 		return true;
 	}
 	px_log_warn("%016llx unexpected backend reply %s",
-		    (unsigned long long)s->id, s->txn.backend);
+	            (unsigned long long)s->id, s->txn.backend);
 	px_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend");
 	s->txn.backend_final = true;
 	return false;
@@ -395,16 +399,17 @@ static void
 px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
 {
 	px_log_warn("%016llx backend %s: %s", (unsigned long long)s->id,
-		    s->cfg->backend_str, res->why ? res->why : "failed");
+	            s->cfg->backend_str, res->why ? res->why : "failed");
 	snprintf(s->txn.backend, sizeof(s->txn.backend), "%s",
-		 res->status == PX_RELAY_UNREACHABLE ? "unreachable"
-		 : res->status == PX_RELAY_TIMEOUT   ? "timeout"
-						     : "lost");
+	         res->status == PX_RELAY_UNREACHABLE ? "unreachable"
+	         : res->status == PX_RELAY_TIMEOUT   ? "timeout"
+	                                             : "lost");
 	if (res->status == PX_RELAY_UNREACHABLE)
-		px_reply(s, 451, "4.4.1", "Error: backend unavailable, try again later");
+		px_reply(s, 451, "4.4.1",
+		         "Error: backend unavailable, try again later");
 	else
 		px_reply(s, 451, "4.4.2",
-			 "Error: backend connection lost, try again later");
+		         "Error: backend connection lost, try again later");
 	s->txn.backend_final = true;
 }
 
@@ -477,8 +482,8 @@ px_session_close(struct px_session *s, const char *reason)
 		event_del(s->greet_ev);
 	if (s->state != S_PROXY)
 		px_log_info("%016llx disconnect reason=%s txns=%u ms=%ld",
-			    (unsigned long long)s->id, reason, s->ntxn,
-			    px_ms_since(&s->start));
+		            (unsigned long long)s->id, reason, s->ntxn,
+		            px_ms_since(&s->start));
 	/* A backend transaction still open is not clean: no pool for it. */
 	if (s->backend_txn && s->relay != NULL) {
 		px_relay_quit(s->relay);
@@ -533,8 +538,7 @@ px_txn_end(struct px_session *s, const char *result)
 		return;
 	/* A transaction given up after every recipient was refused ended
 	 * in that refusal. */
-	if (strcmp(result, "abort") == 0 && t->nrcpt == 0 &&
-	    t->nrcpt_seen > 0)
+	if (strcmp(result, "abort") == 0 && t->nrcpt == 0 && t->nrcpt_seen > 0)
 		result = t->rcpt_refused_perm ? "reject" : "tempfail";
 	if (t->from != NULL) {
 		char tmp[560];
@@ -548,7 +552,7 @@ px_txn_end(struct px_session *s, const char *result)
 		char tmp[560];
 
 		snprintf(tmp, sizeof(tmp), "<%s>",
-			 t->first_rcpt ? t->first_rcpt : t->rcpt);
+		         t->first_rcpt ? t->first_rcpt : t->rcpt);
 		px_log_str(rcpt, sizeof(rcpt), tmp);
 	} else {
 		snprintf(rcpt, sizeof(rcpt), "-");
@@ -558,15 +562,14 @@ px_txn_end(struct px_session *s, const char *result)
 	/* backend= is what the backend said about the outcome: "-" when
 	 * mxguard itself gave the final answer. */
 	snprintf(backend, sizeof(backend), "%s",
-		 t->backend_final && t->backend[0] ? t->backend : "-");
-	px_log_info("%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
-		    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s "
-		    "backend=%s ms=%ld",
-		    (unsigned long long)s->id, t->id, result,
-		    px_stage_names[t->stage], t->reply[0] ? t->reply : "-",
-		    from, rcpt, t->nrcpt, t->size, helo,
-		    flt_chain_score(s->chain), syms, backend,
-		    px_ms_since(&t->start));
+	         t->backend_final && t->backend[0] ? t->backend : "-");
+	px_log_info(
+	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
+	    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s "
+	    "backend=%s ms=%ld",
+	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
+	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
+	    flt_chain_score(s->chain), syms, backend, px_ms_since(&t->start));
 	px_txn_reset(s);
 }
 
@@ -622,7 +625,7 @@ px_session_connect_stage(struct px_session *s)
 
 	px_session_set_busy(s);
 	if (flt_chain_run(s->chain, FLT_STAGE_CONNECT, px_session_connect_done,
-			  s, &v) == 1)
+	                  s, &v) == 1)
 		px_session_connect_done(s, &v);
 }
 
@@ -643,21 +646,22 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 static void
 px_session_greet(struct px_session *s)
 {
-	px_log_info("%016llx connect client=[%s]:%u listener=%s mode=%s proxy=%s",
-		    (unsigned long long)s->id, s->client_ip, s->client_port,
-		    s->li.address, s->li.mode == PX_MODE_MX ? "mx" : "submission",
-		    s->proxy_version);
+	px_log_info(
+	    "%016llx connect client=[%s]:%u listener=%s mode=%s proxy=%s",
+	    (unsigned long long)s->id, s->client_ip, s->client_port,
+	    s->li.address, s->li.mode == PX_MODE_MX ? "mx" : "submission",
+	    s->proxy_version);
 	s->state = S_GREET;
 	switch (px_conn_acquire(s->cfg, s->client_ip)) {
 	case -1:
 		px_reply(s, 421, "4.7.0", "%s Error: too many connections",
-			 s->cfg->hostname);
+		         s->cfg->hostname);
 		px_session_close(s, "limit");
 		return;
 	case -2:
 		px_reply(s, 421, "4.7.0",
-			 "%s Error: too many connections from your address",
-			 s->cfg->hostname);
+		         "%s Error: too many connections from your address",
+		         s->cfg->hostname);
 		px_session_close(s, "limit");
 		return;
 	default:
@@ -673,7 +677,7 @@ px_session_greet(struct px_session *s)
 		 * one that talks now is a pregreeter. */
 		char line[300];
 		int n = snprintf(line, sizeof(line), "220-%s ESMTP mxguard\r\n",
-				 s->cfg->hostname);
+		                 s->cfg->hostname);
 
 		px_write_reply(s, line, (size_t)n);
 		s->greet_ev = evtimer_new(s->base, px_session_greet_timer, s);
@@ -681,6 +685,20 @@ px_session_greet(struct px_session *s)
 		return;
 	}
 	px_session_connect_stage(s);
+}
+
+/* px_session_set_client - who the client is: the socket's peer, or what a
+ * PROXY header says; IPv4-mapped addresses become plain IPv4. */
+static void
+px_session_set_client(struct px_session *s, const struct sockaddr_storage *ss)
+{
+	s->client = *ss;
+	px_addr_unmap(&s->client);
+	px_addr_ip(&s->client, s->client_ip, sizeof(s->client_ip));
+	s->client_port = px_addr_port(&s->client);
+	s->fs.client = s->client;
+	memcpy(s->fs.client_ip, s->client_ip, sizeof(s->fs.client_ip));
+	s->fs.client_port = s->client_port;
 }
 
 /* The PROXY protocol header (trusted listeners only). */
@@ -695,7 +713,8 @@ px_session_proxy_input(struct px_session *s)
 	const char *err = NULL;
 	ssize_t n;
 
-	n = px_proxy_parse(evbuffer_pullup(in, (ssize_t)take), take, &hdr, &err);
+	n = px_proxy_parse(evbuffer_pullup(in, (ssize_t)take), take, &hdr,
+	                   &err);
 	if (n == 0)
 		return;
 	if (n < 0) {
@@ -703,22 +722,15 @@ px_session_proxy_input(struct px_session *s)
 
 		px_addr_format(&s->client, peer, sizeof(peer));
 		px_log_warn("%016llx bad PROXY header from %s on %s: %s",
-			    (unsigned long long)s->id, peer, s->li.address,
-			    err ? err : "malformed");
+		            (unsigned long long)s->id, peer, s->li.address,
+		            err ? err : "malformed");
 		px_session_close(s, "proxy");
 		return;
 	}
 	evbuffer_drain(in, (size_t)n);
 	s->proxy_version = hdr.version == 1 ? "v1" : "v2";
-	if (!hdr.local) {
-		s->client = hdr.src;
-		px_addr_unmap(&s->client);
-		px_addr_ip(&s->client, s->client_ip, sizeof(s->client_ip));
-		s->client_port = px_addr_port(&s->client);
-		s->fs.client = s->client;
-		memcpy(s->fs.client_ip, s->client_ip, sizeof(s->fs.client_ip));
-		s->fs.client_port = s->client_port;
-	}
+	if (!hdr.local)
+		px_session_set_client(s, &hdr.src);
 	px_session_greet(s);
 }
 
@@ -754,13 +766,13 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 		s->adv_smtputf8 = known && caps.smtputf8;
 		s->adv_dsn = known && caps.dsn;
 		n = snprintf(buf, sizeof(buf),
-			     "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-			     "%s250-ENHANCEDSTATUSCODES\r\n%s%s",
-			     s->cfg->hostname, s->adv_size,
-			     !known || caps.eightbitmime ? "250-8BITMIME\r\n"
-							 : "",
-			     s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
-			     s->adv_dsn ? "250-DSN\r\n" : "");
+		             "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
+		             "%s250-ENHANCEDSTATUSCODES\r\n%s%s",
+		             s->cfg->hostname, s->adv_size,
+		             !known || caps.eightbitmime ? "250-8BITMIME\r\n"
+		                                         : "",
+		             s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
+		             s->adv_dsn ? "250-DSN\r\n" : "");
 		/* The last line takes a space after the code. */
 		buf[n - 2] = '\0';
 		char *last = strrchr(buf, '\n');
@@ -792,7 +804,7 @@ px_cmd_helo(struct px_session *s, const struct px_cmd *cmd, bool esmtp)
 	if (px_session_rset_backend(s, OP_RSET_HELO))
 		return;
 	if (flt_chain_run(s->chain, FLT_STAGE_HELO, px_session_helo_done, s,
-			  &v) == 1)
+	                  &v) == 1)
 		px_session_helo_done(s, &v);
 }
 
@@ -800,7 +812,7 @@ px_cmd_helo(struct px_session *s, const struct px_cmd *cmd, bool esmtp)
  * backend.  Returns 0, or -1 after replying. */
 static int
 px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
-	       size_t outsize)
+               size_t outsize)
 {
 	struct px_slice params = cmd->params;
 	struct px_param p;
@@ -811,8 +823,8 @@ px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 
 	if (px_backend_caps_get(&caps))
 		backend_dsn = caps.dsn;
-	n = (size_t)snprintf(out, outsize, "MAIL FROM:<%.*s>", (int)cmd->addr.len,
-			     cmd->addr.p);
+	n = (size_t)snprintf(out, outsize, "MAIL FROM:<%.*s>",
+	                     (int)cmd->addr.len, cmd->addr.p);
 	while ((rc = px_param_next(&params, &p)) == 1) {
 		bool keep = true;
 
@@ -823,57 +835,63 @@ px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 
 			if (!p.has_value || p.value.len == 0 ||
 			    p.value.len >= sizeof(num)) {
-				px_reply_error(s, 501, "5.5.4", "Error: bad SIZE parameter");
+				px_reply_error(s, 501, "5.5.4",
+				               "Error: bad SIZE parameter");
 				return -1;
 			}
 			memcpy(num, p.value.p, p.value.len);
 			num[p.value.len] = '\0';
 			size = strtoull(num, &end, 10);
 			if (*end != '\0' || num[0] < '0' || num[0] > '9') {
-				px_reply_error(s, 501, "5.5.4", "Error: bad SIZE parameter");
+				px_reply_error(s, 501, "5.5.4",
+				               "Error: bad SIZE parameter");
 				return -1;
 			}
 			if (size > s->cfg->limits.message_size) {
-				px_reply(s, 552, "5.3.4",
-					 "Error: message size exceeds fixed limit");
+				px_reply(
+				    s, 552, "5.3.4",
+				    "Error: message size exceeds fixed limit");
 				return -1;
 			}
 		} else if (px_slice_eq_ci(p.key, "BODY")) {
-			if (!p.has_value || (!px_slice_eq_ci(p.value, "7BIT") &&
-					     !px_slice_eq_ci(p.value, "8BITMIME"))) {
+			if (!p.has_value ||
+			    (!px_slice_eq_ci(p.value, "7BIT") &&
+			     !px_slice_eq_ci(p.value, "8BITMIME"))) {
 				px_reply_error(s, 501, "5.5.4",
-					       "Error: unsupported BODY type");
+				               "Error: unsupported BODY type");
 				return -1;
 			}
 		} else if (px_slice_eq_ci(p.key, "SMTPUTF8")) {
 			if (!s->adv_smtputf8 || p.has_value) {
 				px_reply_error(s, 555, "5.5.4",
-					       "Error: SMTPUTF8 not supported");
+				               "Error: SMTPUTF8 not supported");
 				return -1;
 			}
 			s->txn.smtputf8 = true;
 		} else if (px_slice_eq_ci(p.key, "RET") ||
-			   px_slice_eq_ci(p.key, "ENVID")) {
+		           px_slice_eq_ci(p.key, "ENVID")) {
 			bool ret = px_slice_eq_ci(p.key, "RET");
 
 			if (!s->adv_dsn) {
 				px_reply_error(s, 555, "5.5.4",
-					       "Error: DSN not supported");
+				               "Error: DSN not supported");
 				return -1;
 			}
 			if (!p.has_value ||
 			    (ret && !px_slice_eq_ci(p.value, "FULL") &&
 			     !px_slice_eq_ci(p.value, "HDRS")) ||
-			    (!ret && (p.value.len > 100 || !px_xtext_valid(p.value)))) {
+			    (!ret &&
+			     (p.value.len > 100 || !px_xtext_valid(p.value)))) {
 				px_reply_error(s, 501, "5.5.4",
-					       "Error: bad %s parameter",
-					       ret ? "RET" : "ENVID");
+				               "Error: bad %s parameter",
+				               ret ? "RET" : "ENVID");
 				return -1;
 			}
 			if (!backend_dsn) {
-				px_log_info("%016llx dropped %.*s: the backend has no DSN",
-					    (unsigned long long)s->id,
-					    (int)p.key.len, p.key.p);
+				px_log_info("%016llx dropped %.*s: the backend "
+				            "has no DSN",
+				            (unsigned long long)s->id,
+				            (int)p.key.len, p.key.p);
 				keep = false;
 			}
 		} else if (px_slice_eq_ci(p.key, "AUTH")) {
@@ -882,16 +900,16 @@ px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 			keep = false;
 		} else {
 			px_reply_error(s, 555, "5.5.4",
-				       "Error: unsupported parameter %.*s",
-				       (int)(p.key.len > 40 ? 40 : p.key.len),
-				       p.key.p);
+			               "Error: unsupported parameter %.*s",
+			               (int)(p.key.len > 40 ? 40 : p.key.len),
+			               p.key.p);
 			return -1;
 		}
 		if (keep && n < outsize)
-			n += (size_t)snprintf(out + n, outsize - n, " %.*s%s%.*s",
-					      (int)p.key.len, p.key.p,
-					      p.has_value ? "=" : "",
-					      (int)p.value.len, p.value.p);
+			n += (size_t)snprintf(out + n, outsize - n,
+			                      " %.*s%s%.*s", (int)p.key.len,
+			                      p.key.p, p.has_value ? "=" : "",
+			                      (int)p.value.len, p.value.p);
 	}
 	if (rc < 0) {
 		px_reply_error(s, 501, "5.5.4", "Error: bad MAIL parameters");
@@ -899,7 +917,7 @@ px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 	}
 	if (cmd->addr_utf8 && !s->txn.smtputf8) {
 		px_reply_error(s, 553, "5.6.7",
-			       "Error: non-ASCII address needs SMTPUTF8");
+		               "Error: non-ASCII address needs SMTPUTF8");
 		return -1;
 	}
 	if (n >= outsize) {
@@ -927,7 +945,7 @@ px_session_open_backend(struct px_session *s)
 
 	if (s->relay == NULL)
 		s->relay = px_relay_new(s->base, s->cfg, s->id,
-					px_session_relay_cb, s);
+		                        px_session_relay_cb, s);
 	px_relay_client_info(s, &c);
 	s->op = OP_OPEN;
 	px_relay_open(s->relay, &c);
@@ -952,24 +970,25 @@ px_session_send_mail(struct px_session *s)
 			snprintf(addr, sizeof(addr), "%s", s->client_ip);
 		if (a & PX_XATTR_NAME)
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      " NAME=[UNAVAILABLE]");
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s", addr);
+			                      " NAME=[UNAVAILABLE]");
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s",
+		                      addr);
 		if (a & PX_XATTR_PORT)
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      " PORT=%u", s->client_port);
+			                      " PORT=%u", s->client_port);
 		if (a & PX_XATTR_PROTO)
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      " PROTO=%s",
-					      s->esmtp ? "ESMTP" : "SMTP");
+			                      " PROTO=%s",
+			                      s->esmtp ? "ESMTP" : "SMTP");
 		if ((a & PX_XATTR_HELO) && s->helo != NULL) {
 			px_xtext_encode(s->helo, strlen(s->helo), val,
-					sizeof(val));
+			                sizeof(val));
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      " HELO=%s", val);
+			                      " HELO=%s", val);
 		}
 		if (a & PX_XATTR_SOURCE)
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      " SOURCE=REMOTE");
+			                      " SOURCE=REMOTE");
 		if (n >= sizeof(line))
 			n = sizeof(line) - 1;
 		s->op = OP_XFORWARD;
@@ -990,7 +1009,8 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 	if (v->action == FLT_REJECT || v->action == FLT_TEMPFAIL ||
 	    v->action == FLT_DISCONNECT) {
 		px_reply_verdict(s, v, "Sender rejected");
-		px_txn_end(s, v->action == FLT_TEMPFAIL ? "tempfail" : "reject");
+		px_txn_end(s,
+		           v->action == FLT_TEMPFAIL ? "tempfail" : "reject");
 		if (v->action == FLT_DISCONNECT)
 			px_session_close(s, "policy");
 		else
@@ -1001,7 +1021,7 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 		px_session_drop_relay(s);
 	if (s->relay == NULL)
 		s->relay = px_relay_take(s->base, s->cfg, s->id,
-					 px_session_relay_cb, s);
+		                         px_session_relay_cb, s);
 	if (!px_relay_usable(s->relay)) {
 		px_session_open_backend(s);
 		return;
@@ -1035,14 +1055,14 @@ px_cmd_mail(struct px_session *s, const struct px_cmd *cmd)
 	s->txn.mail_line = px_strdup(line);
 	s->fs.mail_from = s->txn.from;
 	px_session_set_busy(s);
-	if (flt_chain_run(s->chain, FLT_STAGE_MAIL, px_session_mail_filters_done,
-			  s, &v) == 1)
+	if (flt_chain_run(s->chain, FLT_STAGE_MAIL,
+	                  px_session_mail_filters_done, s, &v) == 1)
 		px_session_mail_filters_done(s, &v);
 }
 
 static int
 px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
-	       size_t outsize)
+               size_t outsize)
 {
 	struct px_slice params = cmd->params;
 	struct px_param p;
@@ -1051,7 +1071,7 @@ px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 	bool backend_dsn = s->relay != NULL && px_relay_caps(s->relay)->dsn;
 
 	n = (size_t)snprintf(out, outsize, "RCPT TO:<%.*s>", (int)cmd->addr.len,
-			     cmd->addr.p);
+	                     cmd->addr.p);
 	while ((rc = px_param_next(&params, &p)) == 1) {
 		if (px_slice_eq_ci(p.key, "NOTIFY") ||
 		    px_slice_eq_ci(p.key, "ORCPT")) {
@@ -1059,7 +1079,7 @@ px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 
 			if (!s->adv_dsn) {
 				px_reply_error(s, 555, "5.5.4",
-					       "Error: DSN not supported");
+				               "Error: DSN not supported");
 				return -1;
 			}
 			if (!p.has_value || p.value.len == 0 ||
@@ -1067,8 +1087,8 @@ px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 			     (memchr(p.value.p, ';', p.value.len) == NULL ||
 			      !px_xtext_valid(p.value)))) {
 				px_reply_error(s, 501, "5.5.4",
-					       "Error: bad %s parameter",
-					       notify ? "NOTIFY" : "ORCPT");
+				               "Error: bad %s parameter",
+				               notify ? "NOTIFY" : "ORCPT");
 				return -1;
 			}
 			if (notify) {
@@ -1078,19 +1098,23 @@ px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 				bool never = false, other = false;
 
 				if (p.value.len >= sizeof(v)) {
-					px_reply_error(s, 501, "5.5.4",
-						       "Error: bad NOTIFY parameter");
+					px_reply_error(
+					    s, 501, "5.5.4",
+					    "Error: bad NOTIFY parameter");
 					return -1;
 				}
 				memcpy(v, p.value.p, p.value.len);
 				v[p.value.len] = '\0';
 				for (char *save, *w = strtok_r(v, ",", &save);
-				     w != NULL; w = strtok_r(NULL, ",", &save)) {
+				     w != NULL;
+				     w = strtok_r(NULL, ",", &save)) {
 					if (strcasecmp(w, "NEVER") == 0)
 						never = true;
-					else if (strcasecmp(w, "SUCCESS") == 0 ||
-						 strcasecmp(w, "FAILURE") == 0 ||
-						 strcasecmp(w, "DELAY") == 0)
+					else if (strcasecmp(w, "SUCCESS") ==
+					             0 ||
+					         strcasecmp(w, "FAILURE") ==
+					             0 ||
+					         strcasecmp(w, "DELAY") == 0)
 						other = true;
 					else
 						never = other = true;
@@ -1098,22 +1122,24 @@ px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 				if ((never && other) || (!never && !other) ||
 				    p.value.p[p.value.len - 1] == ',' ||
 				    p.value.p[0] == ',') {
-					px_reply_error(s, 501, "5.5.4",
-						       "Error: bad NOTIFY parameter");
+					px_reply_error(
+					    s, 501, "5.5.4",
+					    "Error: bad NOTIFY parameter");
 					return -1;
 				}
 			}
 			if (!backend_dsn)
 				continue;
 			if (n < outsize)
-				n += (size_t)snprintf(out + n, outsize - n,
-						      " %.*s=%.*s", (int)p.key.len,
-						      p.key.p, (int)p.value.len,
-						      p.value.p);
+				n += (size_t)snprintf(
+				    out + n, outsize - n, " %.*s=%.*s",
+				    (int)p.key.len, p.key.p, (int)p.value.len,
+				    p.value.p);
 			continue;
 		}
-		px_reply_error(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
-			       (int)(p.key.len > 40 ? 40 : p.key.len), p.key.p);
+		px_reply_error(s, 555, "5.5.4",
+		               "Error: unsupported parameter %.*s",
+		               (int)(p.key.len > 40 ? 40 : p.key.len), p.key.p);
 		return -1;
 	}
 	if (rc < 0) {
@@ -1122,7 +1148,7 @@ px_rcpt_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 	}
 	if (cmd->addr_utf8 && !s->txn.smtputf8) {
 		px_reply_error(s, 553, "5.6.7",
-			       "Error: non-ASCII address needs SMTPUTF8");
+		               "Error: non-ASCII address needs SMTPUTF8");
 		return -1;
 	}
 	if (n >= outsize) {
@@ -1149,8 +1175,9 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 		return;
 	}
 	if (s->relay == NULL || !px_relay_usable(s->relay)) {
-		struct px_relay_result res = {.status = PX_RELAY_LOST,
-					      .why = "backend closed the connection"};
+		struct px_relay_result res = {
+		    .status = PX_RELAY_LOST,
+		    .why = "backend closed the connection"};
 
 		px_reply_relay_failure(s, &res);
 		px_txn_end(s, "error");
@@ -1185,7 +1212,7 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	free(s->txn.rcpt);
 	free(s->txn.rcpt_line);
 	s->txn.rcpt = cmd->postmaster ? px_strdup("postmaster")
-				      : px_strndup(cmd->addr.p, cmd->addr.len);
+	                              : px_strndup(cmd->addr.p, cmd->addr.len);
 	s->txn.rcpt_line = px_strdup(line);
 	s->fs.rcpt = s->txn.rcpt;
 	/* A connect- or HELO-stage verdict (pregreet, later DNSBL) is
@@ -1197,13 +1224,13 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	}
 	if (flt_chain_score(s->chain) >= s->cfg->actions.reject) {
 		px_reply_policy(s, 550, "5.7.1",
-				"Error: rejected as spam (score %.1f)",
-				flt_chain_score(s->chain));
+		                "Error: rejected as spam (score %.1f)",
+		                flt_chain_score(s->chain));
 		return;
 	}
 	px_session_set_busy(s);
-	if (flt_chain_run(s->chain, FLT_STAGE_RCPT, px_session_rcpt_filters_done,
-			  s, &v) == 1)
+	if (flt_chain_run(s->chain, FLT_STAGE_RCPT,
+	                  px_session_rcpt_filters_done, s, &v) == 1)
 		px_session_rcpt_filters_done(s, &v);
 }
 
@@ -1216,13 +1243,15 @@ px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
 	}
 	if (s->txn.nrcpt == 0) {
 		if (s->txn.nrcpt_seen == 0)
-			px_reply_error(s, 503, "5.5.1", "Error: need RCPT command");
+			px_reply_error(s, 503, "5.5.1",
+			               "Error: need RCPT command");
 		else
 			px_reply(s, 554, "5.5.1", "Error: no valid recipients");
 		return;
 	}
 	if (s->spool == NULL)
-		s->spool = px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
+		s->spool =
+		    px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
 	px_spool_reset(s->spool);
 	px_data_decoder_init(&s->dec, s->cfg->limits.line_length);
 	s->txn.stage = ST_DATA;
@@ -1275,7 +1304,7 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 	if (s->stop_after_txn && !s->txn.active &&
 	    !(st == PX_PARSE_OK && cmd.verb == PX_VERB_QUIT)) {
 		px_reply(s, 421, "4.3.2", "%s Service shutting down",
-			 s->cfg->hostname);
+		         s->cfg->hostname);
 		px_session_close(s, "shutdown");
 		return;
 	}
@@ -1283,23 +1312,25 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 		switch (st) {
 		case PX_PARSE_UNKNOWN:
 			px_reply_error(s, 500, "5.5.2",
-				       "Error: command not recognized");
+			               "Error: command not recognized");
 			break;
 		case PX_PARSE_BAD_BYTES:
 			px_reply_error(s, 500, "5.5.2",
-				       "Error: bad characters in command");
+			               "Error: bad characters in command");
 			break;
 		case PX_PARSE_BAD_ADDR:
 			if (cmd.verb == PX_VERB_RCPT)
-				px_reply_error(s, 501, "5.1.3",
-					       "Error: bad recipient address syntax");
+				px_reply_error(
+				    s, 501, "5.1.3",
+				    "Error: bad recipient address syntax");
 			else
-				px_reply_error(s, 501, "5.1.7",
-					       "Error: bad sender address syntax");
+				px_reply_error(
+				    s, 501, "5.1.7",
+				    "Error: bad sender address syntax");
 			break;
 		default:
 			px_reply_error(s, 501, "5.5.4", "%s",
-				       err ? err : "Error: syntax error");
+			               err ? err : "Error: syntax error");
 			break;
 		}
 		return;
@@ -1332,17 +1363,19 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 		return;
 	case PX_VERB_HELP:
 		px_reply(s, 214, "2.0.0",
-			 "mxguard: see RFC 5321; commands HELO EHLO MAIL RCPT "
-			 "DATA RSET NOOP QUIT VRFY");
+		         "mxguard: see RFC 5321; commands HELO EHLO MAIL RCPT "
+		         "DATA RSET NOOP QUIT VRFY");
 		return;
 	case PX_VERB_VRFY:
 		/* RFC 5321 3.5.3: 252 when we will not verify. */
-		px_reply(s, 252, "2.5.2",
-			 "Cannot VRFY user, but will accept message and attempt "
-			 "delivery");
+		px_reply(
+		    s, 252, "2.5.2",
+		    "Cannot VRFY user, but will accept message and attempt "
+		    "delivery");
 		return;
 	default:
-		px_reply_error(s, 502, "5.5.1", "Error: command not implemented");
+		px_reply_error(s, 502, "5.5.1",
+		               "Error: command not implemented");
 		return;
 	}
 }
@@ -1378,7 +1411,7 @@ px_session_build_headers(struct px_session *s, bool spam)
 	size_t n = 0;
 	const struct px_caps *caps = px_relay_caps(s->relay);
 	bool told = px_relay_xclient_done(s->relay) ||
-		    (caps->xforward && (caps->xforward_attrs & PX_XATTR_ADDR));
+	            (caps->xforward && (caps->xforward_attrs & PX_XATTR_ADDR));
 
 	if (!told) {
 		time_t now = time(NULL);
@@ -1389,24 +1422,26 @@ px_session_build_headers(struct px_session *s, bool spam)
 		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 		/* The HELO name is peer data: keep it printable so it can
 		 * not break the header (SECURITY). */
-		snprintf(helo, sizeof(helo), "%s", s->helo ? s->helo : "unknown");
+		snprintf(helo, sizeof(helo), "%s",
+		         s->helo ? s->helo : "unknown");
 		for (char *p = helo; *p; p++)
-			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
-			    *p == '(' || *p == ')')
+			if ((unsigned char)*p <= ' ' ||
+			    (unsigned char)*p >= 0x7f || *p == '(' || *p == ')')
 				*p = '?';
 		/* "with" protocol names: RFC 3848, and UTF8SMTP from
 		 * RFC 6531 section 3.7.4. */
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				      "Received: from %s ([%s])\r\n\tby %s "
-				      "(mxguard) with %s id %016llx.%u;\r\n\t%s\r\n",
-				      helo, s->client_ip, s->cfg->hostname,
-				      s->txn.smtputf8 ? "UTF8SMTP"
-				      : s->esmtp	? "ESMTP"
-						: "SMTP",
-				      (unsigned long long)s->id, s->txn.id, date);
+		n += (size_t)snprintf(
+		    buf + n, sizeof(buf) - n,
+		    "Received: from %s ([%s])\r\n\tby %s "
+		    "(mxguard) with %s id %016llx.%u;\r\n\t%s\r\n",
+		    helo, s->client_ip, s->cfg->hostname,
+		    s->txn.smtputf8 ? "UTF8SMTP"
+		    : s->esmtp      ? "ESMTP"
+		                    : "SMTP",
+		    (unsigned long long)s->id, s->txn.id, date);
 	}
 	n += flt_chain_spam_headers(s->chain, spam, s->cfg, buf + n,
-				    sizeof(buf) - n);
+	                            sizeof(buf) - n);
 	free(s->headers);
 	s->headers = px_strndup(buf, n);
 }
@@ -1429,12 +1464,14 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 			px_reply_policy(s, v->code, v->enh, "%s", v->text);
 		else if (temp)
 			px_reply(s, 451, "4.7.1",
-				 "Error: message deferred (score %.1f), try again later",
-				 flt_chain_score(s->chain));
+			         "Error: message deferred (score %.1f), try "
+			         "again later",
+			         flt_chain_score(s->chain));
 		else
-			px_reply_policy(s, 550, "5.7.1",
-					"Error: message rejected as spam (score %.1f)",
-					flt_chain_score(s->chain));
+			px_reply_policy(
+			    s, 550, "5.7.1",
+			    "Error: message rejected as spam (score %.1f)",
+			    flt_chain_score(s->chain));
 		px_txn_end(s, temp ? "tempfail" : "reject");
 		if (action == FLT_DISCONNECT) {
 			px_session_close(s, "policy");
@@ -1445,8 +1482,9 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 		return;
 	}
 	if (s->relay == NULL || !px_relay_usable(s->relay)) {
-		struct px_relay_result res = {.status = PX_RELAY_LOST,
-					      .why = "backend closed the connection"};
+		struct px_relay_result res = {
+		    .status = PX_RELAY_LOST,
+		    .why = "backend closed the connection"};
 
 		px_reply_relay_failure(s, &res);
 		px_txn_end(s, "error");
@@ -1472,7 +1510,8 @@ px_session_eom(struct px_session *s)
 	px_session_set_busy(s);
 	px_session_set_timeout(s);
 	if (s->txn.too_big) {
-		px_reply(s, 552, "5.3.4", "Error: message exceeds fixed size limit");
+		px_reply(s, 552, "5.3.4",
+		         "Error: message exceeds fixed size limit");
 		px_txn_end(s, "reject");
 		if (!px_session_rset_backend(s, OP_RSET))
 			px_session_done(s);
@@ -1487,16 +1526,16 @@ px_session_eom(struct px_session *s)
 	}
 	if (s->dec.line_too_long) {
 		px_reply(s, 550, "5.6.0",
-			 "Error: message has a line longer than %u octets",
-			 s->cfg->limits.line_length);
+		         "Error: message has a line longer than %u octets",
+		         s->cfg->limits.line_length);
 		px_txn_end(s, "reject");
 		if (!px_session_rset_backend(s, OP_RSET))
 			px_session_done(s);
 		return;
 	}
 	s->fs.message = s->spool;
-	if (flt_chain_run(s->chain, FLT_STAGE_EOM, px_session_eom_done, s, &v) ==
-	    1)
+	if (flt_chain_run(s->chain, FLT_STAGE_EOM, px_session_eom_done, s,
+	                  &v) == 1)
 		px_session_eom_done(s, &v);
 }
 
@@ -1515,7 +1554,7 @@ px_session_data_input(struct px_session *s)
 		enum px_data_status st;
 
 		st = px_data_decode(&s->dec, vec[i].iov_base, vec[i].iov_len,
-				    &consumed, px_session_emit, s);
+		                    &consumed, px_session_emit, s);
 		if (st == PX_DATA_MORE) {
 			used += vec[i].iov_len;
 			continue;
@@ -1532,9 +1571,9 @@ px_session_data_input(struct px_session *s)
 		 * ends, as Postfix's smtpd_forbid_bare_newline does. */
 		s->txn.size = px_spool_size(s->spool);
 		px_reply(s, 554, "5.6.0", "Error: %s in message data",
-			 st == PX_DATA_ERR_BARE_LF   ? "bare <LF>"
-			 : st == PX_DATA_ERR_BARE_CR ? "bare <CR>"
-						     : "NUL byte");
+		         st == PX_DATA_ERR_BARE_LF   ? "bare <LF>"
+		         : st == PX_DATA_ERR_BARE_CR ? "bare <CR>"
+		                                     : "NUL byte");
 		px_txn_end(s, "reject");
 		s->state = S_CMD;
 		px_session_close(s, "smuggling");
@@ -1580,8 +1619,8 @@ px_session_run(struct px_session *s)
 		}
 
 		size_t eol_len = 0, max = s->cfg->limits.line_length;
-		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len,
-							    EVBUFFER_EOL_LF);
+		struct evbuffer_ptr p =
+		    evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 
 		if (p.pos < 0) {
 			size_t len = evbuffer_get_length(in);
@@ -1592,7 +1631,7 @@ px_session_run(struct px_session *s)
 				evbuffer_drain(in, len);
 				if (!s->skip_line)
 					px_reply_error(s, 500, "5.5.2",
-						       "Error: line too long");
+					               "Error: line too long");
 				s->skip_line = true;
 			}
 			break;
@@ -1627,7 +1666,7 @@ px_session_run(struct px_session *s)
 	else if (s->eof && !s->busy && s->state == S_DATA)
 		px_session_close(s, "eof");
 	else if (s->eof && !s->busy &&
-		 evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos < 0)
+	         evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos < 0)
 		px_session_close(s, "eof");
 }
 
@@ -1656,13 +1695,15 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			struct px_relay_result r = *res;
 
 			if (res->reply_len > 0)
-				px_log_reply(s->txn.backend, sizeof(s->txn.backend),
-					     res->reply, res->reply_len);
+				px_log_reply(s->txn.backend,
+				             sizeof(s->txn.backend), res->reply,
+				             res->reply_len);
 			r.status = PX_RELAY_UNREACHABLE;
 			px_reply_relay_failure(s, &r);
 			if (res->reply_len > 0)
-				px_log_reply(s->txn.backend, sizeof(s->txn.backend),
-					     res->reply, res->reply_len);
+				px_log_reply(s->txn.backend,
+				             sizeof(s->txn.backend), res->reply,
+				             res->reply_len);
 			px_txn_end(s, "tempfail");
 			px_session_drop_relay(s);
 			px_session_done(s);
@@ -1675,10 +1716,10 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			break;
 		if (res->code != 250)
 			px_log_warn("%016llx backend refused XFORWARD: %s",
-				    (unsigned long long)s->id,
-				    px_log_reply(s->txn.backend,
-						 sizeof(s->txn.backend),
-						 res->reply, res->reply_len));
+			            (unsigned long long)s->id,
+			            px_log_reply(s->txn.backend,
+			                         sizeof(s->txn.backend),
+			                         res->reply, res->reply_len));
 		s->op = OP_XFORWARD; /* so send_mail goes on to MAIL */
 		px_session_send_mail(s);
 		return;
@@ -1738,7 +1779,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 
 			px_session_set_busy(s);
 			if (flt_chain_run(s->chain, FLT_STAGE_HELO,
-					  px_session_helo_done, s, &v) == 1)
+			                  px_session_helo_done, s, &v) == 1)
 				px_session_helo_done(s, &v);
 			return;
 		}
@@ -1808,7 +1849,7 @@ px_session_on_read(void *arg, enum px_read_what what)
 	case PX_READ_TIMEOUT:
 		if (s->state != S_PROXY)
 			px_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
-				 s->cfg->hostname);
+			         s->cfg->hostname);
 		px_session_close(s, "timeout");
 		return;
 	case PX_READ_EOF:
@@ -1856,8 +1897,8 @@ px_session_eventcb(struct bufferevent *bev, short what, void *arg)
 }
 
 void
-px_session_start(struct px_loop *loop, const struct px_listen_info *li,
-		 int fd, const struct sockaddr *peer, socklen_t peerlen)
+px_session_start(struct px_loop *loop, const struct px_listen_info *li, int fd,
+                 const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct px_session *s = px_calloc(1, sizeof(*s));
 
@@ -1869,21 +1910,17 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li,
 	while (px_loop_find(loop, s->id) != NULL)
 		s->id = px_session_new_id();
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
-	memset(&s->client, 0, sizeof(s->client));
-	memcpy(&s->client, peer,
-	       peerlen < sizeof(s->client) ? peerlen : sizeof(s->client));
-	px_addr_unmap(&s->client);
-	px_addr_ip(&s->client, s->client_ip, sizeof(s->client_ip));
-	s->client_port = px_addr_port(&s->client);
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, peer, peerlen < sizeof(ss) ? peerlen : sizeof(ss));
+	px_session_set_client(s, &ss);
 	s->proxy_version = "-";
 	s->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->free_ev = evtimer_new(s->base, px_session_free_cb, s);
 	px_loop_register(loop, s->id, s);
 
 	s->fs.sid = s->id;
-	s->fs.client = s->client;
-	memcpy(s->fs.client_ip, s->client_ip, sizeof(s->fs.client_ip));
-	s->fs.client_port = s->client_port;
 	s->fs.mode = li->mode;
 	s->fs.cfg = s->cfg;
 	s->fs.loop = loop;
@@ -1891,7 +1928,7 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li,
 	s->chain = flt_chain_new(&s->fs);
 
 	bufferevent_setcb(s->bev, NULL, px_session_flushed, px_session_eventcb,
-			  s);
+	                  s);
 	/* EV_WRITE (on by default) stays off: replies are written directly;
 	 * EV_READ too: a px_reader reads (sockio.h). */
 	bufferevent_disable(s->bev, EV_WRITE | EV_READ);
@@ -1924,7 +1961,7 @@ px_session_shutdown(struct px_session *s)
 	}
 	if (!s->busy && !s->txn.active && s->state == S_CMD) {
 		px_reply(s, 421, "4.3.2", "%s Service shutting down",
-			 s->cfg->hostname);
+		         s->cfg->hostname);
 		px_session_close(s, "shutdown");
 		return;
 	}

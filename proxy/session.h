@@ -15,7 +15,7 @@ struct px_session;
 /* px_session_start - take over the accepted socket fd (closed on error).
  * Loop thread only. */
 void px_session_start(struct px_loop *loop, const struct px_listen_info *li,
-		      int fd, const struct sockaddr *peer, socklen_t peerlen);
+                      int fd, const struct sockaddr *peer, socklen_t peerlen);
 
 /* px_session_shutdown - the process is stopping: an idle session gets 421
  * now, a busy one when its transaction ends. */

@@ -62,9 +62,9 @@ struct px_cmd {
 	/* MAIL/RCPT only: the ESMTP parameters after ">", leading spaces
 	 * removed; walk them with px_param_next(). */
 	struct px_slice params;
-	bool null_path;	 /* MAIL FROM:<> */
-	bool has_route;	 /* a source route was present and removed */
-	bool addr_utf8;	 /* the mailbox holds 8-bit (valid UTF-8) bytes */
+	bool null_path;  /* MAIL FROM:<> */
+	bool has_route;  /* a source route was present and removed */
+	bool addr_utf8;  /* the mailbox holds 8-bit (valid UTF-8) bytes */
 	bool postmaster; /* RCPT TO:<Postmaster> without a domain */
 };
 
@@ -80,7 +80,7 @@ struct px_cmd {
  * a short static human text (e.g. "Syntax: MAIL FROM:<address>").
  */
 enum px_parse_status px_cmd_parse(const char *line, size_t len,
-				  struct px_cmd *cmd, const char **error_r);
+                                  struct px_cmd *cmd, const char **error_r);
 
 /* One ESMTP parameter "KEY[=VALUE]". */
 struct px_param {

@@ -18,7 +18,7 @@
 #define PX_REPLY_MAX 65536
 
 struct px_reply_info {
-	int code;	 /* 200..599 */
+	int code;        /* 200..599 */
 	unsigned nlines; /* number of lines */
 	/* Enhanced status code of the first line ("2.1.0"), "" if none. */
 	char enh[16];
@@ -40,18 +40,18 @@ ssize_t px_reply_parse(const char *buf, size_t len, struct px_reply_info *info);
 
 /* What a backend said in its EHLO reply (RFC 5321 4.1.1.1 and extensions). */
 struct px_caps {
-	bool pipelining;   /* RFC 2920 */
-	bool size;	   /* RFC 1870 */
+	bool pipelining;             /* RFC 2920 */
+	bool size;                   /* RFC 1870 */
 	unsigned long long size_max; /* 0 = no limit given */
-	bool eightbitmime; /* RFC 6152 */
-	bool smtputf8;	   /* RFC 6531 */
-	bool dsn;	   /* RFC 3461 */
-	bool enhanced;	   /* RFC 2034 ENHANCEDSTATUSCODES */
-	bool chunking;	   /* RFC 3030 */
-	bool binarymime;   /* RFC 3030 */
-	bool starttls;	   /* RFC 3207 */
-	bool xclient;	   /* Postfix XCLIENT */
-	bool xforward;	   /* Postfix XFORWARD */
+	bool eightbitmime;           /* RFC 6152 */
+	bool smtputf8;               /* RFC 6531 */
+	bool dsn;                    /* RFC 3461 */
+	bool enhanced;               /* RFC 2034 ENHANCEDSTATUSCODES */
+	bool chunking;               /* RFC 3030 */
+	bool binarymime;             /* RFC 3030 */
+	bool starttls;               /* RFC 3207 */
+	bool xclient;                /* Postfix XCLIENT */
+	bool xforward;               /* Postfix XFORWARD */
 	/* XCLIENT / XFORWARD attribute names advertised, as bit sets of
 	 * PX_XATTR_* below. */
 	unsigned xclient_attrs;
@@ -87,7 +87,7 @@ int px_caps_parse(const char *buf, size_t len, struct px_caps *caps);
  * text keeps the CRLF).
  */
 size_t px_reply_format(char *buf, size_t bufsize, int code, const char *enh,
-		       const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+                       const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #endif

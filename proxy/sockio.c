@@ -126,7 +126,7 @@ px_reader_event(evutil_socket_t fd, short what, void *arg)
 
 struct px_reader *
 px_reader_new(struct event_base *base, int fd, size_t high, px_reader_fn *cb,
-	      void *arg)
+              void *arg)
 {
 	struct px_reader *r = px_calloc(1, sizeof(*r));
 

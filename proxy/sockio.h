@@ -44,8 +44,8 @@ struct px_reader;
 
 enum px_read_what {
 	PX_READ_DATA = 0, /* new bytes in the input buffer */
-	PX_READ_EOF,	  /* the peer closed its side */
-	PX_READ_ERROR,	  /* a read error (errno) */
+	PX_READ_EOF,      /* the peer closed its side */
+	PX_READ_ERROR,    /* a read error (errno) */
 	PX_READ_TIMEOUT,  /* nothing arrived within the timeout */
 };
 
@@ -54,8 +54,8 @@ enum px_read_what {
 typedef void px_reader_fn(void *arg, enum px_read_what what);
 
 /* px_reader_new - watch fd (not owned: the bufferevent closes it). */
-struct px_reader *px_reader_new(struct event_base *base, int fd,
-				size_t high, px_reader_fn *cb, void *arg);
+struct px_reader *px_reader_new(struct event_base *base, int fd, size_t high,
+                                px_reader_fn *cb, void *arg);
 
 /* px_reader_free - stop and free; *rp = NULL; accepts NULL. */
 void px_reader_free(struct px_reader **rp);

@@ -31,7 +31,7 @@ struct px_spool {
 	char *mem; /* memory content, or the file write buffer */
 	size_t mem_len;
 	size_t mem_cap;
-	int fd; /* -1 while in memory */
+	int fd;          /* -1 while in memory */
 	size_t file_len; /* bytes written to the file */
 	bool failed;
 };
@@ -129,7 +129,7 @@ px_spool_flush(struct px_spool *sp)
 
 int
 px_spool_append(struct px_spool *sp, const char *buf, size_t len,
-		const char **error_r)
+                const char **error_r)
 {
 	if (sp->failed) {
 		*error_r = "spool write failed earlier";
@@ -187,7 +187,7 @@ px_spool_on_disk(const struct px_spool *sp)
 
 ssize_t
 px_spool_read(struct px_spool *sp, size_t offset, char *buf, size_t len,
-	      const char **direct_r)
+              const char **direct_r)
 {
 	size_t total = px_spool_size(sp);
 

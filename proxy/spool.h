@@ -29,7 +29,7 @@ void px_spool_reset(struct px_spool *sp);
  * Returns 0, or -1 with *error_r a static text (the message must then be
  * refused with a 4xx; the spool stays unusable until reset). */
 int px_spool_append(struct px_spool *sp, const char *buf, size_t len,
-		    const char **error_r);
+                    const char **error_r);
 
 /* px_spool_size - bytes held. */
 size_t px_spool_size(const struct px_spool *sp);
@@ -43,7 +43,7 @@ bool px_spool_on_disk(const struct px_spool *sp);
  * not NULL and the content is in memory, receives a pointer to the bytes
  * instead (no copy; valid until the next append or reset).
  */
-ssize_t px_spool_read(struct px_spool *sp, size_t offset, char *buf,
-		      size_t len, const char **direct_r);
+ssize_t px_spool_read(struct px_spool *sp, size_t offset, char *buf, size_t len,
+                      const char **direct_r);
 
 #endif

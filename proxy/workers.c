@@ -71,8 +71,8 @@ px_workers_start(unsigned n)
 {
 	px_threads = px_calloc(n, sizeof(*px_threads));
 	for (unsigned i = 0; i < n; i++) {
-		if (pthread_create(&px_threads[i], NULL, px_worker_main, NULL) !=
-		    0)
+		if (pthread_create(&px_threads[i], NULL, px_worker_main,
+		                   NULL) != 0)
 			return -1;
 		px_nthreads++;
 	}
@@ -95,7 +95,7 @@ px_workers_stop(void)
 
 void
 px_workers_submit(struct px_loop *loop, px_work_fn *work, px_work_fn *done,
-		  void *arg)
+                  void *arg)
 {
 	struct px_job *job = px_malloc(sizeof(*job));
 

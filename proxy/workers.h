@@ -24,7 +24,7 @@ void px_workers_stop(void);
  * drop the result if not.  Loop thread only.
  */
 void px_workers_submit(struct px_loop *loop, px_work_fn *work, px_work_fn *done,
-		       void *arg);
+                       void *arg);
 
 /* px_workers_queued - jobs waiting for a thread (for metrics). */
 unsigned px_workers_queued(void);

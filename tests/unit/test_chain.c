@@ -77,17 +77,17 @@ test_decide(void **state)
 		enum flt_action hard;
 		enum flt_action want;
 	} rows[] = {
-		{0.0, FLT_CONTINUE, FLT_CONTINUE},
-		{4.9, FLT_CONTINUE, FLT_CONTINUE},
-		{5.0, FLT_CONTINUE, FLT_TAG},
-		{9.9, FLT_CONTINUE, FLT_TAG},
-		{10.0, FLT_CONTINUE, FLT_TEMPFAIL},
-		{15.0, FLT_CONTINUE, FLT_REJECT},
-		{-3.0, FLT_TAG, FLT_TAG},
-		{20.0, FLT_ACCEPT, FLT_ACCEPT},	 /* a whitelist wins */
-		{0.0, FLT_REJECT, FLT_REJECT},	 /* a hard verdict wins */
-		{0.0, FLT_TEMPFAIL, FLT_TEMPFAIL},
-		{16.0, FLT_TAG, FLT_REJECT},
+	    {0.0, FLT_CONTINUE, FLT_CONTINUE},
+	    {4.9, FLT_CONTINUE, FLT_CONTINUE},
+	    {5.0, FLT_CONTINUE, FLT_TAG},
+	    {9.9, FLT_CONTINUE, FLT_TAG},
+	    {10.0, FLT_CONTINUE, FLT_TEMPFAIL},
+	    {15.0, FLT_CONTINUE, FLT_REJECT},
+	    {-3.0, FLT_TAG, FLT_TAG},
+	    {20.0, FLT_ACCEPT, FLT_ACCEPT}, /* a whitelist wins */
+	    {0.0, FLT_REJECT, FLT_REJECT},  /* a hard verdict wins */
+	    {0.0, FLT_TEMPFAIL, FLT_TEMPFAIL},
+	    {16.0, FLT_TAG, FLT_REJECT},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -112,14 +112,14 @@ test_spam_headers(void **state)
 	n = flt_chain_spam_headers(c, false, &cfg, buf, sizeof(buf));
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(buf, "X-Spam-Status: No, score=0.0 required=5.0 "
-				 "tests=none\r\nX-Spam-Score: 0.0\r\n");
+	                         "tests=none\r\nX-Spam-Score: 0.0\r\n");
 	add(c, FLT_STAGE_EOM, "HELO_BARE_IP", 1.5);
 	add(c, FLT_STAGE_EOM, "PREGREET", 6.0);
 	flt_chain_spam_headers(c, true, &cfg, buf, sizeof(buf));
-	assert_string_equal(buf,
-			    "X-Spam-Status: Yes, score=7.5 required=5.0 "
-			    "tests=HELO_BARE_IP,PREGREET\r\nX-Spam-Score: 7.5\r\n"
-			    "X-Spam-Flag: YES\r\n");
+	assert_string_equal(
+	    buf, "X-Spam-Status: Yes, score=7.5 required=5.0 "
+	         "tests=HELO_BARE_IP,PREGREET\r\nX-Spam-Score: 7.5\r\n"
+	         "X-Spam-Flag: YES\r\n");
 	flt_chain_free(&c);
 
 	/* Many symbols: every line stays within 78 characters, folded after
@@ -142,9 +142,12 @@ test_spam_headers(void **state)
 		lines++;
 	}
 	assert_true(lines > 5);
-	assert_non_null(strstr(buf, "tests=SYMBOL_NUMBER_00,\r\n\tSYMBOL_NUMBER_01,SYMBOL_NUMBER_02,"));
+	assert_non_null(strstr(
+	    buf,
+	    "tests=SYMBOL_NUMBER_00,\r\n\tSYMBOL_NUMBER_01,SYMBOL_NUMBER_02,"));
 	assert_non_null(strstr(buf, ",\r\n\tSYMBOL_NUMBER_"));
-	assert_non_null(strstr(buf, "SYMBOL_NUMBER_39\r\nX-Spam-Score: 4.0\r\n"));
+	assert_non_null(
+	    strstr(buf, "SYMBOL_NUMBER_39\r\nX-Spam-Score: 4.0\r\n"));
 	flt_chain_free(&c);
 }
 
@@ -152,9 +155,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_symbols_and_reset, setup),
-		cmocka_unit_test_setup(test_decide, setup),
-		cmocka_unit_test_setup(test_spam_headers, setup),
+	    cmocka_unit_test_setup(test_symbols_and_reset, setup),
+	    cmocka_unit_test_setup(test_decide, setup),
+	    cmocka_unit_test_setup(test_spam_headers, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -99,7 +99,7 @@ test_workers_post_back(void **state)
 /* Posts from several threads arrive, each thread's in its own order. */
 
 #define NPOSTERS 4
-#define NPOSTS 5000
+#define NPOSTS   5000
 
 struct post {
 	struct px_loop *loop;
@@ -198,9 +198,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_workers_post_back),
-		cmocka_unit_test(test_loop_post_order),
-		cmocka_unit_test(test_loop_registry),
+	    cmocka_unit_test(test_workers_post_back),
+	    cmocka_unit_test(test_loop_post_order),
+	    cmocka_unit_test(test_loop_registry),
 	};
 
 	evthread_use_pthreads();
