@@ -31,6 +31,7 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
+    &flt_dnsbl,
     &flt_pregreet,
     &flt_helo,
 };

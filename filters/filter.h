@@ -178,6 +178,7 @@ size_t flt_chain_spam_headers(const struct flt_chain *c, bool spam,
                               size_t size);
 
 extern const struct flt_ops flt_pregreet;
+extern const struct flt_ops flt_dnsbl;
 extern const struct flt_ops flt_helo;
 
 #endif

@@ -49,13 +49,14 @@ static const char *const px_known_keys[] = {
     "soft_bounce",
     "log_level",
     "backend_pool",
+    "dns",
+    "dnsbl",
+    "dnsbl_threshold",
+    "rhsbl",
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dns",
-    "dnsbl",
     "dnswl",
-    "rhsbl",
     "uribl",
     "fcrdns",
     "spf",
@@ -290,6 +291,12 @@ px_hostname_valid(const char *h)
 	}
 	return label > 0;
 }
+
+static int px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
+			   const char *name, struct px_dnslist **out,
+			   size_t *n_r);
+static int px_cfg_dns(struct px_cfgerr *e, struct px_config *cfg,
+		      const config_setting_t *root);
 
 static int
 px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
@@ -526,6 +533,13 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	                   &cfg->backend_pool.idle_timeout, 0.1, 3600) < 0))
 		return -1;
 
+	if (px_cfg_dns(e, cfg, root) < 0 ||
+	    px_cfg_dnslists(e, root, "dnsbl", &cfg->dnsbl, &cfg->ndnsbl) < 0 ||
+	    px_cfg_dnslists(e, root, "rhsbl", &cfg->rhsbl, &cfg->nrhsbl) < 0 ||
+	    px_cfg_double(e, root, "dnsbl_threshold", &cfg->dnsbl_threshold, 0,
+			  1000) < 0)
+		return -1;
+
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
 	    (px_cfg_check_keys(e, g, "actions", action_keys) < 0 ||
 	     px_cfg_double(e, g, "tag", &cfg->actions.tag, -1000, 1000) < 0 ||
@@ -540,6 +554,217 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 		    e, config_setting_get_member(root, "actions"),
 		    "actions must satisfy tag <= tempfail <= reject");
 	return 0;
+}
+
+/* px_codes_octet - one octet pattern: "12", "[2..11]", "[2;4;10..11]". */
+static int
+px_codes_octet(const char **pp, unsigned char set[32])
+{
+	const char *p = *pp;
+	bool bracket = *p == '[';
+
+	memset(set, 0, 32);
+	if (bracket)
+		p++;
+	for (;;) {
+		char *end;
+		unsigned long lo, hi;
+
+		if (*p < '0' || *p > '9')
+			return -1;
+		lo = strtoul(p, &end, 10);
+		if (lo > 255)
+			return -1;
+		p = end;
+		hi = lo;
+		if (bracket && p[0] == '.' && p[1] == '.') {
+			p += 2;
+			if (*p < '0' || *p > '9')
+				return -1;
+			hi = strtoul(p, &end, 10);
+			if (hi > 255 || hi < lo)
+				return -1;
+			p = end;
+		}
+		for (unsigned long v = lo; v <= hi; v++)
+			set[v / 8] |= (unsigned char)(1u << (v % 8));
+		if (!bracket)
+			break;
+		if (*p == ';') {
+			p++;
+			continue;
+		}
+		if (*p != ']')
+			return -1;
+		p++;
+		break;
+	}
+	*pp = p;
+	return 0;
+}
+
+/* px_codes_parse - "127.0.0.[2..11], 127.0.1.2" (postscreen's syntax,
+ * several patterns separated by commas or spaces). */
+static int
+px_codes_parse(const char *s, struct px_dnslist *l)
+{
+	const char *p = s;
+
+	l->npatterns = 0;
+	for (;;) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		if (l->npatterns == PX_DNSLIST_PATTERNS)
+			return -1;
+		for (int o = 0; o < 4; o++) {
+			if (px_codes_octet(&p, l->codes[l->npatterns][o]) < 0)
+				return -1;
+			if (o < 3 && *p++ != '.')
+				return -1;
+		}
+		if (*p != '\0' && *p != ',' && *p != ' ' && *p != '\t')
+			return -1;
+		l->npatterns++;
+	}
+	return l->npatterns > 0 ? 0 : -1;
+}
+
+static bool
+px_zone_valid(const char *z)
+{
+	size_t len = strlen(z);
+
+	if (len == 0 || len > 200 || z[0] == '.' || z[len - 1] == '.')
+		return false;
+	for (const char *p = z; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+		      *p == '_'))
+			return false;
+	return strstr(z, "..") == NULL;
+}
+
+/* px_cfg_dnslists - dnsbl = ( { zone; weight; codes; symbol; } ... ) and
+ * rhsbl (with target). */
+static int
+px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
+		const char *name, struct px_dnslist **out, size_t *n_r)
+{
+	static const char *const keys[] = {"zone",   "weight", "codes",
+					   "symbol", "target", NULL};
+	config_setting_t *ls = config_setting_get_member(root, name);
+	bool rhs = strcmp(name, "rhsbl") == 0;
+	int n;
+
+	if (ls == NULL)
+		return 0;
+	if (!config_setting_is_list(ls))
+		return px_cfg_fail(e, ls,
+				   "\"%s\" must be a list ( { zone = ...; }, ... )",
+				   name);
+	n = config_setting_length(ls);
+	*out = px_calloc((size_t)n + 1, sizeof(**out));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *g = config_setting_get_elem(ls, i);
+		struct px_dnslist *l = &(*out)[i];
+		char *codes = NULL, *target = NULL;
+		int rc = 0;
+
+		(*n_r)++;
+		l->weight = 1.0;
+		if (px_cfg_check_keys(e, g, name, keys) < 0 ||
+		    px_cfg_string(e, g, "zone", &l->zone, true) < 0 ||
+		    px_cfg_double(e, g, "weight", &l->weight, -1000, 1000) < 0 ||
+		    px_cfg_string(e, g, "symbol", &l->symbol, false) < 0 ||
+		    px_cfg_string(e, g, "codes", &codes, false) < 0 ||
+		    px_cfg_string(e, g, "target", &target, false) < 0)
+			rc = -1;
+		else if (!px_zone_valid(l->zone))
+			rc = px_cfg_fail(e, config_setting_get_member(g, "zone"),
+					 "%s zone \"%s\" is not a domain name",
+					 name, l->zone);
+		else if (codes != NULL && px_codes_parse(codes, l) < 0)
+			rc = px_cfg_fail(e, config_setting_get_member(g, "codes"),
+					 "codes \"%s\": expected patterns like "
+					 "\"127.0.0.[2..11]\"",
+					 codes);
+		else if (!rhs && target != NULL)
+			rc = px_cfg_fail(e, config_setting_get_member(g, "target"),
+					 "target is for rhsbl lists");
+		else if (rhs && target != NULL && strcmp(target, "sender") != 0 &&
+			 strcmp(target, "helo") != 0)
+			rc = px_cfg_fail(e, config_setting_get_member(g, "target"),
+					 "target must be \"sender\" or \"helo\"");
+		l->target = !rhs ? PX_DNSLIST_CLIENT
+			    : target != NULL && strcmp(target, "helo") == 0
+				    ? PX_DNSLIST_HELO
+				    : PX_DNSLIST_SENDER;
+		free(codes);
+		free(target);
+		if (rc < 0)
+			return -1;
+		if (l->symbol == NULL) {
+			/* RBL_ZEN_SPAMHAUS_ORG, like rspamd's names. */
+			size_t sl = strlen(l->zone) + 8;
+
+			l->symbol = px_malloc(sl);
+			snprintf(l->symbol, sl, "%s%s", rhs ? "RHSBL_" : "RBL_",
+				 l->zone);
+			for (char *p = l->symbol; *p; p++) {
+				if (*p == '.' || *p == '-')
+					*p = '_';
+				else if (*p >= 'a' && *p <= 'z')
+					*p = (char)(*p - 'a' + 'A');
+			}
+		}
+	}
+	return 0;
+}
+
+static int
+px_cfg_dns(struct px_cfgerr *e, struct px_config *cfg,
+	   const config_setting_t *root)
+{
+	static const char *const keys[] = {"servers", "timeout", "recursion",
+					   NULL};
+	config_setting_t *g = config_setting_get_member(root, "dns");
+	char **servers = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (g == NULL)
+		return 0;
+	if (px_cfg_check_keys(e, g, "dns", keys) < 0 ||
+	    px_cfg_double(e, g, "timeout", &cfg->dns.timeout, 0.1, 60) < 0 ||
+	    px_cfg_bool(e, g, "recursion", &cfg->dns.recursion) < 0 ||
+	    px_cfg_strings(e, g, "servers", &servers, &n) < 0)
+		return -1;
+	cfg->dns.servers = px_calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		const char *err;
+		char ip[64];
+		size_t sl;
+
+		if (px_addr_parse(servers[i], false, &ss, &len, &err) < 0) {
+			rc = px_cfg_fail(e, config_setting_get_member(g, "servers"),
+					 "dns server \"%s\": %s", servers[i], err);
+			break;
+		}
+		/* libunbound's forwarder syntax is "ip@port". */
+		px_addr_ip(&ss, ip, sizeof(ip));
+		sl = strlen(ip) + 8;
+		cfg->dns.servers[i] = px_malloc(sl);
+		snprintf(cfg->dns.servers[i], sl, "%s@%u", ip, px_addr_port(&ss));
+		cfg->dns.nservers++;
+	}
+	for (size_t j = 0; j < n; j++)
+		free(servers[j]);
+	free(servers);
+	return rc;
 }
 
 static void
@@ -574,6 +799,7 @@ px_config_defaults(struct px_config *cfg)
 	 * rarely closes a pooled connection under us. */
 	cfg->backend_pool.max_idle = 16;
 	cfg->backend_pool.idle_timeout = 5.0;
+	cfg->dns.timeout = 3.0;
 }
 
 static void
@@ -596,6 +822,19 @@ px_config_free(struct px_config *cfg)
 	free(cfg->user);
 	free(cfg->group);
 	free(cfg->spool.dir);
+	for (size_t i = 0; i < cfg->dns.nservers; i++)
+		free(cfg->dns.servers[i]);
+	free(cfg->dns.servers);
+	for (size_t i = 0; i < cfg->ndnsbl; i++) {
+		free(cfg->dnsbl[i].zone);
+		free(cfg->dnsbl[i].symbol);
+	}
+	free(cfg->dnsbl);
+	for (size_t i = 0; i < cfg->nrhsbl; i++) {
+		free(cfg->rhsbl[i].zone);
+		free(cfg->rhsbl[i].symbol);
+	}
+	free(cfg->rhsbl);
 	free(cfg);
 }
 

@@ -24,6 +24,26 @@ enum px_pregreet_action {
 	PX_PREGREET_REJECT,
 };
 
+/* A DNS list: DNSBL/DNSWL on the client IP, or RHSBL on a domain. */
+enum px_dnslist_target {
+	PX_DNSLIST_CLIENT = 0, /* dnsbl: the client address */
+	PX_DNSLIST_SENDER,     /* rhsbl: the MAIL FROM domain */
+	PX_DNSLIST_HELO,       /* rhsbl: the HELO name */
+};
+
+#define PX_DNSLIST_PATTERNS 16
+
+struct px_dnslist {
+	char *zone;
+	double weight;
+	char *symbol;
+	enum px_dnslist_target target;
+	/* codes = "127.0.0.[2..11], 127.0.1.2": per pattern, per octet, a
+	 * 256-bit set of the values allowed.  npatterns 0: any 127/8. */
+	unsigned npatterns;
+	unsigned char codes[PX_DNSLIST_PATTERNS][4][32];
+};
+
 struct px_listen {
 	char *address; /* as written, for logs */
 	struct sockaddr_storage addr;
@@ -84,6 +104,17 @@ struct px_config {
 		unsigned max_idle; /* idle backend connections kept per loop */
 		double idle_timeout; /* seconds one may wait */
 	} backend_pool;
+	struct {
+		char **servers; /* "ip@port" for libunbound; none: resolv.conf */
+		size_t nservers;
+		double timeout;
+		bool recursion;
+	} dns;
+	struct px_dnslist *dnsbl;
+	size_t ndnsbl;
+	double dnsbl_threshold; /* 0: lists only score */
+	struct px_dnslist *rhsbl;
+	size_t nrhsbl;
 	bool soft_bounce;
 };
 

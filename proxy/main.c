@@ -28,6 +28,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "dns.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -230,6 +231,10 @@ main(int argc, char **argv)
 		px_log_warn("backend %s did not answer the startup probe; "
 		            "advertising defaults until it does",
 		            cfg->backend_str);
+	if (flt_dns_init(cfg, &lerr) < 0) {
+		px_log_err("DNS resolver: %s", lerr);
+		return 1;
+	}
 	px_config_set_current(cfg);
 
 	nloops = cfg->loops ? cfg->loops : px_ncores();
@@ -256,6 +261,7 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < nloops; i++)
 		px_loop_join(loops[i]);
 	px_workers_stop();
+	flt_dns_shutdown();
 	for (unsigned i = 0; i < nloops; i++)
 		px_loop_free(&loops[i]);
 	free(loops);

@@ -9,6 +9,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev libpcre2-dev libconfig-dev libcmocka-dev
+libunbound-dev
 python3-pytest python3-aiosmtpd python3-dnslib swaks postfix"
 
 missing=""

@@ -92,3 +92,14 @@ def postfix():
     pf = Postfix().start()
     yield pf
     pf.cleanup()
+
+
+@pytest.fixture
+def dns():
+    """A started DnsServer (dnsserver.py) on 127.0.0.1:<free port>, UDP and
+    TCP; stopped after the test."""
+    from dnsserver import DnsServer
+
+    d = DnsServer().start()
+    yield d
+    d.stop()
