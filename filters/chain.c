@@ -32,6 +32,7 @@
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
     &flt_dnsbl,
+    &flt_iprev,
     &flt_pregreet,
     &flt_helo,
 };
@@ -58,6 +59,8 @@ struct flt_chain {
 	flt_chain_done_fn *done;
 	void *done_arg;
 	struct event *timer;
+	char *client_name; /* verified reverse DNS name */
+	enum flt_iprev iprev;
 };
 
 struct flt_chain *
@@ -104,6 +107,7 @@ flt_chain_free(struct flt_chain **cp)
 	if (c->timer != NULL)
 		event_free(c->timer);
 	free(c->symbols);
+	free(c->client_name);
 	free(c);
 }
 
@@ -127,6 +131,25 @@ flt_symbol_add(struct flt_call *call, const char *name, double score)
 	snprintf(sym->name, sizeof(sym->name), "%s", name);
 	sym->score = score;
 	sym->session = call->stage <= FLT_STAGE_HELO;
+}
+
+void
+flt_client_name_set(struct flt_call *call, const char *name,
+		    enum flt_iprev result)
+{
+	struct flt_chain *c = call->chain;
+
+	free(c->client_name);
+	c->client_name = name != NULL ? px_strdup(name) : NULL;
+	c->iprev = result;
+}
+
+const char *
+flt_chain_client_name(const struct flt_chain *c, enum flt_iprev *iprev_r)
+{
+	if (iprev_r != NULL)
+		*iprev_r = c->iprev;
+	return c->client_name;
 }
 
 void

@@ -88,6 +88,13 @@ flt_dns_init(const struct px_config *cfg, const char **error_r)
 	ub_ctx_set_option(flt_dns_ctx, "rrset-cache-size:", "32m");
 	for (size_t i = 0; i < cfg->dns.nservers && rc == 0; i++)
 		rc = ub_ctx_set_fwd(flt_dns_ctx, cfg->dns.servers[i]);
+	if (cfg->dns.nservers > 0) {
+		/* Forwarders (a site's own DNS) may serve the reverse zones of
+		 * private networks (RFC 6303), where the clients of a
+		 * submission port or relay_networks live. */
+		ub_ctx_set_option(flt_dns_ctx, "unblock-lan-zones:", "yes");
+		ub_ctx_set_option(flt_dns_ctx, "insecure-lan-zones:", "yes");
+	}
 	if (rc == 0 && cfg->dns.nservers == 0 && !cfg->dns.recursion)
 		rc = ub_ctx_resolvconf(flt_dns_ctx, NULL);
 	if (rc == 0)

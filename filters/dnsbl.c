@@ -1,22 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dnsbl.c - DNS lists: DNSBL/DNSWL on the client address at connect,
- * RHSBL on the HELO name and the sender domain (RFC 5782).
+ * dnsbl.c - DNS lists: DNSBL/DNSWL on the client address, RHSBL on the HELO
+ * name and the sender domain (RFC 5782).
  *
- * At connect every `dnsbl` list is queried at once (A record of the
- * reversed address under the zone).  A list counts when an answer matches
- * its `codes` (postscreen's patterns; none given: any 127.0.0.0/8).  Each
- * listing adds the list's symbol scored with its weight (whitelists have
- * negative weights), and when the weights of the listings add up to
- * `dnsbl_threshold`, the connect stage says REJECT: the session applies it
- * at RCPT so the log shows who was sending what, as postscreen does.
- * `rhsbl` lists are queried at HELO (target "helo") and MAIL (target
- * "sender") and only score.
+ * Lookups start as soon as their data exists and run in parallel: the
+ * client's lists at connect (the greeting does not wait for them), the
+ * HELO lists at HELO, the sender lists at MAIL.  MAIL waits for all of
+ * them (within dns.timeout) and adds the symbol of each listing, scored
+ * with the list's weight (whitelists have negative weights).  When the
+ * weights of the client's listings add up to `dnsbl_threshold`, every RCPT
+ * is refused with "550 5.7.1 Service unavailable; client [ip] blocked
+ * using zone": at RCPT, so the log shows who was sending what, as
+ * postscreen does.  RHSBL lists only score.
  *
- * SECURITY / reliability: an answer in 127.255.255.252-255 is a list
- * operator's error code (query refused, public resolver, ...), never a
- * listing; a timeout, SERVFAIL, NXDOMAIN or NODATA is never a listing
- * either, so a DNS failure can not block mail.
+ * A list counts when an answer matches its `codes` (postscreen's
+ * patterns; none given: any 127.0.0.0/8).  SECURITY / reliability: an
+ * answer in 127.255.255.252-255 is a list operator's error code (query
+ * refused, public resolver, ...), never a listing; a timeout, SERVFAIL,
+ * NXDOMAIN or NODATA is never a listing either, so a DNS failure can not
+ * block mail.
  */
 #include "filter.h"
 
@@ -28,22 +30,27 @@
 #include "dns.h"
 #include "log.h"
 
-struct flt_dnsbl_state;
-
+/* One lookup: a list and the name asked. */
 struct flt_dnsbl_lookup {
 	struct flt_dnsbl_state *st;
 	const struct px_dnslist *list;
-	struct flt_dns_query *q; /* NULL once answered */
+	struct flt_dns_query *q; /* in flight, else NULL */
+	bool done;
+	bool listed;
 	char name[300];
 };
 
+/* The lookups of one target (client, HELO name, sender domain). */
+struct flt_dnsbl_set {
+	struct flt_dnsbl_lookup *lk;
+	unsigned n;
+};
+
 struct flt_dnsbl_state {
-	struct flt_call *call; /* the stage waiting for us */
-	struct flt_dnsbl_lookup *lookups;
-	unsigned nlookups;
+	uint64_t sid;
+	struct flt_call *call; /* a MAIL stage waiting for us, or NULL */
+	struct flt_dnsbl_set sets[3]; /* by enum px_dnslist_target */
 	unsigned pending;
-	double sum;		    /* weights of the client listings */
-	const char *block_zone;	    /* first positive listing, for the reply */
 };
 
 /* Operator error answers seen (for metrics). */
@@ -72,20 +79,18 @@ flt_dnsbl_counts(const struct px_dnslist *l, const unsigned char *a)
 	return false;
 }
 
+/* flt_dnsbl_report - MAIL: every listing so far as a symbol. */
 static void
-flt_dnsbl_finish(struct flt_dnsbl_state *st)
+flt_dnsbl_report(struct flt_dnsbl_state *st, struct flt_call *call)
 {
-	struct flt_call *call = st->call;
-	const struct flt_session *s = call->s;
+	for (int t = 0; t < 3; t++)
+		for (unsigned i = 0; i < st->sets[t].n; i++) {
+			const struct flt_dnsbl_lookup *lk = &st->sets[t].lk[i];
 
-	st->call = NULL;
-	if (call->stage == FLT_STAGE_CONNECT && s->cfg->dnsbl_threshold > 0 &&
-	    st->sum >= s->cfg->dnsbl_threshold && st->block_zone != NULL)
-		flt_verdict_set(call, FLT_REJECT, 550, "5.7.1", "dnsbl",
-				"Service unavailable; client [%s] blocked "
-				"using %s",
-				s->client_ip, st->block_zone);
-	flt_resume(call);
+			if (lk->listed)
+				flt_symbol_add(call, lk->list->symbol,
+					       lk->list->weight);
+		}
 }
 
 static void
@@ -94,9 +99,9 @@ flt_dnsbl_answer(void *arg, const struct flt_dns_result *res)
 	struct flt_dnsbl_lookup *lk = arg;
 	struct flt_dnsbl_state *st = lk->st;
 	const struct px_dnslist *l = lk->list;
-	bool listed = false;
 
 	lk->q = NULL;
+	lk->done = true;
 	if (res->status == FLT_DNS_ANSWER) {
 		for (unsigned i = 0; i < res->n; i++) {
 			const unsigned char *a = res->data[i];
@@ -110,58 +115,61 @@ flt_dnsbl_answer(void *arg, const struct flt_dns_result *res)
 					    "127.255.255.%u for %s: operator "
 					    "error (query refused, or a public "
 					    "resolver?), not a listing",
-					    (unsigned long long)st->call->s->sid,
-					    l->zone, a[3], lk->name);
+					    (unsigned long long)st->sid, l->zone,
+					    a[3], lk->name);
 				continue;
 			}
 			if (flt_dnsbl_counts(l, a))
-				listed = true;
+				lk->listed = true;
 		}
 	} else if (res->status == FLT_DNS_TIMEOUT ||
 		   res->status == FLT_DNS_SERVFAIL ||
 		   res->status == FLT_DNS_ERROR) {
 		px_log_info("%016llx dnsbl %s: %s for %s, not counted",
-			    (unsigned long long)st->call->s->sid, l->zone,
+			    (unsigned long long)st->sid, l->zone,
 			    res->status == FLT_DNS_TIMEOUT    ? "timeout"
 			    : res->status == FLT_DNS_SERVFAIL ? "servfail"
 							      : "error",
 			    lk->name);
 	}
-	if (listed) {
-		flt_symbol_add(st->call, l->symbol, l->weight);
-		if (l->target == PX_DNSLIST_CLIENT) {
-			st->sum += l->weight;
-			if (l->weight > 0 && st->block_zone == NULL)
-				st->block_zone = l->zone;
-		}
+	if (--st->pending == 0 && st->call != NULL) {
+		struct flt_call *call = st->call;
+
+		st->call = NULL;
+		flt_dnsbl_report(st, call);
+		flt_resume(call);
 	}
-	if (--st->pending == 0)
-		flt_dnsbl_finish(st);
 }
 
-/* flt_dnsbl_start - query each list of lists whose target is target for
- * subject (an IP for the client, a domain otherwise).  Returns 1 when
- * there is nothing to wait for, 0 when lookups are pending. */
-static int
-flt_dnsbl_start(struct flt_call *call, const struct px_dnslist *lists,
-		size_t n, enum px_dnslist_target target, const char *subject)
+static void
+flt_dnsbl_set_clear(struct flt_dnsbl_state *st, struct flt_dnsbl_set *set)
 {
-	struct flt_dnsbl_state *st = call->state;
-	const struct flt_session *s = call->s;
-	unsigned count = 0;
+	for (unsigned i = 0; i < set->n; i++) {
+		if (set->lk[i].q != NULL) {
+			flt_dns_cancel(set->lk[i].q);
+			st->pending--;
+		}
+	}
+	free(set->lk);
+	set->lk = NULL;
+	set->n = 0;
+}
 
-	for (size_t i = 0; i < n; i++)
-		if (lists[i].target == target)
-			count++;
-	if (count == 0)
-		return 1;
-	free(st->lookups);
-	st->lookups = px_calloc(count, sizeof(*st->lookups));
-	st->nlookups = 0;
-	st->pending = 0;
-	st->call = call;
+/* flt_dnsbl_start - ask every list of the target about subject (an IP for
+ * the client, a domain otherwise), replacing that target's lookups. */
+static void
+flt_dnsbl_start(struct flt_dnsbl_state *st, const struct flt_session *s,
+		const struct px_dnslist *lists, size_t n,
+		enum px_dnslist_target target, const char *subject)
+{
+	struct flt_dnsbl_set *set = &st->sets[target];
+
+	flt_dnsbl_set_clear(st, set);
+	if (n == 0)
+		return;
+	set->lk = px_calloc(n, sizeof(*set->lk));
 	for (size_t i = 0; i < n; i++) {
-		struct flt_dnsbl_lookup *lk = &st->lookups[st->nlookups];
+		struct flt_dnsbl_lookup *lk = &set->lk[set->n];
 		int rc;
 
 		if (lists[i].target != target)
@@ -179,29 +187,15 @@ flt_dnsbl_start(struct flt_call *call, const struct px_dnslist *lists,
 			continue;
 		lk->st = st;
 		lk->list = &lists[i];
-		st->nlookups++;
+		set->n++;
+	}
+	/* All at once: MAIL waits for the slowest, not for the sum. */
+	for (unsigned i = 0; i < set->n; i++) {
 		st->pending++;
+		set->lk[i].q = flt_dns_query(s->loop, set->lk[i].name, FLT_DNS_A,
+					     s->cfg->dns.timeout,
+					     flt_dnsbl_answer, &set->lk[i]);
 	}
-	if (st->pending == 0) {
-		st->call = NULL;
-		return 1;
-	}
-	/* All at once: the stage waits for the slowest, not the sum. */
-	for (unsigned i = 0; i < st->nlookups; i++)
-		st->lookups[i].q = flt_dns_query(s->loop, st->lookups[i].name,
-						 FLT_DNS_A, s->cfg->dns.timeout,
-						 flt_dnsbl_answer,
-						 &st->lookups[i]);
-	return 0;
-}
-
-static int
-flt_dnsbl_connect(struct flt_call *call)
-{
-	const struct flt_session *s = call->s;
-
-	return flt_dnsbl_start(call, s->cfg->dnsbl, s->cfg->ndnsbl,
-			       PX_DNSLIST_CLIENT, s->client_ip);
 }
 
 /* flt_dnsbl_domain_ok - a domain worth an RHSBL lookup (not a literal, not
@@ -221,26 +215,71 @@ flt_dnsbl_domain_ok(const char *d)
 }
 
 static int
+flt_dnsbl_connect(struct flt_call *call)
+{
+	const struct flt_session *s = call->s;
+
+	/* Started, not awaited: the greeting goes out meanwhile. */
+	flt_dnsbl_start(call->state, s, s->cfg->dnsbl, s->cfg->ndnsbl,
+			PX_DNSLIST_CLIENT, s->client_ip);
+	return 1;
+}
+
+static int
 flt_dnsbl_helo(struct flt_call *call)
 {
 	const struct flt_session *s = call->s;
 
-	if (!flt_dnsbl_domain_ok(s->helo))
-		return 1;
-	return flt_dnsbl_start(call, s->cfg->rhsbl, s->cfg->nrhsbl,
-			       PX_DNSLIST_HELO, s->helo);
+	if (flt_dnsbl_domain_ok(s->helo))
+		flt_dnsbl_start(call->state, s, s->cfg->rhsbl, s->cfg->nrhsbl,
+				PX_DNSLIST_HELO, s->helo);
+	return 1;
 }
 
 static int
 flt_dnsbl_mail(struct flt_call *call)
 {
+	struct flt_dnsbl_state *st = call->state;
 	const struct flt_session *s = call->s;
 	const char *at = s->mail_from ? strrchr(s->mail_from, '@') : NULL;
 
-	if (at == NULL || !flt_dnsbl_domain_ok(at + 1))
+	if (at != NULL && flt_dnsbl_domain_ok(at + 1))
+		flt_dnsbl_start(st, s, s->cfg->rhsbl, s->cfg->nrhsbl,
+				PX_DNSLIST_SENDER, at + 1);
+	else
+		flt_dnsbl_set_clear(st, &st->sets[PX_DNSLIST_SENDER]);
+	if (st->pending > 0) {
+		st->call = call;
+		return 0;
+	}
+	flt_dnsbl_report(st, call);
+	return 1;
+}
+
+static int
+flt_dnsbl_rcpt(struct flt_call *call)
+{
+	struct flt_dnsbl_state *st = call->state;
+	const struct flt_session *s = call->s;
+	const struct flt_dnsbl_set *set = &st->sets[PX_DNSLIST_CLIENT];
+	const char *zone = NULL;
+	double sum = 0;
+
+	if (s->cfg->dnsbl_threshold <= 0)
 		return 1;
-	return flt_dnsbl_start(call, s->cfg->rhsbl, s->cfg->nrhsbl,
-			       PX_DNSLIST_SENDER, at + 1);
+	for (unsigned i = 0; i < set->n; i++) {
+		if (!set->lk[i].listed)
+			continue;
+		sum += set->lk[i].list->weight;
+		if (zone == NULL && set->lk[i].list->weight > 0)
+			zone = set->lk[i].list->zone;
+	}
+	if (zone != NULL && sum >= s->cfg->dnsbl_threshold)
+		flt_verdict_set(call, FLT_REJECT, 550, "5.7.1", "dnsbl",
+				"Service unavailable; client [%s] blocked "
+				"using %s",
+				s->client_ip, zone);
+	return 1;
 }
 
 static void
@@ -248,18 +287,18 @@ flt_dnsbl_cancel(struct flt_call *call)
 {
 	struct flt_dnsbl_state *st = call->state;
 
-	for (unsigned i = 0; i < st->nlookups; i++) {
-		flt_dns_cancel(st->lookups[i].q);
-		st->lookups[i].q = NULL;
-	}
-	st->pending = 0;
+	/* MAIL gave up waiting (timeouts.filter); the lookups may still
+	 * answer for the next transaction. */
 	st->call = NULL;
 }
 
 static void *
 flt_dnsbl_new(const struct flt_session *s)
 {
-	return px_calloc(1, sizeof(struct flt_dnsbl_state));
+	struct flt_dnsbl_state *st = px_calloc(1, sizeof(*st));
+
+	st->sid = s->sid;
+	return st;
 }
 
 static void
@@ -269,9 +308,8 @@ flt_dnsbl_free(void *state)
 
 	if (st == NULL)
 		return;
-	for (unsigned i = 0; i < st->nlookups; i++)
-		flt_dns_cancel(st->lookups[i].q);
-	free(st->lookups);
+	for (int t = 0; t < 3; t++)
+		flt_dnsbl_set_clear(st, &st->sets[t]);
 	free(st);
 }
 
@@ -284,6 +322,7 @@ const struct flt_ops flt_dnsbl = {
 			[FLT_STAGE_CONNECT] = flt_dnsbl_connect,
 			[FLT_STAGE_HELO] = flt_dnsbl_helo,
 			[FLT_STAGE_MAIL] = flt_dnsbl_mail,
+			[FLT_STAGE_RCPT] = flt_dnsbl_rcpt,
 		},
 	.cancel = flt_dnsbl_cancel,
 };

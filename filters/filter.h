@@ -118,6 +118,21 @@ void flt_verdict_set(struct flt_call *call, enum flt_action action, int code,
                      const char *enh, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+/* RFC 8601 iprev results. */
+enum flt_iprev {
+	FLT_IPREV_NONE = 0, /* not evaluated */
+	FLT_IPREV_PASS,
+	FLT_IPREV_FAIL,
+	FLT_IPREV_TEMPERROR,
+	FLT_IPREV_PERMERROR,
+};
+
+/* flt_client_name_set - publish the client's verified reverse DNS name
+ * (NULL when none) and the iprev result, for XCLIENT, the Received header
+ * and later Authentication-Results. */
+void flt_client_name_set(struct flt_call *call, const char *name,
+			 enum flt_iprev result);
+
 /* flt_resume - a pending call is done (see the contract above). */
 void flt_resume(struct flt_call *call);
 
@@ -156,6 +171,10 @@ double flt_chain_score(const struct flt_chain *c);
 void flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
                        const char *none_text);
 
+/* flt_chain_client_name - the verified name (NULL if none) and *iprev_r. */
+const char *flt_chain_client_name(const struct flt_chain *c,
+				  enum flt_iprev *iprev_r);
+
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);
 
@@ -179,6 +198,7 @@ size_t flt_chain_spam_headers(const struct flt_chain *c, bool spam,
 
 extern const struct flt_ops flt_pregreet;
 extern const struct flt_ops flt_dnsbl;
+extern const struct flt_ops flt_iprev;
 extern const struct flt_ops flt_helo;
 
 #endif

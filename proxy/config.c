@@ -53,12 +53,12 @@ static const char *const px_known_keys[] = {
     "dnsbl",
     "dnsbl_threshold",
     "rhsbl",
+    "fcrdns",
     NULL,
 };
 static const char *const px_future_keys[] = {
     "dnswl",
     "uribl",
-    "fcrdns",
     "spf",
     "dkim",
     "dmarc",
@@ -537,7 +537,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	    px_cfg_dnslists(e, root, "dnsbl", &cfg->dnsbl, &cfg->ndnsbl) < 0 ||
 	    px_cfg_dnslists(e, root, "rhsbl", &cfg->rhsbl, &cfg->nrhsbl) < 0 ||
 	    px_cfg_double(e, root, "dnsbl_threshold", &cfg->dnsbl_threshold, 0,
-			  1000) < 0)
+			  1000) < 0 ||
+	    px_cfg_bool(e, root, "fcrdns", &cfg->fcrdns) < 0)
 		return -1;
 
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
@@ -800,6 +801,7 @@ px_config_defaults(struct px_config *cfg)
 	cfg->backend_pool.max_idle = 16;
 	cfg->backend_pool.idle_timeout = 5.0;
 	cfg->dns.timeout = 3.0;
+	cfg->fcrdns = true;
 }
 
 static void

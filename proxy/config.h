@@ -113,6 +113,7 @@ struct px_config {
 	struct px_dnslist *dnsbl;
 	size_t ndnsbl;
 	double dnsbl_threshold; /* 0: lists only score */
+	bool fcrdns;		/* iprev lookups of every client */
 	struct px_dnslist *rhsbl;
 	size_t nrhsbl;
 	bool soft_bounce;

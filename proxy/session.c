@@ -927,12 +927,27 @@ px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 	return 0;
 }
 
+/* px_session_client_name - the client's name for XCLIENT/XFORWARD NAME:
+ * the forward-confirmed reverse DNS name (iprev filter), "[TEMPUNAVAIL]"
+ * after a temporary DNS failure (Postfix's convention), else NULL (the
+ * relay sends "[UNAVAILABLE]"). */
+static const char *
+px_session_client_name(struct px_session *s)
+{
+	enum flt_iprev iprev;
+	const char *name = flt_chain_client_name(s->chain, &iprev);
+
+	if (iprev == FLT_IPREV_PASS && name != NULL)
+		return name;
+	return iprev == FLT_IPREV_TEMPERROR ? "[TEMPUNAVAIL]" : NULL;
+}
+
 static void
 px_relay_client_info(struct px_session *s, struct px_relay_client *c)
 {
 	c->ip = s->client_ip;
 	c->port = s->client_port;
-	c->name = NULL;
+	c->name = px_session_client_name(s);
 	c->helo = s->helo;
 	c->proto = s->esmtp ? "ESMTP" : "SMTP";
 }
@@ -968,9 +983,15 @@ px_session_send_mail(struct px_session *s)
 			snprintf(addr, sizeof(addr), "IPV6:%s", s->client_ip);
 		else
 			snprintf(addr, sizeof(addr), "%s", s->client_ip);
-		if (a & PX_XATTR_NAME)
+		if (a & PX_XATTR_NAME) {
+			const char *name = px_session_client_name(s);
+
+			px_xtext_encode(name ? name : "[UNAVAILABLE]",
+			                strlen(name ? name : "[UNAVAILABLE]"),
+			                val, sizeof(val));
 			n += (size_t)snprintf(line + n, sizeof(line) - n,
-			                      " NAME=[UNAVAILABLE]");
+			                      " NAME=%s", val);
+		}
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s",
 		                      addr);
 		if (a & PX_XATTR_PORT)
@@ -1417,7 +1438,12 @@ px_session_build_headers(struct px_session *s, bool spam)
 		time_t now = time(NULL);
 		struct tm tm;
 		char helo[300];
+		/* The verified name only (RFC 5321 4.4: the TCP-info part). */
+		enum flt_iprev iprev;
+		const char *rdns = flt_chain_client_name(s->chain, &iprev);
 
+		if (iprev != FLT_IPREV_PASS)
+			rdns = NULL;
 		localtime_r(&now, &tm);
 		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 		/* The HELO name is peer data: keep it printable so it can
@@ -1432,9 +1458,10 @@ px_session_build_headers(struct px_session *s, bool spam)
 		 * RFC 6531 section 3.7.4. */
 		n += (size_t)snprintf(
 		    buf + n, sizeof(buf) - n,
-		    "Received: from %s ([%s])\r\n\tby %s "
+		    "Received: from %s (%s%s[%s])\r\n\tby %s "
 		    "(mxguard) with %s id %016llx.%u;\r\n\t%s\r\n",
-		    helo, s->client_ip, s->cfg->hostname,
+		    helo, rdns ? rdns : "", rdns ? " " : "", s->client_ip,
+		    s->cfg->hostname,
 		    s->txn.smtputf8 ? "UTF8SMTP"
 		    : s->esmtp      ? "ESMTP"
 		                    : "SMTP",

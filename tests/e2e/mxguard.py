@@ -125,6 +125,9 @@ def default_config(workdir, backend, port):
         },
         "spool": {"dir": os.path.join(workdir, "spool"), "memory_max": 1048576},
         "actions": {"tag": 5.0, "tempfail": 10.0, "reject": 15.0},
+        # No reverse DNS lookups unless a test asks (with its own DNS
+        # server): tests never send DNS traffic off the machine.
+        "fcrdns": False,
     }
 
 
