@@ -282,13 +282,16 @@ class DnsServer:
         if delay <= 0:
             fn()
             return
-        t = threading.Timer(delay, self._fire, args=(fn,))
+        t = threading.Timer(delay, self._fire)
+        t.args = (fn, t)
         t.daemon = True
         with self._lock:
             self._timers.add(t)
         t.start()
 
-    def _fire(self, fn):
+    def _fire(self, fn, timer):
+        with self._lock:
+            self._timers.discard(timer)
         if not self._stop.is_set():
             try:
                 fn()

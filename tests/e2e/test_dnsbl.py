@@ -13,11 +13,12 @@ answers, SERVFAIL and timeouts count as not listed.
 
 import itertools
 import re
+import time
 
 import pytest
 
 from helpers import RCPT, SENDER, added_headers, assert_reply, check_spam_headers, check_txn
-from helpers import simple_message, v1
+from helpers import simple_message, split_headers, v1
 from smtp import Client
 
 IP = "203.0.113.7"
@@ -43,14 +44,16 @@ def bl(zone, weight, symbol, codes=None):
 
 @pytest.fixture
 def start(make_mx, dns):
-    """start(lists, threshold=None, timeout=2.0) -> an mxguard with one
-    PROXY listener whose resolver forwards to `dns`."""
+    """start(lists, threshold=None, timeout=2.0, backend=None, extra=None)
+    -> an mxguard with one PROXY listener whose resolver forwards to `dns`
+    (dns.timeout = timeout; extra: more config overrides)."""
 
-    def start(lists, threshold=None, timeout=2.0, backend=None):
+    def start(lists, threshold=None, timeout=2.0, backend=None, extra=None):
         config = {
             "dns": {"servers": [dns.address], "timeout": float(timeout)},
             "dnsbl": tuple(lists),
         }
+        config.update(extra or {})
         if threshold is not None:
             config["dnsbl_threshold"] = float(threshold)
         mx = make_mx(backend=backend, config=config, listeners=[{"proxy_protocol": True}])
@@ -71,9 +74,10 @@ def connect_as(mx, ip, port=None):
     return c, port
 
 
-def deliver(mx, backend, ip, subject):
+def deliver(mx, backend, ip, subject, required=None):
     """One whole accepted transaction from ip.  Returns (spam header dict
-    from check_spam_headers, the txn log record)."""
+    from check_spam_headers, the txn log record).  required: actions.tag
+    as X-Spam-Status shows it, when not the default 5.0."""
     c, port = connect_as(mx, ip)
     assert_reply(c.ehlo("client.example"), 250)
     assert_reply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
@@ -87,9 +91,14 @@ def deliver(mx, backend, ip, subject):
         what="message %r" % subject,
     )
     (txn,) = [t for t in backend.messages() if tag in t.data]
-    client_ip = ("IPv6:" + ip, ip) if ":" in ip else ip
-    fields = added_headers(txn, simple_message(subject), received=True, client_ip=client_ip)
-    st = check_spam_headers(fields)
+    if required is None:
+        client_ip = ("IPv6:" + ip, ip) if ":" in ip else ip
+        fields = added_headers(txn, simple_message(subject), received=True, client_ip=client_ip)
+        st = check_spam_headers(fields)
+    else:
+        added, rest = split_headers(txn.data)
+        assert rest == simple_message(subject), txn.data
+        st = check_spam_headers({n: f.decode() for n, f in added}, required=required)
     s = mx.session(port=port)
     assert len(s["txns"]) == 1, s
     assert mx.dns.queries, NO_QUERY
@@ -186,10 +195,12 @@ def test_weights_add_up_to_threshold(start, dns, backend):
 
 
 def test_reject_names_first_listed_positive_list_in_config_order(start, dns, backend):
-    # Config order: unlisted black, a listed white, then zz before aa (so
-    # neither alphabetical order nor answer order can pass by luck).
+    # Config order: unlisted black, a listed white, then zz before aa; zz
+    # answers last (so neither alphabetical order nor the order the
+    # answers come in can pass by luck).
     for z in ("wl.test", "zz.test", "aa.test"):
         dns.add("%s.%s" % (REV, z), "A", "127.0.0.2")
+    dns.delay(REV + ".zz.test", 0.3)
     mx = start(
         [
             bl("first.test", 5.0, "RBL_FIRST"),
@@ -220,6 +231,16 @@ def test_no_threshold_never_rejects(start, dns, backend):
     st, rec = deliver(mx, backend, IP, "no threshold")
     assert_scored(st, rec, ["RBL_ONE", "RBL_TWO"], 4.0)
     assert not st["spam"]
+
+
+def test_no_threshold_never_rejects_whatever_the_weight(start, dns, backend):
+    # Scores far from the actions, so only a DNSBL reject could refuse it.
+    dns.add(REV + ".bl.test", "A", "127.0.0.2")
+    mx = start([bl("bl.test", 100.0, "RBL_BL")],
+               extra={"actions": {"tag": 500.0, "tempfail": 600.0, "reject": 700.0}})
+    st, rec = deliver(mx, backend, IP, "heavy weight", required="500.0")
+    assert st["tests"] == ["RBL_BL"] and st["score"] == 100.0, st
+    check_txn(rec, result="accept", symbols="RBL_BL", score="100.0")
 
 
 def test_no_threshold_score_reaches_tag(start, dns, backend):
@@ -407,3 +428,62 @@ def test_cache_is_per_name(start, dns, backend):
     assert st["tests"] == []
     assert dns.count(REV + ".bl.test", "A") == 1
     assert dns.count("8.113.0.203.bl.test", "A") == 1
+
+
+# -- sessions and lookups ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["drop", "delay"])
+@pytest.mark.parametrize("leave", ["quit", "close"])
+def test_client_leaves_while_lookups_pending(start, dns, backend, how, leave):
+    # The session ends with its queries in flight; their answer (delay)
+    # or timeout (drop) comes later, for a session that is gone.  The
+    # daemon goes on and stops cleanly (teardown checks exit 0, and ASan
+    # reports with $ASAN).
+    name = REV + ".bl.test"
+    dns.add(name, "A", "127.0.0.2")
+    if how == "drop":
+        dns.drop(name)
+    else:
+        dns.delay(name, 0.5)
+    mx = start([bl("bl.test", 3.0, "RBL_BL")], threshold=3.0, timeout=1.0)
+    c = Client(mx.port)
+    mx.clients.append(c)
+    c.send(v1(IP, "192.0.2.1", next(_ports), 25))
+    if leave == "quit":
+        c.send(b"QUIT\r\n")
+    c.close()
+    dns.wait_query(name, "A", timeout=10)
+    time.sleep(1.5)  # past the answer / the timeout (a bounded pause, no assertion)
+    st, rec = deliver(mx, backend, "203.0.113.8", "after")
+    assert_scored(st, rec, [], 0.0)
+    assert mx.alive()
+
+
+def test_concurrent_sessions(start, dns, backend):
+    # Many sessions with lookups in flight at once; each gets its own
+    # answer.
+    ips = ["203.0.113.%d" % i for i in range(10, 22)]
+    for i, ip in enumerate(ips):
+        if i % 2 == 0:
+            dns.add("%s.bl.test" % ".".join(reversed(ip.split("."))), "A", "127.0.0.2")
+    mx = start([bl("bl.test", 3.0, "RBL_BL")], threshold=3.0)
+    clients = [connect_as(mx, ip) for ip in ips]
+    for (c, port), ip in zip(clients, ips):
+        assert_reply(c.ehlo("client.example"), 250)
+        assert_reply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+    for i, ((c, port), ip) in enumerate(zip(clients, ips)):
+        r = c.cmd("RCPT TO:<%s>" % RCPT)
+        if i % 2 == 0:
+            assert_reply(r, 550, "5.7.1", text=r"client \[%s\] blocked using bl\.test" % re.escape(ip))
+        else:
+            assert_reply(r, 250)
+        c.quit()
+    for i, ((c, port), ip) in enumerate(zip(clients, ips)):
+        s = mx.session(port=port)
+        (rec,) = s["txns"]
+        if i % 2 == 0:
+            check_txn(rec, result="reject", stage="rcpt", symbols="RBL_BL")
+        else:
+            check_txn(rec, symbols="-")
+    assert backend.messages() == []
