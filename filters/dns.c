@@ -95,8 +95,11 @@ flt_dns_init(const struct px_config *cfg, const char **error_r)
 		ub_ctx_set_option(flt_dns_ctx, "unblock-lan-zones:", "yes");
 		ub_ctx_set_option(flt_dns_ctx, "insecure-lan-zones:", "yes");
 	}
-	if (rc == 0 && cfg->dns.nservers == 0 && !cfg->dns.recursion)
-		rc = ub_ctx_resolvconf(flt_dns_ctx, NULL);
+	if (rc == 0 && cfg->dns.nservers == 0 && !cfg->dns.recursion &&
+	    ub_ctx_resolvconf(flt_dns_ctx, NULL) != 0)
+		/* A machine without resolv.conf can still resolve. */
+		px_log_warn("dns: cannot read /etc/resolv.conf; resolving from "
+			    "the root servers");
 	if (rc == 0)
 		rc = ub_ctx_async(flt_dns_ctx, 1);
 	if (rc != 0) {
