@@ -122,3 +122,24 @@ def test_postfix_sees_client_helo(pfmx, postfix):
     (got,) = delivered_since(postfix, before)
     head = headers_of(got)
     assert re.search(r"(?m)^Received: from helo\.client\.example \(\S+ \[127\.0\.0\.1\]\)", head), head
+
+
+def test_postfix_consecutive_clients_keep_their_identity(pfmx, postfix):
+    """Postfix refuses a second XCLIENT on one connection ("550 5.7.0
+    insufficient authorization": it checks the new client, checked
+    2026-11-29), so mxguard must never reuse (pool) an XCLIENT connection:
+    each client's mail must land with its own address in Postfix's
+    Received header."""
+    before = len(postfix.delivered())
+    for i, ip in enumerate(("203.0.113.21", "203.0.113.22", "203.0.113.23")):
+        c = Client(pfmx.listeners[0]["port"])
+        pfmx.clients.append(c)
+        c.send(v1(ip, "192.0.2.1", 42000 + i, 25))
+        assert c.banner().code == 220
+        final = send(c, "alice@test.example", simple_message("client %d" % i))
+        assert final.code == 250, final
+        c.quit()
+    got = delivered_since(postfix, before, n=3)
+    ips = sorted(re.search(rb"\(unknown \[(203\.0\.113\.\d+)\]\)", g).group(1) for g in got)
+    assert ips == [b"203.0.113.21", b"203.0.113.22", b"203.0.113.23"], ips
+    assert "insufficient authorization" not in postfix.maillog()
