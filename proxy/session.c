@@ -1422,6 +1422,37 @@ px_session_emit(void *ctx, const char *buf, size_t len)
 	}
 }
 
+/*
+ * px_session_auth_results - the RFC 8601 Authentication-Results header for
+ * what was evaluated (so far iprev, section 2.7.3), or nothing.  authserv-id
+ * is our hostname.  (Removing forged headers with our authserv-id, and
+ * spf/dkim/dmarc, come with the sender-authentication checks.)
+ */
+static size_t
+px_session_auth_results(struct px_session *s, char *buf, size_t size)
+{
+	static const char *const names[] = {
+	    [FLT_IPREV_PASS] = "pass",
+	    [FLT_IPREV_FAIL] = "fail",
+	    [FLT_IPREV_TEMPERROR] = "temperror",
+	    [FLT_IPREV_PERMERROR] = "permerror",
+	};
+	enum flt_iprev iprev;
+	const char *name = flt_chain_client_name(s->chain, &iprev);
+	int n;
+
+	if (iprev == FLT_IPREV_NONE)
+		return 0;
+	n = snprintf(buf, size,
+	             "Authentication-Results: %s;\r\n\tiprev=%s "
+	             "policy.iprev=%s%s%s%s\r\n",
+	             s->cfg->hostname, names[iprev], s->client_ip,
+	             iprev == FLT_IPREV_PASS && name ? " (" : "",
+	             iprev == FLT_IPREV_PASS && name ? name : "",
+	             iprev == FLT_IPREV_PASS && name ? ")" : "");
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
 /* px_session_build_headers - what mxguard prepends: a Received header
  * when the backend cannot be told the client (no XCLIENT/XFORWARD), then
  * the X-Spam-* headers. */
@@ -1467,6 +1498,7 @@ px_session_build_headers(struct px_session *s, bool spam)
 		                    : "SMTP",
 		    (unsigned long long)s->id, s->txn.id, date);
 	}
+	n += px_session_auth_results(s, buf + n, sizeof(buf) - n);
 	n += flt_chain_spam_headers(s->chain, spam, s->cfg, buf + n,
 	                            sizeof(buf) - n);
 	free(s->headers);

@@ -79,12 +79,14 @@ _SAFE = bytes(
 
 
 def split_headers(data):
-    """Split the leading header fields mxguard added (Received, X-Spam-*)
+    """Split the leading header fields mxguard added (Received,
+    Authentication-Results, X-Spam-*)
     from the rest.  Returns (list of (name, full field bytes)), rest)."""
     added = []
     pos = 0
     for _ in range(20):  # bounded
-        m = re.match(rb"(Received|X-Spam-Status|X-Spam-Score|X-Spam-Flag):", data[pos:])
+        m = re.match(rb"(Received|Authentication-Results|X-Spam-Status|X-Spam-Score|X-Spam-Flag):",
+                     data[pos:])
         if not m:
             break
         # A field runs to the CRLF not followed by a fold (SP or HTAB).

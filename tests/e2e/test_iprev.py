@@ -120,3 +120,39 @@ def test_fcrdns_off_asks_nothing(make_backend, make_mx, dns):
     (txn,) = be.wait_messages(1)
     assert txn.xclient["NAME"] == "[UNAVAILABLE]"
     assert dns.queries == []
+
+
+def _auth_results(txn):
+    m = __import__("re").search(rb"(?m)^Authentication-Results: ([^\r]*)\r\n\t([^\r]*)\r\n", txn.data)
+    assert m, txn.data[:400]
+    return m.group(1).decode(), m.group(2).decode()
+
+
+def test_iprev_in_authentication_results(backend, make_mx, dns):
+    """RFC 8601 2.7.3: iprev=pass|fail|temperror|permerror policy.iprev=IP,
+    authserv-id = our hostname."""
+    dns.add("7.5.18.198.in-addr.arpa", "PTR", "mail.client.example")
+    dns.add("mail.client.example", "A", "198.18.5.7")
+    dns.add("8.5.18.198.in-addr.arpa", "PTR", "forged.example")
+    dns.add("forged.example", "A", "198.51.100.1")
+    dns.servfail("9.5.18.198.in-addr.arpa")
+    mx = start(make_mx, dns, backend)
+    send_from(mx, "198.18.5.7", "pass")
+    send_from(mx, "198.18.5.8", "fail")
+    send_from(mx, "198.18.5.9", "temp")
+    send_from(mx, "198.18.5.10", "perm")
+    got = [_auth_results(t) for t in backend.wait_messages(4)]
+    assert got == [
+        ("mx.test;", "iprev=pass policy.iprev=198.18.5.7 (mail.client.example)"),
+        ("mx.test;", "iprev=fail policy.iprev=198.18.5.8"),
+        ("mx.test;", "iprev=temperror policy.iprev=198.18.5.9"),
+        ("mx.test;", "iprev=permerror policy.iprev=198.18.5.10"),
+    ]
+
+
+def test_no_authentication_results_when_nothing_evaluated(make_backend, make_mx, dns):
+    be = make_backend(xclient=True)
+    mx = start(make_mx, dns, be, fcrdns=False)
+    send_from(mx, "198.18.5.7", "none")
+    (txn,) = be.wait_messages(1)
+    assert b"Authentication-Results:" not in txn.data
