@@ -81,6 +81,7 @@ class Txn:
         self.data_raw = None  # bytes, still dot-stuffed
         self.data = None  # bytes, unstuffed
         self.reply = None  # the reply sent after the message
+        self.seq = None  # order of arrival among all messages
         self.queue_id = None
 
     @property
@@ -155,6 +156,7 @@ class Backend:
         self._overrides = []  # (compiled regex or special key, reply)
         self._fail = {}  # stage -> [action, remaining or None]
         self._ids = itertools.count(1)
+        self._seq = itertools.count(1)
         self._cv = threading.Condition()
         self._loop = None
         self._server = None
@@ -200,14 +202,14 @@ class Backend:
     # -- queries -----------------------------------------------------------
 
     def messages(self):
-        """Every transaction whose message was received completely."""
+        """Every transaction whose message was received completely, in the
+        order the messages arrived (a pooled backend connection carries the
+        messages of several client sessions)."""
         with self._cv:
-            return [
-                t
-                for c in self.conns
-                for t in c.transactions
-                if t.data_raw is not None
-            ]
+            return sorted(
+                (t for c in self.conns for t in c.transactions if t.data_raw is not None),
+                key=lambda t: t.seq,
+            )
 
     def transactions(self):
         with self._cv:
@@ -236,12 +238,10 @@ class Backend:
         deadline = time.monotonic() + timeout
         with self._cv:
             while True:
-                msgs = [
-                    t
-                    for c in self.conns
-                    for t in c.transactions
-                    if t.data_raw is not None
-                ]
+                msgs = sorted(
+                    (t for c in self.conns for t in c.transactions if t.data_raw is not None),
+                    key=lambda t: t.seq,
+                )
                 if len(msgs) >= n:
                     return msgs
                 left = deadline - time.monotonic()
@@ -560,6 +560,7 @@ class Backend:
                 def done():
                     t.data_raw = raw
                     t.data = unstuff(raw)
+                    t.seq = next(self._seq)
 
                 # Recorded before a scripted failure: the message did arrive.
                 self._note(done)

@@ -141,6 +141,7 @@ def test_iprev_in_authentication_results(backend, make_mx, dns):
     send_from(mx, "198.18.5.8", "fail")
     send_from(mx, "198.18.5.9", "temp")
     send_from(mx, "198.18.5.10", "perm")
+    # wait_messages lists messages in the order they arrived.
     got = [_auth_results(t) for t in backend.wait_messages(4)]
     assert got == [
         ("mx.test;", "iprev=pass policy.iprev=198.18.5.7 (mail.client.example)"),
