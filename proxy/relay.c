@@ -296,48 +296,54 @@ px_relay_ehlo(struct px_relay *r, enum px_relay_state next)
 	px_relay_send(r, line, (size_t)n, next);
 }
 
+size_t
+px_relay_client_attrs(char *buf, size_t size, const char *verb, unsigned attrs,
+                      const struct px_relay_client *c)
+{
+	char val[600];
+	size_t n = (size_t)snprintf(buf, size, "%s", verb);
+
+	if (attrs & PX_XATTR_NAME) {
+		const char *name = c->name ? c->name : "[UNAVAILABLE]";
+
+		px_xtext_encode(name, strlen(name), val, sizeof(val));
+		n += (size_t)snprintf(buf + n, size - n, " NAME=%s", val);
+	}
+	if ((attrs & PX_XATTR_ADDR) && n < size)
+		n += (size_t)snprintf(buf + n, size - n, " ADDR=%s%s",
+		                      strchr(c->ip, ':') ? "IPV6:" : "", c->ip);
+	if ((attrs & PX_XATTR_PORT) && n < size)
+		n += (size_t)snprintf(buf + n, size - n, " PORT=%u", c->port);
+	if ((attrs & PX_XATTR_PROTO) && n < size)
+		n += (size_t)snprintf(buf + n, size - n, " PROTO=%s", c->proto);
+	if ((attrs & PX_XATTR_HELO) && n < size) {
+		const char *helo = c->helo ? c->helo : "[UNAVAILABLE]";
+
+		px_xtext_encode(helo, strlen(helo), val, sizeof(val));
+		n += (size_t)snprintf(buf + n, size - n, " HELO=%s", val);
+	}
+	if ((attrs & PX_XATTR_SOURCE) && n < size)
+		n += (size_t)snprintf(buf + n, size - n, " SOURCE=REMOTE");
+	return n < size ? n : size - 1;
+}
+
 /* px_relay_xclient - tell the backend who the real client is (Postfix
- * XCLIENT_README).  Values are xtext; attributes the backend did not
- * advertise are left out. */
+ * XCLIENT_README); attributes the backend did not advertise are left
+ * out. */
 static void
 px_relay_xclient(struct px_relay *r)
 {
-	char line[1024], val[600];
-	size_t n = (size_t)snprintf(line, sizeof(line), "XCLIENT");
-	unsigned a = r->caps.xclient_attrs;
-	char addr[80];
+	char line[1024];
+	struct px_relay_client c = {
+	    .ip = r->client_ip,
+	    .port = r->client_port,
+	    .name = r->client_name,
+	    .helo = r->client_helo,
+	    .proto = r->proto,
+	};
+	size_t n = px_relay_client_attrs(line, sizeof(line), "XCLIENT",
+	                                 r->caps.xclient_attrs, &c);
 
-	if (strchr(r->client_ip, ':') != NULL)
-		snprintf(addr, sizeof(addr), "IPV6:%s", r->client_ip);
-	else
-		snprintf(addr, sizeof(addr), "%s", r->client_ip);
-	if (a & PX_XATTR_NAME) {
-		const char *name =
-		    r->client_name ? r->client_name : "[UNAVAILABLE]";
-
-		px_xtext_encode(name, strlen(name), val, sizeof(val));
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " NAME=%s",
-		                      val);
-	}
-	if (a & PX_XATTR_ADDR)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s",
-		                      addr);
-	if (a & PX_XATTR_PORT)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " PORT=%u",
-		                      r->client_port);
-	if (a & PX_XATTR_PROTO)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " PROTO=%s",
-		                      r->proto);
-	if (a & PX_XATTR_HELO) {
-		const char *helo =
-		    r->client_helo ? r->client_helo : "[UNAVAILABLE]";
-
-		px_xtext_encode(helo, strlen(helo), val, sizeof(val));
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " HELO=%s",
-		                      val);
-	}
-	if (n >= sizeof(line))
-		n = sizeof(line) - 1;
 	px_relay_send(r, line, n, R_XCLIENT);
 }
 

@@ -51,6 +51,15 @@ struct px_relay_client {
 	const char *proto; /* "SMTP" or "ESMTP" */
 };
 
+/*
+ * px_relay_client_attrs - the XCLIENT or XFORWARD line (verb) naming client
+ * c with the attributes in attrs (PX_XATTR_*), values xtext-encoded;
+ * unknown NAME and HELO are "[UNAVAILABLE]" (Postfix XCLIENT_README and
+ * XFORWARD_README).  Returns its length; truncated to fit size.
+ */
+size_t px_relay_client_attrs(char *buf, size_t size, const char *verb,
+                             unsigned attrs, const struct px_relay_client *c);
+
 /* px_relay_new - an unconnected relay for session sid; it takes its own
  * reference on cfg. */
 struct px_relay *px_relay_new(struct event_base *base, struct px_config *cfg,

@@ -975,43 +975,15 @@ px_session_send_mail(struct px_session *s)
 
 	if (!px_relay_xclient_done(s->relay) && caps->xforward &&
 	    (caps->xforward_attrs & PX_XATTR_ADDR) && s->op != OP_XFORWARD) {
-		char line[1024], val[600], addr[80];
-		unsigned a = caps->xforward_attrs;
-		size_t n = (size_t)snprintf(line, sizeof(line), "XFORWARD");
+		char line[1024];
+		struct px_relay_client c;
+		size_t n;
 
-		if (strchr(s->client_ip, ':') != NULL)
-			snprintf(addr, sizeof(addr), "IPV6:%s", s->client_ip);
-		else
-			snprintf(addr, sizeof(addr), "%s", s->client_ip);
-		if (a & PX_XATTR_NAME) {
-			const char *name = px_session_client_name(s);
-
-			px_xtext_encode(name ? name : "[UNAVAILABLE]",
-			                strlen(name ? name : "[UNAVAILABLE]"),
-			                val, sizeof(val));
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-			                      " NAME=%s", val);
-		}
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " ADDR=%s",
-		                      addr);
-		if (a & PX_XATTR_PORT)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-			                      " PORT=%u", s->client_port);
-		if (a & PX_XATTR_PROTO)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-			                      " PROTO=%s",
-			                      s->esmtp ? "ESMTP" : "SMTP");
-		if ((a & PX_XATTR_HELO) && s->helo != NULL) {
-			px_xtext_encode(s->helo, strlen(s->helo), val,
-			                sizeof(val));
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-			                      " HELO=%s", val);
-		}
-		if (a & PX_XATTR_SOURCE)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-			                      " SOURCE=REMOTE");
-		if (n >= sizeof(line))
-			n = sizeof(line) - 1;
+		/* Before every MAIL: XFORWARD lasts one transaction, and a
+		 * pooled connection served other clients before. */
+		px_relay_client_info(s, &c);
+		n = px_relay_client_attrs(line, sizeof(line), "XFORWARD",
+		                          caps->xforward_attrs, &c);
 		s->op = OP_XFORWARD;
 		px_relay_command(s->relay, line, n);
 		return;
