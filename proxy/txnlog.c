@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 
-char *
-px_log_value(char *buf, size_t size, const char *src, size_t len)
+/* px_log_escape - px_log_value, quoted also when always_quote. */
+static char *
+px_log_escape(char *buf, size_t size, const char *src, size_t len,
+              bool always_quote)
 {
 	static const char hex[] = "0123456789abcdef";
-	bool quote = len == 0;
+	bool quote = len == 0 || always_quote;
 	size_t n = 0;
 
 	if (src == NULL) {
@@ -55,6 +57,12 @@ px_log_value(char *buf, size_t size, const char *src, size_t len)
 }
 
 char *
+px_log_value(char *buf, size_t size, const char *src, size_t len)
+{
+	return px_log_escape(buf, size, src, len, false);
+}
+
+char *
 px_log_str(char *buf, size_t size, const char *src)
 {
 	return px_log_value(buf, size, src, src ? strlen(src) : 0);
@@ -83,13 +91,6 @@ px_log_reply(char *buf, size_t size, const char *reply, size_t len)
 		}
 		tmp[n++] = reply[i];
 	}
-	tmp[n] = '\0';
-	/* Always quoted: replies hold spaces. */
-	if (n > 0 && memchr(tmp, ' ', n) == NULL) {
-		snprintf(buf, size, "\"");
-		px_log_value(buf + 1, size - 2, tmp, n);
-		strncat(buf, "\"", size - strlen(buf) - 1);
-		return buf;
-	}
-	return px_log_value(buf, size, tmp, n);
+	/* Always quoted, like the replies that hold spaces. */
+	return px_log_escape(buf, size, tmp, n, true);
 }

@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "data.h"
 
 static uint64_t rng_state = 0x13198a2e03707344ULL;
@@ -28,10 +30,7 @@ static uint64_t rng_state = 0x13198a2e03707344ULL;
 static uint32_t
 rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
+	return test_rng_next(&rng_state);
 }
 
 /* A growing output buffer for emit(). */

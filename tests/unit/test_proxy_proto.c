@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "proxy_proto.h"
 
 static uint64_t rng_state = 0x452821e638d01377ULL;
@@ -31,10 +33,7 @@ static uint64_t rng_state = 0x452821e638d01377ULL;
 static uint32_t
 rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
+	return test_rng_next(&rng_state);
 }
 
 /* addr_str - "ip port" of a sockaddr, or "-" for AF_UNSPEC */

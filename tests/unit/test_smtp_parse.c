@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "smtp_parse.h"
 
 #define F_NULL   (1u << 0)
@@ -601,10 +603,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 static uint32_t
 rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
+	return test_rng_next(&rng_state);
 }
 
 /* Pseudo-random lines: a valid MAIL/RCPT command built from pieces, then

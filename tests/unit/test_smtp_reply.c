@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "smtp_reply.h"
 
 struct reply_case {
@@ -153,10 +155,7 @@ static uint64_t rng_state = 0x243f6a8885a308d3ULL;
 static uint32_t
 rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
+	return test_rng_next(&rng_state);
 }
 
 /*
