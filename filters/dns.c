@@ -40,7 +40,7 @@ struct flt_dns_query {
 	void *arg;
 	int rrtype;
 	int async_id;
-	bool answered;	   /* cb has run (or will not: cancelled) */
+	bool answered;     /* cb has run (or will not: cancelled) */
 	bool unbound_done; /* libunbound will not call back any more */
 	struct event *timer;
 	/* Set by the dns thread, read on the loop after the post. */
@@ -99,7 +99,7 @@ flt_dns_init(const struct px_config *cfg, const char **error_r)
 	    ub_ctx_resolvconf(flt_dns_ctx, NULL) != 0)
 		/* A machine without resolv.conf can still resolve. */
 		px_log_warn("dns: cannot read /etc/resolv.conf; resolving from "
-			    "the root servers");
+		            "the root servers");
 	if (rc == 0)
 		rc = ub_ctx_async(flt_dns_ctx, 1);
 	if (rc != 0) {
@@ -110,7 +110,7 @@ flt_dns_init(const struct px_config *cfg, const char **error_r)
 	}
 	flt_dns_base = event_base_new();
 	flt_dns_ev = event_new(flt_dns_base, ub_fd(flt_dns_ctx),
-			       EV_READ | EV_PERSIST, flt_dns_readable, NULL);
+	                       EV_READ | EV_PERSIST, flt_dns_readable, NULL);
 	event_add(flt_dns_ev, NULL);
 	if (pthread_create(&flt_dns_thread, NULL, flt_dns_main, NULL) != 0) {
 		*error_r = "cannot start the DNS thread";
@@ -147,7 +147,7 @@ flt_dns_maybe_free(struct flt_dns_query *q)
 /* flt_dns_fill - a libunbound result as ours. */
 static void
 flt_dns_fill(int err, struct ub_result *r, int rrtype,
-	     struct flt_dns_result *res)
+             struct flt_dns_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->rrtype = rrtype;
@@ -230,17 +230,9 @@ flt_dns_timeout(evutil_socket_t fd, short what, void *arg)
 	cb(cbarg, &res);
 }
 
-static void
-flt_dns_failed_now(void *arg)
-{
-	struct flt_dns_query *q = arg;
-
-	flt_dns_deliver(q);
-}
-
 struct flt_dns_query *
 flt_dns_query(struct px_loop *loop, const char *name, int rrtype,
-	      double timeout, flt_dns_cb *cb, void *arg)
+              double timeout, flt_dns_cb *cb, void *arg)
 {
 	struct flt_dns_query *q = px_calloc(1, sizeof(*q));
 	struct timeval tv = px_timeval(timeout);
@@ -253,11 +245,11 @@ flt_dns_query(struct px_loop *loop, const char *name, int rrtype,
 	q->timer = evtimer_new(px_loop_base(loop), flt_dns_timeout, q);
 	evtimer_add(q->timer, &tv);
 	rc = ub_resolve_async(flt_dns_ctx, name, rrtype, 1 /* IN */, q,
-			      flt_dns_answer, &q->async_id);
+	                      flt_dns_answer, &q->async_id);
 	if (rc != 0) {
 		/* Answer ERROR from the loop, not from inside this call. */
 		q->err = rc;
-		px_loop_post(loop, flt_dns_failed_now, q);
+		px_loop_post(loop, flt_dns_deliver, q);
 	}
 	return q;
 }
@@ -298,7 +290,7 @@ flt_dns_reverse_name(const char *ip, const char *zone, char *buf, size_t size)
 
 	if (inet_pton(AF_INET, ip, a) == 1) {
 		w = snprintf(buf, size, "%u.%u.%u.%u.%s", a[3], a[2], a[1],
-			     a[0], zone ? zone : "in-addr.arpa");
+		             a[0], zone ? zone : "in-addr.arpa");
 		return w > 0 && (size_t)w < size ? 0 : -1;
 	}
 	if (inet_pton(AF_INET6, ip, a) != 1)

@@ -349,6 +349,16 @@ px_relay_xclient(struct px_relay *r)
 
 static void px_relay_fill(struct px_relay *r);
 
+/* px_relay_refused - the backend's greeting or EHLO was a refusal: close,
+ * and answer UNREACHABLE with that reply kept for the session's log. */
+static void
+px_relay_refused(struct px_relay *r)
+{
+	px_relay_close_socket(r);
+	r->state = R_DEAD;
+	px_relay_answer(r, PX_RELAY_UNREACHABLE, "backend refused the session");
+}
+
 /* px_relay_answer_final - the reply to the final dot. */
 static void
 px_relay_answer_final(struct px_relay *r)
@@ -373,21 +383,17 @@ px_relay_on_reply(struct px_relay *r, int code)
 	switch (r->state) {
 	case R_BANNER:
 		if (code != 220) {
-		px_relay_die_keep_reply:
-			if (r->bev != NULL) {
-				px_relay_close_socket(r);
-			}
-			r->state = R_DEAD;
-			px_relay_answer(r, PX_RELAY_UNREACHABLE,
-			                "backend refused the session");
+			px_relay_refused(r);
 			return false;
 		}
 		px_relay_ehlo(r, R_EHLO);
 		return true;
 	case R_EHLO:
 	case R_EHLO2:
-		if (code != 250)
-			goto px_relay_die_keep_reply;
+		if (code != 250) {
+			px_relay_refused(r);
+			return false;
+		}
 		memset(&r->caps, 0, sizeof(r->caps));
 		px_caps_parse(r->reply, r->reply_len, &r->caps);
 		px_backend_caps_set(&r->caps);

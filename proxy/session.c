@@ -140,7 +140,6 @@ struct px_session {
 	bool eof;
 	bool skip_line; /* discarding the rest of an overlong line */
 	bool stop_after_txn;
-	const char *close_reason;
 	unsigned errors;
 	unsigned ntxn; /* transactions started */
 	char *helo;
@@ -477,7 +476,6 @@ px_session_close(struct px_session *s, const char *reason)
 	if (s->txn.active || s->state == S_DATA)
 		px_txn_end(s, "abort");
 	s->closing = true;
-	s->close_reason = reason;
 	if (s->greet_ev != NULL)
 		event_del(s->greet_ev);
 	if (s->state != S_PROXY)
@@ -1692,12 +1690,10 @@ px_session_run(struct px_session *s)
 		return;
 	px_sock_flush(s->bev);
 	px_reader_resume(s->rd);
-	if (s->eof && !s->busy && evbuffer_get_length(in) == 0)
-		px_session_close(s, "eof");
-	else if (s->eof && !s->busy && s->state == S_DATA)
-		px_session_close(s, "eof");
-	else if (s->eof && !s->busy &&
-	         evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos < 0)
+	/* After EOF, once nothing complete is left to answer. */
+	if (s->eof && !s->busy &&
+	    (s->state == S_DATA ||
+	     evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos < 0))
 		px_session_close(s, "eof");
 }
 
