@@ -61,6 +61,9 @@ struct flt_chain {
 	struct event *timer;
 	char *client_name; /* verified reverse DNS name */
 	enum flt_iprev iprev;
+	unsigned facts;
+	enum flt_spf spf;
+	char *spf_domain;
 };
 
 struct flt_chain *
@@ -108,6 +111,7 @@ flt_chain_free(struct flt_chain **cp)
 		event_free(c->timer);
 	free(c->symbols);
 	free(c->client_name);
+	free(c->spf_domain);
 	free(c);
 }
 
@@ -135,13 +139,43 @@ flt_symbol_add(struct flt_call *call, const char *name, double score)
 
 void
 flt_client_name_set(struct flt_call *call, const char *name,
-		    enum flt_iprev result)
+                    enum flt_iprev result)
 {
 	struct flt_chain *c = call->chain;
 
 	free(c->client_name);
 	c->client_name = name != NULL ? px_strdup(name) : NULL;
 	c->iprev = result;
+}
+
+void
+flt_fact_set(struct flt_call *call, unsigned facts)
+{
+	call->chain->facts |= facts;
+}
+
+bool
+flt_fact_has(const struct flt_call *call, unsigned facts)
+{
+	return (call->chain->facts & facts) != 0;
+}
+
+void
+flt_spf_set(struct flt_call *call, enum flt_spf result, const char *domain)
+{
+	struct flt_chain *c = call->chain;
+
+	free(c->spf_domain);
+	c->spf_domain = domain != NULL ? px_strdup(domain) : NULL;
+	c->spf = result;
+}
+
+enum flt_spf
+flt_spf_get(const struct flt_call *call, const char **domain_r)
+{
+	if (domain_r != NULL)
+		*domain_r = call->chain->spf_domain;
+	return call->chain->spf;
 }
 
 const char *
@@ -312,6 +346,9 @@ flt_chain_reset_txn(struct flt_chain *c)
 		if (c->symbols[i].session)
 			c->symbols[j++] = c->symbols[i];
 	c->nsymbols = j;
+	free(c->spf_domain);
+	c->spf_domain = NULL;
+	c->spf = FLT_SPF_NOT_CHECKED;
 	for (unsigned i = 0; i < FLT_N; i++)
 		if (flt_table[i]->reset != NULL)
 			flt_table[i]->reset(c->state[i]);

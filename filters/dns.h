@@ -30,10 +30,10 @@ enum {
 enum flt_dns_status {
 	FLT_DNS_ANSWER = 0, /* data in the result */
 	FLT_DNS_NXDOMAIN,   /* the name does not exist */
-	FLT_DNS_NODATA,	    /* the name exists, not with this type */
+	FLT_DNS_NODATA,     /* the name exists, not with this type */
 	FLT_DNS_SERVFAIL,   /* the servers failed (or DNSSEC bogus) */
 	FLT_DNS_TIMEOUT,    /* no answer within the query's timeout */
-	FLT_DNS_ERROR,	    /* the resolver itself failed */
+	FLT_DNS_ERROR,      /* the resolver itself failed */
 };
 
 struct flt_dns_result {
@@ -72,8 +72,8 @@ void flt_dns_shutdown(void);
  * only.
  */
 struct flt_dns_query *flt_dns_query(struct px_loop *loop, const char *name,
-				    int rrtype, double timeout, flt_dns_cb *cb,
-				    void *arg);
+                                    int rrtype, double timeout, flt_dns_cb *cb,
+                                    void *arg);
 
 /* flt_dns_cancel - the answer is no longer wanted: cb will not run. */
 void flt_dns_cancel(struct flt_dns_query *q);
@@ -93,6 +93,6 @@ void flt_dns_result_free(struct flt_dns_result *res);
  * address or buf is too small.
  */
 int flt_dns_reverse_name(const char *ip, const char *zone, char *buf,
-			 size_t size);
+                         size_t size);
 
 #endif

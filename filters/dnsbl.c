@@ -48,7 +48,7 @@ struct flt_dnsbl_set {
 
 struct flt_dnsbl_state {
 	uint64_t sid;
-	struct flt_call *call; /* a MAIL stage waiting for us, or NULL */
+	struct flt_call *call;        /* a MAIL stage waiting for us, or NULL */
 	struct flt_dnsbl_set sets[3]; /* by enum px_dnslist_target */
 	unsigned pending;
 };
@@ -87,9 +87,12 @@ flt_dnsbl_report(struct flt_dnsbl_state *st, struct flt_call *call)
 		for (unsigned i = 0; i < st->sets[t].n; i++) {
 			const struct flt_dnsbl_lookup *lk = &st->sets[t].lk[i];
 
-			if (lk->listed)
-				flt_symbol_add(call, lk->list->symbol,
-					       lk->list->weight);
+			if (!lk->listed)
+				continue;
+			flt_symbol_add(call, lk->list->symbol,
+			               lk->list->weight);
+			if (t == PX_DNSLIST_CLIENT && lk->list->weight < 0)
+				flt_fact_set(call, FLT_FACT_DNSWL);
 		}
 }
 
@@ -112,25 +115,25 @@ flt_dnsbl_answer(void *arg, const struct flt_dns_result *res)
 			    a[3] >= 252) {
 				flt_dnsbl_operator_errors++;
 				px_log_warn("%016llx dnsbl %s answered "
-					    "127.255.255.%u for %s: operator "
-					    "error (query refused, or a public "
-					    "resolver?), not a listing",
-					    (unsigned long long)st->sid, l->zone,
-					    a[3], lk->name);
+				            "127.255.255.%u for %s: operator "
+				            "error (query refused, or a public "
+				            "resolver?), not a listing",
+				            (unsigned long long)st->sid,
+				            l->zone, a[3], lk->name);
 				continue;
 			}
 			if (flt_dnsbl_counts(l, a))
 				lk->listed = true;
 		}
 	} else if (res->status == FLT_DNS_TIMEOUT ||
-		   res->status == FLT_DNS_SERVFAIL ||
-		   res->status == FLT_DNS_ERROR) {
+	           res->status == FLT_DNS_SERVFAIL ||
+	           res->status == FLT_DNS_ERROR) {
 		px_log_info("%016llx dnsbl %s: %s for %s, not counted",
-			    (unsigned long long)st->sid, l->zone,
-			    res->status == FLT_DNS_TIMEOUT    ? "timeout"
-			    : res->status == FLT_DNS_SERVFAIL ? "servfail"
-							      : "error",
-			    lk->name);
+		            (unsigned long long)st->sid, l->zone,
+		            res->status == FLT_DNS_TIMEOUT    ? "timeout"
+		            : res->status == FLT_DNS_SERVFAIL ? "servfail"
+		                                              : "error",
+		            lk->name);
 	}
 	if (--st->pending == 0 && st->call != NULL) {
 		struct flt_call *call = st->call;
@@ -159,8 +162,8 @@ flt_dnsbl_set_clear(struct flt_dnsbl_state *st, struct flt_dnsbl_set *set)
  * the client, a domain otherwise), replacing that target's lookups. */
 static void
 flt_dnsbl_start(struct flt_dnsbl_state *st, const struct flt_session *s,
-		const struct px_dnslist *lists, size_t n,
-		enum px_dnslist_target target, const char *subject)
+                const struct px_dnslist *lists, size_t n,
+                enum px_dnslist_target target, const char *subject)
 {
 	struct flt_dnsbl_set *set = &st->sets[target];
 
@@ -176,13 +179,13 @@ flt_dnsbl_start(struct flt_dnsbl_state *st, const struct flt_session *s,
 			continue;
 		if (target == PX_DNSLIST_CLIENT)
 			rc = flt_dns_reverse_name(subject, lists[i].zone,
-						  lk->name, sizeof(lk->name));
+			                          lk->name, sizeof(lk->name));
 		else
 			rc = snprintf(lk->name, sizeof(lk->name), "%s.%s",
-				      subject, lists[i].zone) <
-					     (int)sizeof(lk->name)
-				     ? 0
-				     : -1;
+			              subject,
+			              lists[i].zone) < (int)sizeof(lk->name)
+			         ? 0
+			         : -1;
 		if (rc < 0)
 			continue;
 		lk->st = st;
@@ -192,9 +195,9 @@ flt_dnsbl_start(struct flt_dnsbl_state *st, const struct flt_session *s,
 	/* All at once: MAIL waits for the slowest, not for the sum. */
 	for (unsigned i = 0; i < set->n; i++) {
 		st->pending++;
-		set->lk[i].q = flt_dns_query(s->loop, set->lk[i].name, FLT_DNS_A,
-					     s->cfg->dns.timeout,
-					     flt_dnsbl_answer, &set->lk[i]);
+		set->lk[i].q = flt_dns_query(s->loop, set->lk[i].name,
+		                             FLT_DNS_A, s->cfg->dns.timeout,
+		                             flt_dnsbl_answer, &set->lk[i]);
 	}
 }
 
@@ -221,7 +224,7 @@ flt_dnsbl_connect(struct flt_call *call)
 
 	/* Started, not awaited: the greeting goes out meanwhile. */
 	flt_dnsbl_start(call->state, s, s->cfg->dnsbl, s->cfg->ndnsbl,
-			PX_DNSLIST_CLIENT, s->client_ip);
+	                PX_DNSLIST_CLIENT, s->client_ip);
 	return 1;
 }
 
@@ -232,7 +235,7 @@ flt_dnsbl_helo(struct flt_call *call)
 
 	if (flt_dnsbl_domain_ok(s->helo))
 		flt_dnsbl_start(call->state, s, s->cfg->rhsbl, s->cfg->nrhsbl,
-				PX_DNSLIST_HELO, s->helo);
+		                PX_DNSLIST_HELO, s->helo);
 	return 1;
 }
 
@@ -245,7 +248,7 @@ flt_dnsbl_mail(struct flt_call *call)
 
 	if (at != NULL && flt_dnsbl_domain_ok(at + 1))
 		flt_dnsbl_start(st, s, s->cfg->rhsbl, s->cfg->nrhsbl,
-				PX_DNSLIST_SENDER, at + 1);
+		                PX_DNSLIST_SENDER, at + 1);
 	else
 		flt_dnsbl_set_clear(st, &st->sets[PX_DNSLIST_SENDER]);
 	if (st->pending > 0) {
@@ -276,9 +279,9 @@ flt_dnsbl_rcpt(struct flt_call *call)
 	}
 	if (zone != NULL && sum >= s->cfg->dnsbl_threshold)
 		flt_verdict_set(call, FLT_REJECT, 550, "5.7.1", "dnsbl",
-				"Service unavailable; client [%s] blocked "
-				"using %s",
-				s->client_ip, zone);
+		                "Service unavailable; client [%s] blocked "
+		                "using %s",
+		                s->client_ip, zone);
 	return 1;
 }
 
@@ -314,15 +317,15 @@ flt_dnsbl_free(void *state)
 }
 
 const struct flt_ops flt_dnsbl = {
-	.name = "dnsbl",
-	.session_new = flt_dnsbl_new,
-	.session_free = flt_dnsbl_free,
-	.on_stage =
-		{
-			[FLT_STAGE_CONNECT] = flt_dnsbl_connect,
-			[FLT_STAGE_HELO] = flt_dnsbl_helo,
-			[FLT_STAGE_MAIL] = flt_dnsbl_mail,
-			[FLT_STAGE_RCPT] = flt_dnsbl_rcpt,
-		},
-	.cancel = flt_dnsbl_cancel,
+    .name = "dnsbl",
+    .session_new = flt_dnsbl_new,
+    .session_free = flt_dnsbl_free,
+    .on_stage =
+        {
+            [FLT_STAGE_CONNECT] = flt_dnsbl_connect,
+            [FLT_STAGE_HELO] = flt_dnsbl_helo,
+            [FLT_STAGE_MAIL] = flt_dnsbl_mail,
+            [FLT_STAGE_RCPT] = flt_dnsbl_rcpt,
+        },
+    .cancel = flt_dnsbl_cancel,
 };

@@ -131,7 +131,45 @@ enum flt_iprev {
  * (NULL when none) and the iprev result, for XCLIENT, the Received header
  * and later Authentication-Results. */
 void flt_client_name_set(struct flt_call *call, const char *name,
-			 enum flt_iprev result);
+                         enum flt_iprev result);
+
+/*
+ * What one filter learns about the client or sender that another uses
+ * (greylisting skips DNSWL-listed clients, reputation learns from SPF...).
+ * Session facts are set at connect/HELO; all last for the session.
+ */
+enum flt_fact {
+	FLT_FACT_DNSWL = 1u << 0,         /* a list with a negative weight */
+	FLT_FACT_RELAY = 1u << 1,         /* client in relay_networks */
+	FLT_FACT_AUTHENTICATED = 1u << 2, /* SMTP AUTH succeeded */
+	FLT_FACT_GOOD_REPUTATION = 1u << 3,
+	FLT_FACT_BAD_REPUTATION = 1u << 4,
+};
+
+void flt_fact_set(struct flt_call *call, unsigned facts);
+bool flt_fact_has(const struct flt_call *call, unsigned facts);
+
+/* RFC 7208 results, as the SPF filter publishes them for the MAIL FROM
+ * identity (or the HELO identity for a null sender). */
+enum flt_spf {
+	FLT_SPF_NOT_CHECKED = 0,
+	FLT_SPF_NONE,
+	FLT_SPF_NEUTRAL,
+	FLT_SPF_PASS,
+	FLT_SPF_FAIL,
+	FLT_SPF_SOFTFAIL,
+	FLT_SPF_TEMPERROR,
+	FLT_SPF_PERMERROR,
+};
+
+/* flt_spf_set - publish the transaction's SPF result and the domain it
+ * authenticated (the MAIL FROM domain, or the HELO name).  Final by the end
+ * of the MAIL stage, so RCPT-stage filters (greylisting) can use it. */
+void flt_spf_set(struct flt_call *call, enum flt_spf result,
+                 const char *domain);
+/* flt_spf_get - the result (FLT_SPF_NOT_CHECKED if none) and *domain_r
+ * (NULL if none), valid until the transaction ends. */
+enum flt_spf flt_spf_get(const struct flt_call *call, const char **domain_r);
 
 /* flt_resume - a pending call is done (see the contract above). */
 void flt_resume(struct flt_call *call);
@@ -173,7 +211,7 @@ void flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
 
 /* flt_chain_client_name - the verified name (NULL if none) and *iprev_r. */
 const char *flt_chain_client_name(const struct flt_chain *c,
-				  enum flt_iprev *iprev_r);
+                                  enum flt_iprev *iprev_r);
 
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);

@@ -44,7 +44,7 @@ struct flt_iprev_state {
 	struct flt_iprev_fwd fwd[FLT_IPREV_NAMES];
 	unsigned nfwd;
 	unsigned pending;
-	bool temp;	     /* a lookup failed temporarily */
+	bool temp;          /* a lookup failed temporarily */
 	const char *passed; /* the name that maps back */
 	unsigned char addr[16];
 	int family;
@@ -71,8 +71,10 @@ flt_iprev_name(const unsigned char *p, int len, char *out, size_t size)
 
 			/* Only host-name bytes: this name goes into
 			 * XCLIENT and a Received header (SECURITY). */
-			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			if (!((ch >= 'a' && ch <= 'z') ||
+			      (ch >= 'A' && ch <= 'Z') ||
+			      (ch >= '0' && ch <= '9') || ch == '-' ||
+			      ch == '_'))
 				return -1;
 			out[n++] = (char)ch;
 		}
@@ -89,9 +91,8 @@ flt_iprev_name(const unsigned char *p, int len, char *out, size_t size)
 static void
 flt_iprev_report(struct flt_iprev_state *st, struct flt_call *call)
 {
-	flt_client_name_set(call,
-			    st->result == FLT_IPREV_PASS ? st->passed : NULL,
-			    st->result);
+	flt_client_name_set(
+	    call, st->result == FLT_IPREV_PASS ? st->passed : NULL, st->result);
 	if (st->result == FLT_IPREV_FAIL)
 		flt_symbol_add(call, "IPREV_FAIL", 1.0);
 	else if (st->result == FLT_IPREV_PERMERROR)
@@ -126,7 +127,7 @@ flt_iprev_forward(void *arg, const struct flt_dns_result *res)
 			    memcmp(res->data[i], st->addr, alen) == 0)
 				st->passed = f->name;
 	} else if (res->status != FLT_DNS_NXDOMAIN &&
-		   res->status != FLT_DNS_NODATA) {
+	           res->status != FLT_DNS_NODATA) {
 		st->temp = true;
 	}
 	if (--st->pending > 0)
@@ -135,7 +136,7 @@ flt_iprev_forward(void *arg, const struct flt_dns_result *res)
 		flt_iprev_finish(st, FLT_IPREV_PASS);
 	else
 		flt_iprev_finish(st, st->temp ? FLT_IPREV_TEMPERROR
-					      : FLT_IPREV_FAIL);
+		                              : FLT_IPREV_FAIL);
 }
 
 static void
@@ -158,7 +159,7 @@ flt_iprev_ptr(void *arg, const struct flt_dns_result *res)
 		struct flt_iprev_fwd *f = &st->fwd[st->nfwd];
 
 		if (flt_iprev_name(res->data[i], res->len[i], f->name,
-				   sizeof(f->name)) < 0)
+		                   sizeof(f->name)) < 0)
 			continue;
 		f->st = st;
 		st->nfwd++;
@@ -171,9 +172,9 @@ flt_iprev_ptr(void *arg, const struct flt_dns_result *res)
 	st->pending = st->nfwd;
 	for (unsigned i = 0; i < st->nfwd; i++)
 		st->fwd[i].q = flt_dns_query(
-			s->loop, st->fwd[i].name,
-			st->family == AF_INET ? FLT_DNS_A : FLT_DNS_AAAA,
-			s->cfg->dns.timeout, flt_iprev_forward, &st->fwd[i]);
+		    s->loop, st->fwd[i].name,
+		    st->family == AF_INET ? FLT_DNS_A : FLT_DNS_AAAA,
+		    s->cfg->dns.timeout, flt_iprev_forward, &st->fwd[i]);
 }
 
 static int
@@ -198,7 +199,7 @@ flt_iprev_connect(struct flt_call *call)
 	st->running = true;
 	/* Started, not awaited: the greeting goes out meanwhile. */
 	st->ptr_q = flt_dns_query(s->loop, name, FLT_DNS_PTR,
-				  s->cfg->dns.timeout, flt_iprev_ptr, st);
+	                          s->cfg->dns.timeout, flt_iprev_ptr, st);
 	return 1;
 }
 
@@ -245,13 +246,13 @@ flt_iprev_free(void *state)
 }
 
 const struct flt_ops flt_iprev = {
-	.name = "iprev",
-	.session_new = flt_iprev_new,
-	.session_free = flt_iprev_free,
-	.on_stage =
-		{
-			[FLT_STAGE_CONNECT] = flt_iprev_connect,
-			[FLT_STAGE_MAIL] = flt_iprev_mail,
-		},
-	.cancel = flt_iprev_cancel,
+    .name = "iprev",
+    .session_new = flt_iprev_new,
+    .session_free = flt_iprev_free,
+    .on_stage =
+        {
+            [FLT_STAGE_CONNECT] = flt_iprev_connect,
+            [FLT_STAGE_MAIL] = flt_iprev_mail,
+        },
+    .cancel = flt_iprev_cancel,
 };

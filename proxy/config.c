@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "config_priv.h"
 
 /* Top-level settings this build knows, and those later checks will read
  * (accepted now, with a warning, so a config written for a newer mxguard
@@ -54,6 +55,14 @@ static const char *const px_known_keys[] = {
     "dnsbl_threshold",
     "rhsbl",
     "fcrdns",
+    "store_prefix",
+    "store_memory_max",
+    "on_store_error",
+    "control_socket",
+    "debug_clock",
+    "greylist",
+    "reputation",
+    "ratelimit",
     NULL,
 };
 static const char *const px_future_keys[] = {
@@ -62,9 +71,6 @@ static const char *const px_future_keys[] = {
     "spf",
     "dkim",
     "dmarc",
-    "greylist",
-    "reputation",
-    "ratelimit",
     "metrics",
     "tls",
     "routes",
@@ -72,23 +78,12 @@ static const char *const px_future_keys[] = {
     "accepted_domains_file",
     "etrn",
     "auth",
-    "store_memory_max",
-    "store_prefix",
     "helo",
     NULL,
 };
 
-struct px_cfgerr {
-	const char *file;
-	char **error_r;
-};
-
-static int px_cfg_fail(struct px_cfgerr *e, const config_setting_t *s,
-                       const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */
-static int
+int
 px_cfg_fail(struct px_cfgerr *e, const config_setting_t *s, const char *fmt,
             ...)
 {
@@ -111,7 +106,15 @@ px_cfg_fail(struct px_cfgerr *e, const config_setting_t *s, const char *fmt,
 	return -1;
 }
 
-static bool
+void
+px_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+bool
 px_in_list(const char *name, const char *const *list)
 {
 	for (; *list != NULL; list++)
@@ -121,7 +124,7 @@ px_in_list(const char *name, const char *const *list)
 }
 
 /* px_cfg_check_keys - every member of group must be one of names. */
-static int
+int
 px_cfg_check_keys(struct px_cfgerr *e, const config_setting_t *group,
                   const char *gname, const char *const *names)
 {
@@ -141,7 +144,7 @@ px_cfg_check_keys(struct px_cfgerr *e, const config_setting_t *group,
 	return 0;
 }
 
-static int
+int
 px_cfg_string(struct px_cfgerr *e, const config_setting_t *parent,
               const char *name, char **out, bool required)
 {
@@ -160,7 +163,7 @@ px_cfg_string(struct px_cfgerr *e, const config_setting_t *parent,
 	return 0;
 }
 
-static int
+int
 px_cfg_double(struct px_cfgerr *e, const config_setting_t *parent,
               const char *name, double *out, double min, double max)
 {
@@ -188,7 +191,7 @@ px_cfg_double(struct px_cfgerr *e, const config_setting_t *parent,
 	return 0;
 }
 
-static int
+int
 px_cfg_uint(struct px_cfgerr *e, const config_setting_t *parent,
             const char *name, unsigned long long *out, unsigned long long min,
             unsigned long long max)
@@ -210,7 +213,7 @@ px_cfg_uint(struct px_cfgerr *e, const config_setting_t *parent,
 	return 0;
 }
 
-static int
+int
 px_cfg_unsigned(struct px_cfgerr *e, const config_setting_t *parent,
                 const char *name, unsigned *out, unsigned min, unsigned max)
 {
@@ -222,7 +225,7 @@ px_cfg_unsigned(struct px_cfgerr *e, const config_setting_t *parent,
 	return 0;
 }
 
-static int
+int
 px_cfg_bool(struct px_cfgerr *e, const config_setting_t *parent,
             const char *name, bool *out)
 {
@@ -238,7 +241,7 @@ px_cfg_bool(struct px_cfgerr *e, const config_setting_t *parent,
 }
 
 /* px_cfg_strings - a string or an array/list of strings. */
-static int
+int
 px_cfg_strings(struct px_cfgerr *e, const config_setting_t *root,
                const char *name, char ***out, size_t *n_r)
 {
@@ -293,10 +296,10 @@ px_hostname_valid(const char *h)
 }
 
 static int px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
-			   const char *name, struct px_dnslist **out,
-			   size_t *n_r);
+                           const char *name, struct px_dnslist **out,
+                           size_t *n_r);
 static int px_cfg_dns(struct px_cfgerr *e, struct px_config *cfg,
-		      const config_setting_t *root);
+                      const config_setting_t *root);
 
 static int
 px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
@@ -366,7 +369,7 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	    "connections_per_ip", "errors",     NULL};
 	static const char *const timeout_keys[] = {
 	    "command",  "data_block", "data_done", "backend",
-	    "shutdown", "filter",     NULL};
+	    "shutdown", "filter",     "store",     NULL};
 	static const char *const spool_keys[] = {"dir", "memory_max", NULL};
 	static const char *const action_keys[] = {"tag", "tempfail", "reject",
 	                                          NULL};
@@ -444,16 +447,12 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 			    e,
 			    config_setting_get_member(root, "relay_networks"),
 			    "relay_networks \"%s\": %s", nets[i], err);
-			for (size_t j = 0; j < nnets; j++)
-				free(nets[j]);
-			free(nets);
+			px_strv_free(nets, nnets);
 			return -1;
 		}
 		cfg->nrelay_networks++;
 	}
-	for (size_t j = 0; j < nnets; j++)
-		free(nets[j]);
-	free(nets);
+	px_strv_free(nets, nnets);
 
 	if ((g = config_setting_get_member(root, "pregreet")) != NULL) {
 		char *action = NULL;
@@ -537,8 +536,11 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	    px_cfg_dnslists(e, root, "dnsbl", &cfg->dnsbl, &cfg->ndnsbl) < 0 ||
 	    px_cfg_dnslists(e, root, "rhsbl", &cfg->rhsbl, &cfg->nrhsbl) < 0 ||
 	    px_cfg_double(e, root, "dnsbl_threshold", &cfg->dnsbl_threshold, 0,
-			  1000) < 0 ||
+	                  1000) < 0 ||
 	    px_cfg_bool(e, root, "fcrdns", &cfg->fcrdns) < 0)
+		return -1;
+
+	if (px_cfg_state(e, cfg, root) < 0)
 		return -1;
 
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
@@ -651,10 +653,10 @@ px_zone_valid(const char *z)
  * rhsbl (with target). */
 static int
 px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
-		const char *name, struct px_dnslist **out, size_t *n_r)
+                const char *name, struct px_dnslist **out, size_t *n_r)
 {
 	static const char *const keys[] = {"zone",   "weight", "codes",
-					   "symbol", "target", NULL};
+	                                   "symbol", "target", NULL};
 	config_setting_t *ls = config_setting_get_member(root, name);
 	bool rhs = strcmp(name, "rhsbl") == 0;
 	int n;
@@ -662,9 +664,9 @@ px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
 	if (ls == NULL)
 		return 0;
 	if (!config_setting_is_list(ls))
-		return px_cfg_fail(e, ls,
-				   "\"%s\" must be a list ( { zone = ...; }, ... )",
-				   name);
+		return px_cfg_fail(
+		    e, ls, "\"%s\" must be a list ( { zone = ...; }, ... )",
+		    name);
 	n = config_setting_length(ls);
 	*out = px_calloc((size_t)n + 1, sizeof(**out));
 	for (int i = 0; i < n; i++) {
@@ -677,31 +679,37 @@ px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
 		l->weight = 1.0;
 		if (px_cfg_check_keys(e, g, name, keys) < 0 ||
 		    px_cfg_string(e, g, "zone", &l->zone, true) < 0 ||
-		    px_cfg_double(e, g, "weight", &l->weight, -1000, 1000) < 0 ||
+		    px_cfg_double(e, g, "weight", &l->weight, -1000, 1000) <
+		        0 ||
 		    px_cfg_string(e, g, "symbol", &l->symbol, false) < 0 ||
 		    px_cfg_string(e, g, "codes", &codes, false) < 0 ||
 		    px_cfg_string(e, g, "target", &target, false) < 0)
 			rc = -1;
 		else if (!px_zone_valid(l->zone))
-			rc = px_cfg_fail(e, config_setting_get_member(g, "zone"),
-					 "%s zone \"%s\" is not a domain name",
-					 name, l->zone);
+			rc =
+			    px_cfg_fail(e, config_setting_get_member(g, "zone"),
+			                "%s zone \"%s\" is not a domain name",
+			                name, l->zone);
 		else if (codes != NULL && px_codes_parse(codes, l) < 0)
-			rc = px_cfg_fail(e, config_setting_get_member(g, "codes"),
-					 "codes \"%s\": expected patterns like "
-					 "\"127.0.0.[2..11]\"",
-					 codes);
+			rc = px_cfg_fail(e,
+			                 config_setting_get_member(g, "codes"),
+			                 "codes \"%s\": expected patterns like "
+			                 "\"127.0.0.[2..11]\"",
+			                 codes);
 		else if (!rhs && target != NULL)
-			rc = px_cfg_fail(e, config_setting_get_member(g, "target"),
-					 "target is for rhsbl lists");
-		else if (rhs && target != NULL && strcmp(target, "sender") != 0 &&
-			 strcmp(target, "helo") != 0)
-			rc = px_cfg_fail(e, config_setting_get_member(g, "target"),
-					 "target must be \"sender\" or \"helo\"");
+			rc = px_cfg_fail(e,
+			                 config_setting_get_member(g, "target"),
+			                 "target is for rhsbl lists");
+		else if (rhs && target != NULL &&
+		         strcmp(target, "sender") != 0 &&
+		         strcmp(target, "helo") != 0)
+			rc = px_cfg_fail(
+			    e, config_setting_get_member(g, "target"),
+			    "target must be \"sender\" or \"helo\"");
 		l->target = !rhs ? PX_DNSLIST_CLIENT
-			    : target != NULL && strcmp(target, "helo") == 0
-				    ? PX_DNSLIST_HELO
-				    : PX_DNSLIST_SENDER;
+		            : target != NULL && strcmp(target, "helo") == 0
+		                ? PX_DNSLIST_HELO
+		                : PX_DNSLIST_SENDER;
 		free(codes);
 		free(target);
 		if (rc < 0)
@@ -712,7 +720,7 @@ px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
 
 			l->symbol = px_malloc(sl);
 			snprintf(l->symbol, sl, "%s%s", rhs ? "RHSBL_" : "RBL_",
-				 l->zone);
+			         l->zone);
 			for (char *p = l->symbol; *p; p++) {
 				if (*p == '.' || *p == '-')
 					*p = '_';
@@ -726,10 +734,10 @@ px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
 
 static int
 px_cfg_dns(struct px_cfgerr *e, struct px_config *cfg,
-	   const config_setting_t *root)
+           const config_setting_t *root)
 {
 	static const char *const keys[] = {"servers", "timeout", "recursion",
-					   NULL};
+	                                   NULL};
 	config_setting_t *g = config_setting_get_member(root, "dns");
 	char **servers = NULL;
 	size_t n = 0;
@@ -751,15 +759,17 @@ px_cfg_dns(struct px_cfgerr *e, struct px_config *cfg,
 		size_t sl;
 
 		if (px_addr_parse(servers[i], false, &ss, &len, &err) < 0) {
-			rc = px_cfg_fail(e, config_setting_get_member(g, "servers"),
-					 "dns server \"%s\": %s", servers[i], err);
+			rc = px_cfg_fail(
+			    e, config_setting_get_member(g, "servers"),
+			    "dns server \"%s\": %s", servers[i], err);
 			break;
 		}
 		/* libunbound's forwarder syntax is "ip@port". */
 		px_addr_ip(&ss, ip, sizeof(ip));
 		sl = strlen(ip) + 8;
 		cfg->dns.servers[i] = px_malloc(sl);
-		snprintf(cfg->dns.servers[i], sl, "%s@%u", ip, px_addr_port(&ss));
+		snprintf(cfg->dns.servers[i], sl, "%s@%u", ip,
+		         px_addr_port(&ss));
 		cfg->dns.nservers++;
 	}
 	for (size_t j = 0; j < n; j++)
@@ -802,6 +812,7 @@ px_config_defaults(struct px_config *cfg)
 	cfg->backend_pool.idle_timeout = 5.0;
 	cfg->dns.timeout = 3.0;
 	cfg->fcrdns = true;
+	px_cfg_state_defaults(cfg);
 }
 
 static void
@@ -837,6 +848,7 @@ px_config_free(struct px_config *cfg)
 		free(cfg->rhsbl[i].symbol);
 	}
 	free(cfg->rhsbl);
+	px_cfg_state_free(cfg);
 	free(cfg);
 }
 

@@ -44,6 +44,35 @@ struct px_dnslist {
 	unsigned char codes[PX_DNSLIST_PATTERNS][4][32];
 };
 
+/* Rate limits: `ratelimit = ( { name; what; per; limit; period; reply; } )`. */
+enum px_rl_what {
+	PX_RL_CONNECTIONS = 0,
+	PX_RL_MESSAGES,
+	PX_RL_RECIPIENTS,
+};
+
+enum px_rl_per {
+	PX_RL_CLIENT_IP = 0,
+	PX_RL_CLIENT_NET,
+	PX_RL_SENDER,
+	PX_RL_SENDER_DOMAIN,
+};
+
+struct px_ratelimit {
+	char *name; /* the symbol, [A-Z0-9_] */
+	enum px_rl_what what;
+	enum px_rl_per per;
+	unsigned limit;
+	unsigned period; /* seconds */
+	int reply;       /* 421 (and close) or 451 */
+	double score;
+};
+
+enum px_store_error {
+	PX_STORE_ERROR_PASS = 0,
+	PX_STORE_ERROR_TEMPFAIL,
+};
+
 struct px_listen {
 	char *address; /* as written, for logs */
 	struct sockaddr_storage addr;
@@ -105,7 +134,8 @@ struct px_config {
 		double idle_timeout; /* seconds one may wait */
 	} backend_pool;
 	struct {
-		char **servers; /* "ip@port" for libunbound; none: resolv.conf */
+		char *
+		    *servers; /* "ip@port" for libunbound; none: resolv.conf */
 		size_t nservers;
 		double timeout;
 		bool recursion;
@@ -113,10 +143,51 @@ struct px_config {
 	struct px_dnslist *dnsbl;
 	size_t ndnsbl;
 	double dnsbl_threshold; /* 0: lists only score */
-	bool fcrdns;		/* iprev lookups of every client */
+	bool fcrdns;            /* iprev lookups of every client */
 	struct px_dnslist *rhsbl;
 	size_t nrhsbl;
 	bool soft_bounce;
+
+	/* The store and what uses it (config_state.c). */
+	char *store_prefix;
+	size_t store_memory_max;
+	enum px_store_error on_store_error;
+	double store_timeout; /* timeouts.store */
+	char *control_socket; /* NULL: none */
+	bool debug_clock;     /* `mxguard ctl clock advance` allowed */
+	struct {
+		bool enabled;
+		unsigned delay;
+		unsigned retry_window;
+		unsigned pass_ttl;
+		unsigned auto_whitelist_after;
+		unsigned ipv4_prefix; /* the client network: /24 */
+		unsigned ipv6_prefix; /* /64 */
+		bool spf_domain; /* SPF pass: the domain replaces the network */
+		bool skip_dnswl;
+		bool skip_good_reputation;
+		struct px_cidr *whitelist_clients;
+		size_t nwhitelist_clients;
+		char *
+		    *whitelist_client_names; /* rDNS: "example.com" suffixes */
+		size_t nwhitelist_client_names;
+		char **whitelist_senders; /* "domain" or "user@domain" */
+		size_t nwhitelist_senders;
+		char **whitelist_recipients;
+		size_t nwhitelist_recipients;
+	} greylist;
+	struct {
+		bool enabled;
+		unsigned half_life; /* seconds */
+		unsigned ttl;
+		unsigned min_messages; /* judged only after this many */
+		double bad_ratio;      /* rejected share above: *_BAD */
+		double good_ratio;     /* accepted share above: *_GOOD */
+		double score_bad;
+		double score_good;
+	} reputation;
+	struct px_ratelimit *ratelimit;
+	size_t nratelimit;
 };
 
 /*

@@ -9,8 +9,10 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev libpcre2-dev libconfig-dev libcmocka-dev
-libunbound-dev
-python3-pytest python3-aiosmtpd python3-dnslib swaks postfix"
+libunbound-dev libhiredis-dev libspf2-dev libopendkim-dev libopendmarc-dev
+libpsl-dev publicsuffix openssl
+python3-pytest python3-aiosmtpd python3-dnslib python3-dkim python3-redis
+redis-server redis-sentinel swaks postfix"
 
 missing=""
 for p in $PKGS; do

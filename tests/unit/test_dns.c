@@ -23,31 +23,28 @@ test_reverse_names(void **state)
 {
 	char buf[300];
 
-	assert_int_equal(flt_dns_reverse_name("192.0.2.99", "bl.test", buf,
-					      sizeof(buf)),
-			 0);
+	assert_int_equal(
+	    flt_dns_reverse_name("192.0.2.99", "bl.test", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "99.2.0.192.bl.test");
-	assert_int_equal(flt_dns_reverse_name("127.0.0.2", NULL, buf,
-					      sizeof(buf)),
-			 0);
+	assert_int_equal(
+	    flt_dns_reverse_name("127.0.0.2", NULL, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "2.0.0.127.in-addr.arpa");
 	/* RFC 5782 2.4: the IPv6 test point ::FFFF:7F00:2 and a plain one. */
-	assert_int_equal(flt_dns_reverse_name("2001:db8::1", "bl.test", buf,
-					      sizeof(buf)),
-			 0);
+	assert_int_equal(
+	    flt_dns_reverse_name("2001:db8::1", "bl.test", buf, sizeof(buf)),
+	    0);
 	assert_string_equal(buf, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
-				 "0.0.8.b.d.0.1.0.0.2.bl.test");
-	assert_int_equal(flt_dns_reverse_name("::1", NULL, buf, sizeof(buf)), 0);
+	                         "0.0.8.b.d.0.1.0.0.2.bl.test");
+	assert_int_equal(flt_dns_reverse_name("::1", NULL, buf, sizeof(buf)),
+	                 0);
 	assert_string_equal(buf, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
-				 "0.0.0.0.0.0.0.0.0.0.ip6.arpa");
-	assert_int_equal(flt_dns_reverse_name("not-an-ip", "bl.test", buf,
-					      sizeof(buf)),
-			 -1);
-	assert_int_equal(flt_dns_reverse_name("2001:db8::1", "bl.test", buf,
-					      20),
-			 -1);
+	                         "0.0.0.0.0.0.0.0.0.0.ip6.arpa");
+	assert_int_equal(
+	    flt_dns_reverse_name("not-an-ip", "bl.test", buf, sizeof(buf)), -1);
+	assert_int_equal(
+	    flt_dns_reverse_name("2001:db8::1", "bl.test", buf, 20), -1);
 	assert_int_equal(flt_dns_reverse_name("1.2.3.4", "bl.test", buf, 10),
-			 -1);
+	                 -1);
 }
 
 static char conf_path[64];
@@ -64,11 +61,11 @@ load(const char *dnsbl, char **err_r)
 	assert_true(fd >= 0);
 	f = fdopen(fd, "w");
 	fprintf(f,
-		"listen = ( { address = \"127.0.0.1:1\"; } );\n"
-		"backend = \"127.0.0.1:2\";\n"
-		"spool = { dir = \"/tmp\"; };\n"
-		"dnsbl = (\n%s\n);\n",
-		dnsbl);
+	        "listen = ( { address = \"127.0.0.1:1\"; } );\n"
+	        "backend = \"127.0.0.1:2\";\n"
+	        "spool = { dir = \"/tmp\"; };\n"
+	        "dnsbl = (\n%s\n);\n",
+	        dnsbl);
 	fclose(f);
 	*err_r = NULL;
 	if (px_config_load(conf_path, &cfg, err_r) < 0)
@@ -87,11 +84,13 @@ static void
 test_codes(void **state)
 {
 	char *err;
-	struct px_config *cfg = load(
-		"{ zone = \"a.test\"; codes = \"127.0.0.[2..11], 127.0.1.[2;4;10..11]\"; },\n"
-		"{ zone = \"b.test\"; weight = -2.5; },\n"
-		"{ zone = \"c-d.test\"; symbol = \"MY_SYM\"; codes = \"127.0.0.2\"; }",
-		&err);
+	struct px_config *cfg =
+	    load("{ zone = \"a.test\"; codes = \"127.0.0.[2..11], "
+	         "127.0.1.[2;4;10..11]\"; },\n"
+	         "{ zone = \"b.test\"; weight = -2.5; },\n"
+	         "{ zone = \"c-d.test\"; symbol = \"MY_SYM\"; codes = "
+	         "\"127.0.0.2\"; }",
+	         &err);
 
 	assert_non_null(cfg);
 	assert_int_equal(cfg->ndnsbl, 3);
@@ -103,7 +102,7 @@ test_codes(void **state)
 	assert_false(in(a, 0, 3, 1) || in(a, 0, 3, 12));
 	assert_true(in(a, 1, 2, 1) && !in(a, 1, 2, 0));
 	assert_true(in(a, 1, 3, 2) && in(a, 1, 3, 4) && in(a, 1, 3, 10) &&
-		    in(a, 1, 3, 11));
+	            in(a, 1, 3, 11));
 	assert_false(in(a, 1, 3, 3) || in(a, 1, 3, 5) || in(a, 1, 3, 9));
 	assert_string_equal(a->symbol, "RBL_A_TEST");
 	assert_true(a->weight == 1.0);
@@ -114,15 +113,15 @@ test_codes(void **state)
 	px_config_unref(&cfg);
 
 	static const char *const bad[] = {
-		"{ zone = \"a.test\"; codes = \"127.0.0.[11..2]\"; }",
-		"{ zone = \"a.test\"; codes = \"127.0.0.256\"; }",
-		"{ zone = \"a.test\"; codes = \"127.0.0\"; }",
-		"{ zone = \"a.test\"; codes = \"127.0.0.[2..\"; }",
-		"{ zone = \"a.test\"; codes = \"\"; }",
-		"{ zone = \"a..test\"; }",
-		"{ zone = \"a.test\"; target = \"helo\"; }",
-		"{ weight = 1.0; }",
-		"{ zone = \"a.test\"; colour = \"red\"; }",
+	    "{ zone = \"a.test\"; codes = \"127.0.0.[11..2]\"; }",
+	    "{ zone = \"a.test\"; codes = \"127.0.0.256\"; }",
+	    "{ zone = \"a.test\"; codes = \"127.0.0\"; }",
+	    "{ zone = \"a.test\"; codes = \"127.0.0.[2..\"; }",
+	    "{ zone = \"a.test\"; codes = \"\"; }",
+	    "{ zone = \"a..test\"; }",
+	    "{ zone = \"a.test\"; target = \"helo\"; }",
+	    "{ weight = 1.0; }",
+	    "{ zone = \"a.test\"; colour = \"red\"; }",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cfg = load(bad[i], &err);
@@ -138,8 +137,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reverse_names),
-		cmocka_unit_test(test_codes),
+	    cmocka_unit_test(test_reverse_names),
+	    cmocka_unit_test(test_codes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
