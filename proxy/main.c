@@ -32,6 +32,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "store.h"
 #include "relay.h"
 #include "workers.h"
 
@@ -235,6 +236,10 @@ main(int argc, char **argv)
 		px_log_err("DNS resolver: %s", lerr);
 		return 1;
 	}
+	if (st_open(cfg, &lerr) < 0) {
+		px_log_err("store %s: %s", cfg->store, lerr);
+		return 1;
+	}
 	px_config_set_current(cfg);
 
 	nloops = cfg->loops ? cfg->loops : px_ncores();
@@ -261,6 +266,7 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < nloops; i++)
 		px_loop_join(loops[i]);
 	px_workers_stop();
+	st_close(); /* Redis contexts live on the loops' bases */
 	flt_dns_shutdown();
 	for (unsigned i = 0; i < nloops; i++)
 		px_loop_free(&loops[i]);
