@@ -31,12 +31,15 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
-    &flt_dnsbl,
-    &flt_iprev,
-    &flt_pregreet,
-    &flt_helo,
+    &flt_dnsbl,     &flt_iprev,    &flt_pregreet,   &flt_helo,
+    &flt_ratelimit, &flt_greylist, &flt_reputation,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
+
+/* The transaction log's filter keys, in the order they are written. */
+static const char *const flt_log_keys[] = {"greylist", "ratelimit",
+                                           "reputation"};
+#define FLT_NLOG (sizeof(flt_log_keys) / sizeof(flt_log_keys[0]))
 
 struct flt_symbol {
 	char name[48];
@@ -62,6 +65,8 @@ struct flt_chain {
 	char *client_name; /* verified reverse DNS name */
 	enum flt_iprev iprev;
 	unsigned facts;
+	char log[FLT_NLOG][24];
+	bool log_session[FLT_NLOG]; /* set at connect/HELO: kept */
 	enum flt_spf spf;
 	char *spf_domain;
 };
@@ -146,6 +151,59 @@ flt_client_name_set(struct flt_call *call, const char *name,
 	free(c->client_name);
 	c->client_name = name != NULL ? px_strdup(name) : NULL;
 	c->iprev = result;
+}
+
+void
+flt_log_field(struct flt_call *call, const char *key, const char *value)
+{
+	struct flt_chain *c = call->chain;
+
+	for (unsigned i = 0; i < FLT_NLOG; i++) {
+		if (strcmp(flt_log_keys[i], key) != 0)
+			continue;
+		snprintf(c->log[i], sizeof(c->log[i]), "%s", value);
+		c->log_session[i] = call->stage <= FLT_STAGE_HELO;
+	}
+}
+
+size_t
+flt_chain_log_fields(const struct flt_chain *c, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < FLT_NLOG && n < size; i++) {
+		int k = snprintf(buf + n, size - n, " %s=%s", flt_log_keys[i],
+		                 c->log[i][0] ? c->log[i] : "-");
+
+		if (k < 0)
+			break;
+		n += (size_t)k;
+	}
+	return n < size ? n : size - 1;
+}
+
+void
+flt_chain_txn_end(struct flt_chain *c, const char *result)
+{
+	for (unsigned i = 0; i < FLT_N; i++)
+		if (flt_table[i]->txn_end != NULL)
+			flt_table[i]->txn_end(c->state[i], c, result);
+}
+
+bool
+flt_chain_has_symbol(const struct flt_chain *c, const char *name)
+{
+	for (unsigned i = 0; i < c->nsymbols; i++)
+		if (strcmp(c->symbols[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+const char *
+flt_call_client_name(const struct flt_call *call)
+{
+	return call->chain->client_name;
 }
 
 void
@@ -346,6 +404,9 @@ flt_chain_reset_txn(struct flt_chain *c)
 		if (c->symbols[i].session)
 			c->symbols[j++] = c->symbols[i];
 	c->nsymbols = j;
+	for (unsigned i = 0; i < FLT_NLOG; i++)
+		if (!c->log_session[i])
+			c->log[i][0] = '\0';
 	free(c->spf_domain);
 	c->spf_domain = NULL;
 	c->spf = FLT_SPF_NOT_CHECKED;

@@ -106,6 +106,10 @@ struct flt_ops {
 	int (*on_stage[FLT_NSTAGES])(struct flt_call *call);
 	/* A pending call is abandoned (timeout, or the session ends). */
 	void (*cancel)(struct flt_call *call);
+	/* The transaction ended with result ("accept", "tag", "reject",
+	 * "tempfail", "abort", "error"), before reset.  Optional. */
+	void (*txn_end)(void *state, const struct flt_chain *c,
+	                const char *result);
 };
 
 /* flt_symbol_add - add a scored symbol (name up to 47 chars, [A-Z0-9_]).
@@ -171,6 +175,16 @@ void flt_spf_set(struct flt_call *call, enum flt_spf result,
  * (NULL if none), valid until the transaction ends. */
 enum flt_spf flt_spf_get(const struct flt_call *call, const char **domain_r);
 
+/*
+ * flt_log_field - key=value for the transaction's log line.  The keys, and
+ * their order on the line, are the chain's table (flt_log_keys in chain.c:
+ * "greylist", "ratelimit", "reputation"); a key not set prints "-".
+ */
+void flt_log_field(struct flt_call *call, const char *key, const char *value);
+
+/* flt_call_client_name - the verified reverse DNS name, or NULL. */
+const char *flt_call_client_name(const struct flt_call *call);
+
 /* flt_resume - a pending call is done (see the contract above). */
 void flt_resume(struct flt_call *call);
 
@@ -213,6 +227,17 @@ void flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
 const char *flt_chain_client_name(const struct flt_chain *c,
                                   enum flt_iprev *iprev_r);
 
+/* flt_chain_log_fields - " greylist=... ratelimit=..." for the txn log
+ * line (every key of the table, "-" when unset).  Returns the length. */
+size_t flt_chain_log_fields(const struct flt_chain *c, char *buf, size_t size);
+
+/* flt_chain_txn_end - tell the filters how the transaction ended (see
+ * flt_ops.txn_end); before flt_chain_reset_txn. */
+void flt_chain_txn_end(struct flt_chain *c, const char *result);
+
+/* flt_chain_has_symbol - the symbol was added (session or transaction). */
+bool flt_chain_has_symbol(const struct flt_chain *c, const char *name);
+
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);
 
@@ -238,5 +263,8 @@ extern const struct flt_ops flt_pregreet;
 extern const struct flt_ops flt_dnsbl;
 extern const struct flt_ops flt_iprev;
 extern const struct flt_ops flt_helo;
+extern const struct flt_ops flt_ratelimit;
+extern const struct flt_ops flt_greylist;
+extern const struct flt_ops flt_reputation;
 
 #endif

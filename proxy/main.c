@@ -31,6 +31,7 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "control.h"
 #include "loop.h"
 #include "store.h"
 #include "relay.h"
@@ -46,6 +47,7 @@ px_usage(FILE *fp)
 {
 	fprintf(fp, "usage: mxguard [-d] [-c FILE]\n"
 	            "       mxguard -t [-c FILE]\n"
+	            "       mxguard ctl [-c FILE] COMMAND...\n"
 	            "       mxguard -V\n");
 }
 
@@ -153,6 +155,16 @@ main(int argc, char **argv)
 	unsigned nloops;
 	int ch;
 
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
+		/* mxguard ctl [-c FILE] COMMAND... */
+		int i = 2;
+
+		if (argc >= 4 && strcmp(argv[2], "-c") == 0) {
+			px_config_path = argv[3];
+			i = 4;
+		}
+		return px_ctl_main(px_config_path, argc - i, argv + i);
+	}
 	while ((ch = getopt(argc, argv, "c:dhtV")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -240,6 +252,10 @@ main(int argc, char **argv)
 		px_log_err("store %s: %s", cfg->store, lerr);
 		return 1;
 	}
+	if (px_control_start(px_main_base, cfg, &lerr) < 0) {
+		px_log_err("%s", lerr);
+		return 1;
+	}
 	px_config_set_current(cfg);
 
 	nloops = cfg->loops ? cfg->loops : px_ncores();
@@ -266,6 +282,7 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < nloops; i++)
 		px_loop_join(loops[i]);
 	px_workers_stop();
+	px_control_stop();
 	st_close(); /* Redis contexts live on the loops' bases */
 	flt_dns_shutdown();
 	for (unsigned i = 0; i < nloops; i++)

@@ -254,6 +254,39 @@ px_cidr_match(const struct px_cidr *cidr, const struct sockaddr_storage *ss)
 	return ((a[full] ^ cidr->addr[full]) & (0xff00 >> rest)) == 0;
 }
 
+int
+px_addr_net(const struct sockaddr_storage *ss, unsigned v4, unsigned v6,
+            char *buf, size_t size)
+{
+	struct sockaddr_storage tmp = *ss;
+	uint8_t a[16];
+	unsigned prefix, len;
+	char text[INET6_ADDRSTRLEN];
+
+	px_addr_unmap(&tmp);
+	if (tmp.ss_family == AF_INET) {
+		memcpy(a, &((struct sockaddr_in *)&tmp)->sin_addr, 4);
+		prefix = v4 > 32 ? 32 : v4;
+		len = 4;
+	} else if (tmp.ss_family == AF_INET6) {
+		memcpy(a, ((struct sockaddr_in6 *)&tmp)->sin6_addr.s6_addr, 16);
+		prefix = v6 > 128 ? 128 : v6;
+		len = 16;
+	} else {
+		return -1;
+	}
+	for (unsigned i = 0; i < len; i++) {
+		if (i * 8 >= prefix)
+			a[i] = 0;
+		else if (i * 8 + 8 > prefix)
+			a[i] &= (uint8_t)(0xff00 >> (prefix - i * 8));
+	}
+	if (inet_ntop(tmp.ss_family, a, text, sizeof(text)) == NULL)
+		return -1;
+	snprintf(buf, size, "%s/%u", text, prefix);
+	return 0;
+}
+
 bool
 px_addr_same_ip(const struct sockaddr_storage *a,
                 const struct sockaddr_storage *b)

@@ -51,6 +51,12 @@ int px_cidr_parse(const char *str, struct px_cidr *cidr, const char **error_r);
 bool px_cidr_match(const struct px_cidr *cidr,
                    const struct sockaddr_storage *ss);
 
+/* px_addr_net - the network of ss (IPv4-mapped addresses as IPv4) at
+ * prefix v4 or v6, as "192.0.2.0/24" or "2001:db8::/64", into buf.
+ * Returns 0, or -1 for another family. */
+int px_addr_net(const struct sockaddr_storage *ss, unsigned v4, unsigned v6,
+                char *buf, size_t size);
+
 /* px_addr_same_ip - true if both hold the same IP (ports ignored). */
 bool px_addr_same_ip(const struct sockaddr_storage *a,
                      const struct sockaddr_storage *b);

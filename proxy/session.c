@@ -530,6 +530,7 @@ static void
 px_txn_end(struct px_session *s, const char *result)
 {
 	char from[600], rcpt[600], helo[600], syms[1024], backend[600];
+	char fields[256];
 	struct px_txn *t = &s->txn;
 
 	if (t->id == 0)
@@ -557,17 +558,20 @@ px_txn_end(struct px_session *s, const char *result)
 	}
 	px_log_str(helo, sizeof(helo), s->helo);
 	flt_chain_symbols(s->chain, syms, sizeof(syms), "-");
+	flt_chain_log_fields(s->chain, fields, sizeof(fields));
+	flt_chain_txn_end(s->chain, result);
 	/* backend= is what the backend said about the outcome: "-" when
 	 * mxguard itself gave the final answer. */
 	snprintf(backend, sizeof(backend), "%s",
 	         t->backend_final && t->backend[0] ? t->backend : "-");
 	px_log_info(
 	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
-	    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s "
+	    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s%s "
 	    "backend=%s ms=%ld",
 	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
 	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
-	    flt_chain_score(s->chain), syms, backend, px_ms_since(&t->start));
+	    flt_chain_score(s->chain), syms, fields, backend,
+	    px_ms_since(&t->start));
 	px_txn_reset(s);
 }
 
