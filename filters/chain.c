@@ -26,6 +26,7 @@
 #include "alloc.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 
 #define FLT_MAX_SYMBOLS 128
 
@@ -62,7 +63,8 @@ struct flt_chain {
 	flt_chain_done_fn *done;
 	void *done_arg;
 	struct event *timer;
-	char *client_name; /* verified reverse DNS name */
+	struct timespec stage_start; /* for the stage's duration metric */
+	char *client_name;           /* verified reverse DNS name */
 	enum flt_iprev iprev;
 	unsigned facts;
 	char log[FLT_NLOG][24];
@@ -200,6 +202,14 @@ flt_chain_has_symbol(const struct flt_chain *c, const char *name)
 	return false;
 }
 
+void
+flt_chain_foreach_symbol(const struct flt_chain *c,
+                         void (*fn)(const char *name, void *arg), void *arg)
+{
+	for (unsigned i = 0; i < c->nsymbols; i++)
+		fn(c->symbols[i].name, arg);
+}
+
 const char *
 flt_call_client_name(const struct flt_call *call)
 {
@@ -306,6 +316,7 @@ flt_chain_finish(struct flt_chain *c)
 
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
+	px_metrics_stage(c->stage, px_secs_since(&c->stage_start));
 	flt_chain_merge(c, &v);
 	if (c->done != NULL) {
 		flt_chain_done_fn *done = c->done;
@@ -350,6 +361,7 @@ flt_chain_run(struct flt_chain *c, enum flt_stage stage,
 	c->npending = 0;
 	c->starting = true;
 	c->done = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &c->stage_start);
 	for (unsigned i = 0; i < FLT_N; i++) {
 		struct flt_call *call = &c->calls[i];
 		int rc;
@@ -381,6 +393,7 @@ flt_chain_run(struct flt_chain *c, enum flt_stage stage,
 	}
 	c->starting = false;
 	if (c->npending == 0) {
+		px_metrics_stage(stage, px_secs_since(&c->stage_start));
 		flt_chain_merge(c, verdict_r);
 		return 1;
 	}

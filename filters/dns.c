@@ -33,6 +33,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 
 struct flt_dns_query {
 	struct px_loop *loop;
@@ -185,6 +186,7 @@ flt_dns_deliver(void *arg)
 		q->answered = true;
 		evtimer_del(q->timer);
 		flt_dns_fill(q->err, q->result, q->rrtype, &res);
+		px_metrics_dns(res.status);
 		q->cb(q->arg, &res);
 	}
 	flt_dns_maybe_free(q);
@@ -227,6 +229,7 @@ flt_dns_timeout(evutil_socket_t fd, short what, void *arg)
 	res.status = FLT_DNS_TIMEOUT;
 	res.rrtype = q->rrtype;
 	flt_dns_give_up(q);
+	px_metrics_dns(res.status);
 	cb(cbarg, &res);
 }
 

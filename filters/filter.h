@@ -238,6 +238,11 @@ void flt_chain_txn_end(struct flt_chain *c, const char *result);
 /* flt_chain_has_symbol - the symbol was added (session or transaction). */
 bool flt_chain_has_symbol(const struct flt_chain *c, const char *name);
 
+/* flt_chain_foreach_symbol - fn(name, arg) for each symbol. */
+void flt_chain_foreach_symbol(const struct flt_chain *c,
+                              void (*fn)(const char *name, void *arg),
+                              void *arg);
+
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);
 

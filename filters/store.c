@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "metrics.h"
 
 static const struct st_backend *st_be;
 static _Atomic int64_t st_clock_offset; /* seconds */
@@ -59,7 +60,11 @@ st_call(struct px_loop *loop, const struct st_cmd *cmd, st_done_fn *done,
 		st_reply_fail(r, "no store");
 		return 1;
 	}
-	return st_be->call(loop, cmd, done, arg, r, req_r);
+	int rc = st_be->call(loop, cmd, done, arg, r, req_r);
+
+	if (rc == 1)
+		px_metrics_store(r->status == 0);
+	return rc;
 }
 
 void

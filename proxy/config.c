@@ -63,6 +63,7 @@ static const char *const px_known_keys[] = {
     "greylist",
     "reputation",
     "ratelimit",
+    "metrics",
     NULL,
 };
 static const char *const px_future_keys[] = {
@@ -71,7 +72,6 @@ static const char *const px_future_keys[] = {
     "spf",
     "dkim",
     "dmarc",
-    "metrics",
     "tls",
     "routes",
     "recipients_file",
@@ -540,7 +540,7 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	    px_cfg_bool(e, root, "fcrdns", &cfg->fcrdns) < 0)
 		return -1;
 
-	if (px_cfg_state(e, cfg, root) < 0)
+	if (px_cfg_state(e, cfg, root) < 0 || px_cfg_metrics(e, cfg, root) < 0)
 		return -1;
 
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
@@ -849,6 +849,7 @@ px_config_free(struct px_config *cfg)
 	}
 	free(cfg->rhsbl);
 	px_cfg_state_free(cfg);
+	px_cfg_metrics_free(cfg);
 	free(cfg);
 }
 

@@ -188,6 +188,11 @@ struct px_config {
 	} reputation;
 	struct px_ratelimit *ratelimit;
 	size_t nratelimit;
+
+	struct {
+		char *address;  /* host:port of /metrics; NULL: off */
+		char *password; /* HTTP Basic, any user; NULL: none */
+	} metrics;
 };
 
 /*

@@ -77,6 +77,16 @@ px_timeval(double secs)
 	return tv;
 }
 
+double
+px_secs_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) +
+	       (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 struct px_loop *
 px_loop_new(unsigned index)
 {

@@ -13,12 +13,16 @@
 #include <stdint.h>
 
 #include <sys/time.h>
+#include <time.h>
 
 struct event_base;
 struct px_loop;
 
 /* px_timeval - seconds (config values are doubles) as a struct timeval. */
 struct timeval px_timeval(double secs);
+
+/* px_secs_since - seconds from t0 (CLOCK_MONOTONIC) to now. */
+double px_secs_since(const struct timespec *t0);
 
 typedef void px_loop_fn(void *arg);
 

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "control.h"
 #include "loop.h"
+#include "metrics.h"
 #include "store.h"
 #include "relay.h"
 #include "workers.h"
@@ -252,7 +253,8 @@ main(int argc, char **argv)
 		px_log_err("store %s: %s", cfg->store, lerr);
 		return 1;
 	}
-	if (px_control_start(px_main_base, cfg, &lerr) < 0) {
+	if (px_control_start(px_main_base, cfg, &lerr) < 0 ||
+	    px_metrics_start(cfg, &lerr) < 0) {
 		px_log_err("%s", lerr);
 		return 1;
 	}
@@ -283,6 +285,7 @@ main(int argc, char **argv)
 		px_loop_join(loops[i]);
 	px_workers_stop();
 	px_control_stop();
+	px_metrics_stop();
 	st_close(); /* Redis contexts live on the loops' bases */
 	flt_dns_shutdown();
 	for (unsigned i = 0; i < nloops; i++)

@@ -55,6 +55,7 @@
 #include "smtp_reply.h"
 #include "sockio.h"
 #include "spool.h"
+#include "metrics.h"
 #include "txnlog.h"
 
 /* Stop reading a client whose unread input passes this (pipelined commands
@@ -108,6 +109,8 @@ struct px_txn {
 	unsigned nrcpt;         /* accepted */
 	unsigned nrcpt_seen;    /* RCPT commands tried */
 	bool rcpt_refused_perm; /* a RCPT got a 5xx */
+	bool rcpt_waiting;      /* the next reply answers a RCPT (metrics) */
+	struct timespec eod;    /* end of data, for the decision time */
 	bool smtputf8;
 	bool tagged;
 	bool too_big;
@@ -263,6 +266,9 @@ px_write_reply(struct px_session *s, const char *buf, size_t len)
 	s->txn.backend_final = false;
 	if (s->txn.stage == ST_RCPT && len > 0 && buf[0] == '5')
 		s->txn.rcpt_refused_perm = true;
+	if (len > 0)
+		px_metrics_reply(buf[0], s->txn.rcpt_waiting);
+	s->txn.rcpt_waiting = false;
 	/* Pipelined replies go out together when px_session_run ends. */
 	if (!s->in_run)
 		px_sock_flush(s->bev);
@@ -393,6 +399,17 @@ px_session_backend_broken(struct px_session *s)
 	px_session_done(s);
 }
 
+/* px_session_listener_index - the session's listener in the config, for
+ * the metrics' labels; -1 if the config changed since. */
+static int
+px_session_listener_index(const struct px_session *s)
+{
+	for (size_t i = 0; i < s->cfg->nlisten; i++)
+		if (strcmp(s->cfg->listen[i].address, s->li.address) == 0)
+			return (int)i;
+	return -1;
+}
+
 /* px_reply_relay_failure - the backend could not be reached or was lost. */
 static void
 px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
@@ -403,6 +420,7 @@ px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
 	         res->status == PX_RELAY_UNREACHABLE ? "unreachable"
 	         : res->status == PX_RELAY_TIMEOUT   ? "timeout"
 	                                             : "lost");
+	px_metrics_backend_error(s->txn.backend);
 	if (res->status == PX_RELAY_UNREACHABLE)
 		px_reply(s, 451, "4.4.1",
 		         "Error: backend unavailable, try again later");
@@ -478,10 +496,13 @@ px_session_close(struct px_session *s, const char *reason)
 	s->closing = true;
 	if (s->greet_ev != NULL)
 		event_del(s->greet_ev);
-	if (s->state != S_PROXY)
+	if (s->state != S_PROXY) {
 		px_log_info("%016llx disconnect reason=%s txns=%u ms=%ld",
 		            (unsigned long long)s->id, reason, s->ntxn,
 		            px_ms_since(&s->start));
+		px_metrics_connection_close(px_session_listener_index(s),
+		                            reason);
+	}
 	/* A backend transaction still open is not clean: no pool for it. */
 	if (s->backend_txn && s->relay != NULL) {
 		px_relay_quit(s->relay);
@@ -522,6 +543,13 @@ px_txn_reset(struct px_session *s)
 		px_spool_reset(s->spool);
 }
 
+static void
+px_session_count_symbol(const char *name, void *arg)
+{
+	(void)arg;
+	px_metrics_symbol(name);
+}
+
 /*
  * px_txn_end - write the one "txn" log line and reset the transaction.
  * Keys are in a fixed order, "-" for not evaluated (STYLE "Logging").
@@ -560,6 +588,8 @@ px_txn_end(struct px_session *s, const char *result)
 	flt_chain_symbols(s->chain, syms, sizeof(syms), "-");
 	flt_chain_log_fields(s->chain, fields, sizeof(fields));
 	flt_chain_txn_end(s->chain, result);
+	px_metrics_txn(result, t->size);
+	flt_chain_foreach_symbol(s->chain, px_session_count_symbol, NULL);
 	/* backend= is what the backend said about the outcome: "-" when
 	 * mxguard itself gave the final answer. */
 	snprintf(backend, sizeof(backend), "%s",
@@ -648,6 +678,7 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 static void
 px_session_greet(struct px_session *s)
 {
+	px_metrics_connection_open();
 	px_log_info(
 	    "%016llx connect client=[%s]:%u listener=%s mode=%s proxy=%s",
 	    (unsigned long long)s->id, s->client_ip, s->client_port,
@@ -1196,6 +1227,7 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	}
 	s->txn.stage = ST_RCPT;
 	s->txn.nrcpt_seen++;
+	s->txn.rcpt_waiting = true;
 	if (s->txn.nrcpt >= s->cfg->limits.recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, and the client sends the rest in
 		 * another transaction. */
@@ -1487,6 +1519,7 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 
 	if (s->closing)
 		return;
+	px_metrics_eod(px_secs_since(&s->txn.eod));
 	action = flt_chain_decide(s->chain, v, s->cfg);
 	if (action == FLT_REJECT || action == FLT_TEMPFAIL ||
 	    action == FLT_DISCONNECT) {
@@ -1540,6 +1573,7 @@ px_session_eom(struct px_session *s)
 	s->state = S_CMD;
 	s->txn.stage = ST_EOM;
 	s->txn.size = px_spool_size(s->spool);
+	clock_gettime(CLOCK_MONOTONIC, &s->txn.eod);
 	px_session_set_busy(s);
 	px_session_set_timeout(s);
 	if (s->txn.too_big) {
