@@ -51,13 +51,45 @@ st_reply_fail(struct st_reply *r, const char *why)
 	strncpy(r->error, why, sizeof(r->error) - 1);
 }
 
+/* st_cmd_check - the keys and arguments each operation reads are there
+ * (a control-socket request is outside input).  NULL or why not. */
+static const char *
+st_cmd_check(const struct st_cmd *cmd)
+{
+	static const unsigned need[ST_NOPS][2] = {
+	    [ST_GREYLIST] = {2, 5}, [ST_RATELIMIT] = {1, 4},
+	    [ST_REP_GET] = {1, 2},  [ST_REP_ADD] = {1, 4},
+	    [ST_SET] = {1, 0},      [ST_DEL] = {1, 0},
+	    [ST_GET] = {1, 0},      [ST_KEYS] = {1, 0},
+	};
+
+	if ((unsigned)cmd->op >= ST_NOPS)
+		return "unknown operation";
+	if (cmd->nkeys < need[cmd->op][0] || cmd->nkeys > ST_MAX_KEYS ||
+	    cmd->nargs < need[cmd->op][1] || cmd->nargs > ST_MAX_ARGS)
+		return "wrong number of keys or arguments";
+	for (unsigned i = 0; i < cmd->nkeys; i++)
+		if (cmd->keys[i] == NULL)
+			return "missing key";
+	if (cmd->op == ST_RATELIMIT && (cmd->args[3] <= 0 || cmd->args[2] <= 0))
+		return "bad rate";
+	if ((cmd->op == ST_REP_GET || cmd->op == ST_REP_ADD) &&
+	    cmd->args[1] <= 0)
+		return "bad half-life";
+	if (cmd->op == ST_REP_ADD && (cmd->args[2] < 0 || cmd->args[2] > 3))
+		return "bad field";
+	return NULL;
+}
+
 int
 st_call(struct px_loop *loop, const struct st_cmd *cmd, st_done_fn *done,
         void *arg, struct st_reply *r, struct st_req **req_r)
 {
+	const char *bad = st_cmd_check(cmd);
+
 	*req_r = NULL;
-	if (st_be == NULL) {
-		st_reply_fail(r, "no store");
+	if (st_be == NULL || bad != NULL) {
+		st_reply_fail(r, bad != NULL ? bad : "no store");
 		return 1;
 	}
 	int rc = st_be->call(loop, cmd, done, arg, r, req_r);
@@ -77,8 +109,10 @@ st_cancel(struct st_req *req)
 int
 st_call_sync(const struct st_cmd *cmd, double timeout, struct st_reply *r)
 {
-	if (st_be == NULL) {
-		st_reply_fail(r, "no store");
+	const char *bad = st_cmd_check(cmd);
+
+	if (st_be == NULL || bad != NULL) {
+		st_reply_fail(r, bad != NULL ? bad : "no store");
 		return -1;
 	}
 	return st_be->call_sync(cmd, timeout, r);

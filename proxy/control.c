@@ -15,6 +15,7 @@
  * TAB, with TAB, LF, CR and backslash in a field written \t \n \r \\:
  *   STORE op nkeys key... nargs arg... str|-     (str "-" with flag "1")
  *   CLOCK seconds
+ *   STATUS
  * answer:
  *   OK status error nv v... nstrs str...
  *   ERR message
@@ -34,13 +35,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "store.h"
+#include "workers.h"
 
 #define PX_CTL_LINE_MAX 65536
 #define PX_CTL_FIELDS   64
@@ -186,6 +190,48 @@ px_ctl_reply_encode(struct evbuffer *out, const struct st_reply *r)
 
 static struct evconnlistener *px_ctl_listener;
 static char *px_ctl_path;
+static struct {
+	time_t started;
+	unsigned generation; /* configs loaded: 1 + successful reloads */
+	time_t reload_at;
+	bool reload_ok;
+	char reload_why[200];
+} px_ctl_state;
+
+void
+px_control_reloaded(bool ok, const char *why)
+{
+	px_ctl_state.reload_at = time(NULL);
+	px_ctl_state.reload_ok = ok;
+	if (ok)
+		px_ctl_state.generation++;
+	snprintf(px_ctl_state.reload_why, sizeof(px_ctl_state.reload_why), "%s",
+	         why != NULL ? why : "");
+}
+
+/* px_ctl_status - one line of key=value pairs. */
+static void
+px_ctl_status(struct evbuffer *out, const struct px_config *cfg)
+{
+	char why[sizeof(px_ctl_state.reload_why)];
+
+	snprintf(why, sizeof(why), "%s", px_ctl_state.reload_why);
+	for (char *p = why; *p; p++)
+		if (*p == '\t' || *p == '\n' || *p == '"')
+			*p = ' ';
+	evbuffer_add_printf(
+	    out,
+	    "STATUS\tuptime=%lld connections=%lld worker_queue=%u "
+	    "config=%s generation=%u store=%s last_reload=%s%s%s%s\n",
+	    (long long)(time(NULL) - px_ctl_state.started),
+	    px_metrics_connections(), px_workers_queued(), cfg->path,
+	    px_ctl_state.generation,
+	    strncmp(cfg->store, "redis", 5) == 0 ? "redis" : "memory",
+	    px_ctl_state.reload_at == 0 ? "never"
+	    : px_ctl_state.reload_ok    ? "ok"
+	                                : "failed",
+	    why[0] ? " reload_error=\"" : "", why, why[0] ? "\"" : "");
+}
 
 static void
 px_ctl_request(struct bufferevent *bev, char *line)
@@ -207,6 +253,8 @@ px_ctl_request(struct bufferevent *bev, char *line)
 			px_ctl_reply_encode(out, &r);
 			st_reply_clear(&r);
 		}
+	} else if (strcmp(f[0], "STATUS") == 0) {
+		px_ctl_status(out, cfg);
 	} else if (strcmp(f[0], "CLOCK") == 0 && n == 2 &&
 	           px_ctl_int(f[1], &secs)) {
 		if (!cfg->debug_clock) {
@@ -278,6 +326,8 @@ px_control_start(struct event_base *base, const struct px_config *cfg,
 	struct sockaddr_un sun;
 	mode_t old;
 
+	px_ctl_state.started = time(NULL);
+	px_ctl_state.generation = 1;
 	if (cfg->control_socket == NULL)
 		return 0;
 	memset(&sun, 0, sizeof(sun));
@@ -319,6 +369,7 @@ px_control_stop(void)
 
 struct px_ctl {
 	const struct px_config *cfg;
+	const char *socket_path;
 	bool remote; /* through the control socket */
 	int fd;
 };
@@ -699,35 +750,77 @@ px_ctl_clock(struct px_ctl *c, int argc, char **argv)
 }
 
 static int
+px_ctl_status_cmd(struct px_ctl *c)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *line;
+
+	evbuffer_add_printf(out, "STATUS\n");
+	line = px_ctl_roundtrip(c, out);
+	evbuffer_free(out);
+	if (line == NULL || strncmp(line, "STATUS\t", 7) != 0) {
+		fprintf(stderr, "mxguard ctl: %s\n",
+		        line ? line : "no answer from mxguard");
+		free(line);
+		return 1;
+	}
+	printf("%s\n", line + 7);
+	free(line);
+	return 0;
+}
+
+static int
 px_ctl_connect(struct px_ctl *c)
 {
 	struct sockaddr_un sun;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
-	         c->cfg->control_socket);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", c->socket_path);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 ||
 	    connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		fprintf(stderr, "mxguard ctl: %s: %s (is mxguard running?)\n",
-		        c->cfg->control_socket, strerror(errno));
+		        c->socket_path, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
 int
-px_ctl_main(const char *config_path, int argc, char **argv)
+px_ctl_main(const char *config_path, const char *socket_path, int argc,
+            char **argv)
 {
 	struct px_config *cfg = NULL;
-	struct px_ctl c = {.fd = -1};
+	struct px_ctl c = {.fd = -1, .remote = true};
 	char *err = NULL;
 	const char *lerr = NULL;
 	int rc;
 
 	if (argc < 1)
 		return px_ctl_usage();
+	if (socket_path != NULL) {
+		/* No config needed (it may be the broken one a reload
+		 * refused): only what the daemon answers by itself. */
+		c.socket_path = socket_path;
+		if (strcmp(argv[0], "status") != 0 &&
+		    strcmp(argv[0], "clock") != 0) {
+			fprintf(stderr, "mxguard ctl: -s works for status and "
+			                "clock; the others need -c\n");
+			return 2;
+		}
+		if (px_ctl_connect(&c) < 0)
+			rc = 1;
+		else if (strcmp(argv[0], "status") == 0 && argc == 1)
+			rc = px_ctl_status_cmd(&c);
+		else if (strcmp(argv[0], "clock") == 0)
+			rc = px_ctl_clock(&c, argc - 1, argv + 1);
+		else
+			rc = px_ctl_usage();
+		if (c.fd >= 0)
+			close(c.fd);
+		return rc;
+	}
 	if (px_config_load(config_path, &cfg, &err) < 0) {
 		fprintf(stderr, "%s\n", err);
 		free(err);
@@ -737,7 +830,8 @@ px_ctl_main(const char *config_path, int argc, char **argv)
 	/* Memory state lives in the daemon; Redis state can be reached
 	 * directly.  The clock is always the daemon's. */
 	c.remote = strcmp(cfg->store, "memory") != 0
-	               ? strcmp(argv[0], "clock") == 0
+	               ? strcmp(argv[0], "clock") == 0 ||
+	                     strcmp(argv[0], "status") == 0
 	               : true;
 	if (c.remote) {
 		if (cfg->control_socket == NULL) {
@@ -748,6 +842,7 @@ px_ctl_main(const char *config_path, int argc, char **argv)
 			px_config_unref(&cfg);
 			return 1;
 		}
+		c.socket_path = cfg->control_socket;
 		if (px_ctl_connect(&c) < 0) {
 			if (c.fd >= 0)
 				close(c.fd);
@@ -772,6 +867,8 @@ px_ctl_main(const char *config_path, int argc, char **argv)
 		rc = px_ctl_ratelimit(&c, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "clock") == 0)
 		rc = px_ctl_clock(&c, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "status") == 0 && argc == 1)
+		rc = px_ctl_status_cmd(&c);
 	else
 		rc = px_ctl_usage();
 	if (c.fd >= 0)

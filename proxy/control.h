@@ -3,6 +3,8 @@
 #ifndef MX_CONTROL_H
 #define MX_CONTROL_H
 
+#include <stdbool.h>
+
 struct event_base;
 struct px_config;
 
@@ -11,11 +13,17 @@ struct px_config;
 int px_control_start(struct event_base *base, const struct px_config *cfg,
                      const char **error_r);
 
+/* px_control_reloaded - a SIGHUP reload ended (ok or not, and why), for
+ * `mxguard ctl status`.  Main thread. */
+void px_control_reloaded(bool ok, const char *why);
+
 /* px_control_stop - close and unlink the socket. */
 void px_control_stop(void);
 
 /* px_ctl_main - `mxguard ctl ARGS`: argv[0] is the first word after
- * "ctl".  Returns the exit status. */
-int px_ctl_main(const char *config_path, int argc, char **argv);
+ * "ctl"; socket_path (-s) talks to a daemon without reading its config.
+ * Returns the exit status. */
+int px_ctl_main(const char *config_path, const char *socket_path, int argc,
+                char **argv);
 
 #endif

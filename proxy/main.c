@@ -48,7 +48,7 @@ px_usage(FILE *fp)
 {
 	fprintf(fp, "usage: mxguard [-d] [-c FILE]\n"
 	            "       mxguard -t [-c FILE]\n"
-	            "       mxguard ctl [-c FILE] COMMAND...\n"
+	            "       mxguard ctl [-c FILE | -s SOCKET] COMMAND...\n"
 	            "       mxguard -V\n");
 }
 
@@ -112,6 +112,7 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 		px_log_err(
 		    "reload failed, keeping the running configuration: %s",
 		    err);
+		px_control_reloaded(false, err);
 		free(err);
 		return;
 	}
@@ -122,6 +123,7 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 	px_config_unref(&old);
 	px_config_set_current(cfg);
 	px_log_info("reload: configuration %s loaded", px_config_path);
+	px_control_reloaded(true, NULL);
 }
 
 static void
@@ -157,14 +159,18 @@ main(int argc, char **argv)
 	int ch;
 
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
-		/* mxguard ctl [-c FILE] COMMAND... */
+		/* mxguard ctl [-c FILE | -s SOCKET] COMMAND... */
+		const char *sock = NULL;
 		int i = 2;
 
 		if (argc >= 4 && strcmp(argv[2], "-c") == 0) {
 			px_config_path = argv[3];
 			i = 4;
+		} else if (argc >= 4 && strcmp(argv[2], "-s") == 0) {
+			sock = argv[3];
+			i = 4;
 		}
-		return px_ctl_main(px_config_path, argc - i, argv + i);
+		return px_ctl_main(px_config_path, sock, argc - i, argv + i);
 	}
 	while ((ch = getopt(argc, argv, "c:dhtV")) != -1) {
 		switch (ch) {

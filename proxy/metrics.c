@@ -114,6 +114,12 @@ px_metrics_connection_open(void)
 	PX_M_ADD(px_m.conn_current, 1);
 }
 
+long long
+px_metrics_connections(void)
+{
+	return (long long)PX_M_GET(px_m.conn_current);
+}
+
 void
 px_metrics_connection_close(int listener, const char *reason)
 {

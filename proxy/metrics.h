@@ -37,6 +37,9 @@ void px_metrics_store(bool ok);
 void px_metrics_stage(unsigned stage, double seconds);
 void px_metrics_eod(double seconds);
 
+/* px_metrics_connections - client connections open now. */
+long long px_metrics_connections(void);
+
 /* px_metrics_render - the exposition text (format 0.0.4) into out. */
 void px_metrics_render(struct evbuffer *out, const struct px_config *cfg);
 
