@@ -29,6 +29,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,7 @@ px_ctl_reply_encode(struct evbuffer *out, const struct st_reply *r)
 /* The server, on the main thread's event base. */
 
 static struct evconnlistener *px_ctl_listener;
+static int px_ctl_fd = -1; /* bound, not yet listened on by libevent */
 static char *px_ctl_path;
 static struct {
 	time_t started;
@@ -320,11 +322,12 @@ px_ctl_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 int
-px_control_start(struct event_base *base, const struct px_config *cfg,
-                 const char **error_r)
+px_control_bind(const struct px_config *cfg, const char **error_r)
 {
 	struct sockaddr_un sun;
+	struct passwd *pw;
 	mode_t old;
+	int fd;
 
 	px_ctl_state.started = time(NULL);
 	px_ctl_state.generation = 1;
@@ -338,18 +341,45 @@ px_control_start(struct event_base *base, const struct px_config *cfg,
 	}
 	strcpy(sun.sun_path, cfg->control_socket);
 	unlink(cfg->control_socket); /* a stale one from a crash */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		*error_r = "control_socket: cannot create a socket";
+		return -1;
+	}
 	old = umask(0177);
-	px_ctl_listener = evconnlistener_new_bind(
-	    base, px_ctl_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
-	    (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (px_ctl_listener == NULL) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, 16) < 0) {
+		umask(old);
+		close(fd);
 		*error_r = "control_socket: cannot bind (does its directory "
 		           "exist?)";
 		return -1;
 	}
+	umask(old);
+	/* Created before privileges are dropped: the user it runs as must
+	 * be able to remove it at exit. */
+	if (cfg->user != NULL && geteuid() == 0 &&
+	    (pw = getpwnam(cfg->user)) != NULL &&
+	    chown(cfg->control_socket, pw->pw_uid, pw->pw_gid) < 0)
+		px_log_warn("control_socket: chown: %s", strerror(errno));
+	px_ctl_fd = fd;
 	px_ctl_path = px_strdup(cfg->control_socket);
+	return 0;
+}
+
+int
+px_control_start(struct event_base *base, const char **error_r)
+{
+	if (px_ctl_fd < 0)
+		return 0;
+	px_ctl_listener = evconnlistener_new(
+	    base, px_ctl_accept, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, px_ctl_fd);
+	if (px_ctl_listener == NULL) {
+		*error_r = "control_socket: cannot listen";
+		return -1;
+	}
+	px_ctl_fd = -1; /* the listener's now */
 	return 0;
 }
 
@@ -359,6 +389,9 @@ px_control_stop(void)
 	if (px_ctl_listener != NULL)
 		evconnlistener_free(px_ctl_listener);
 	px_ctl_listener = NULL;
+	if (px_ctl_fd >= 0)
+		close(px_ctl_fd);
+	px_ctl_fd = -1;
 	if (px_ctl_path != NULL)
 		unlink(px_ctl_path);
 	free(px_ctl_path);

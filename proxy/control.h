@@ -8,10 +8,14 @@
 struct event_base;
 struct px_config;
 
-/* px_control_start - listen on cfg->control_socket (if set) on base, the
- * main thread's.  Returns 0, or -1 with *error_r. */
-int px_control_start(struct event_base *base, const struct px_config *cfg,
-                     const char **error_r);
+/* px_control_bind - create cfg->control_socket (if set), mode 0600, owned
+ * by cfg->user: at startup, before the SMTP listeners, so a failure stops
+ * mxguard before it takes mail.  Returns 0, or -1 with *error_r. */
+int px_control_bind(const struct px_config *cfg, const char **error_r);
+
+/* px_control_start - serve the bound socket on base, the main thread's
+ * (after daemonizing). */
+int px_control_start(struct event_base *base, const char **error_r);
 
 /* px_control_reloaded - a SIGHUP reload ended (ok or not, and why), for
  * `mxguard ctl status`.  Main thread. */

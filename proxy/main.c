@@ -227,12 +227,16 @@ main(int argc, char **argv)
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
-	if (px_listeners_bind(cfg, &lerr) < 0 || px_drop_privileges(cfg) < 0 ||
+	if (px_metrics_bind(cfg, &lerr) < 0 ||
+	    px_control_bind(cfg, &lerr) < 0 ||
+	    px_listeners_bind(cfg, &lerr) < 0 || px_drop_privileges(cfg) < 0 ||
 	    (daemonize && daemon(0, 0) < 0)) {
 		if (lerr != NULL)
 			px_log_err("%s", lerr);
 		else if (daemonize && errno != 0)
 			px_log_err("cannot start: %s", strerror(errno));
+		px_control_stop();
+		px_metrics_stop();
 		event_free(ev_hup);
 		event_free(ev_term);
 		event_free(ev_int);
@@ -257,10 +261,11 @@ main(int argc, char **argv)
 	}
 	if (st_open(cfg, &lerr) < 0) {
 		px_log_err("store %s: %s", cfg->store, lerr);
+		px_control_stop();
 		return 1;
 	}
-	if (px_control_start(px_main_base, cfg, &lerr) < 0 ||
-	    px_metrics_start(cfg, &lerr) < 0) {
+	if (px_control_start(px_main_base, &lerr) < 0 ||
+	    px_metrics_start(&lerr) < 0) {
 		px_log_err("%s", lerr);
 		return 1;
 	}

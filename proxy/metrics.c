@@ -37,10 +37,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "config.h"
 #include "log.h"
+#include "netaddr.h"
 #include "workers.h"
 
 #define PX_M_LISTENERS 32
@@ -386,7 +389,8 @@ static struct {
 	struct evhttp *http;
 	pthread_t thread;
 	bool running;
-} px_mh;
+	int fd; /* bound, not yet served */
+} px_mh = {.fd = -1};
 
 /* Basic auth with any user name: compare the password part. */
 static bool
@@ -459,40 +463,46 @@ px_m_main(void *arg)
 }
 
 int
-px_metrics_start(const struct px_config *cfg, const char **error_r)
+px_metrics_bind(const struct px_config *cfg, const char **error_r)
 {
-	char host[256];
-	const char *colon;
-	unsigned port;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *err;
+	int fd, one = 1;
 
 	if (cfg->metrics.address == NULL)
 		return 0;
-	colon = strrchr(cfg->metrics.address, ':');
-	if (colon == NULL || sscanf(colon + 1, "%u", &port) != 1 ||
-	    port > 65535 ||
-	    (size_t)(colon - cfg->metrics.address) >= sizeof(host)) {
+	if (px_addr_parse(cfg->metrics.address, false, &ss, &len, &err) < 0) {
 		*error_r = "metrics.address must be host:port";
 		return -1;
 	}
-	memcpy(host, cfg->metrics.address,
-	       (size_t)(colon - cfg->metrics.address));
-	host[colon - cfg->metrics.address] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
+	fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
+		if (fd >= 0)
+			close(fd);
+		*error_r = "metrics: cannot listen on metrics.address";
+		return -1;
 	}
+	px_mh.fd = fd;
+	return 0;
+}
+
+int
+px_metrics_start(const char **error_r)
+{
+	if (px_mh.fd < 0)
+		return 0;
 	px_mh.base = event_base_new();
 	px_mh.http = evhttp_new(px_mh.base);
 	if (px_mh.http == NULL ||
-	    evhttp_bind_socket(px_mh.http, host, (uint16_t)port) < 0) {
-		*error_r = "metrics: cannot listen on metrics.address";
-		if (px_mh.http != NULL)
-			evhttp_free(px_mh.http);
-		event_base_free(px_mh.base);
-		px_mh.http = NULL;
-		px_mh.base = NULL;
+	    evhttp_accept_socket(px_mh.http, px_mh.fd) < 0) {
+		*error_r = "metrics: cannot serve metrics.address";
 		return -1;
 	}
+	px_mh.fd = -1; /* evhttp's now */
 	evhttp_set_allowed_methods(px_mh.http, EVHTTP_REQ_GET);
 	evhttp_set_timeout(px_mh.http, 10);
 	evhttp_set_gencb(px_mh.http, px_m_request, NULL);
@@ -507,8 +517,18 @@ px_metrics_start(const struct px_config *cfg, const char **error_r)
 void
 px_metrics_stop(void)
 {
-	if (!px_mh.running)
+	if (px_mh.fd >= 0)
+		close(px_mh.fd);
+	px_mh.fd = -1;
+	if (!px_mh.running) {
+		if (px_mh.http != NULL)
+			evhttp_free(px_mh.http);
+		if (px_mh.base != NULL)
+			event_base_free(px_mh.base);
+		px_mh.http = NULL;
+		px_mh.base = NULL;
 		return;
+	}
 	event_base_loopexit(px_mh.base, NULL);
 	pthread_join(px_mh.thread, NULL);
 	evhttp_free(px_mh.http);

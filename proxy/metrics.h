@@ -43,8 +43,10 @@ long long px_metrics_connections(void);
 /* px_metrics_render - the exposition text (format 0.0.4) into out. */
 void px_metrics_render(struct evbuffer *out, const struct px_config *cfg);
 
-/* px_metrics_start - serve /metrics when cfg->metrics.address is set. */
-int px_metrics_start(const struct px_config *cfg, const char **error_r);
+/* px_metrics_bind - bind cfg->metrics.address (if set), at startup before
+ * the SMTP listeners; px_metrics_start - serve it (after daemonizing). */
+int px_metrics_bind(const struct px_config *cfg, const char **error_r);
+int px_metrics_start(const char **error_r);
 void px_metrics_stop(void);
 
 #endif
