@@ -519,6 +519,61 @@ test_async(void **state)
 	assert_int_equal(s.done, st_is_shared() ? ASYNC_N / 2 : ASYNC_N);
 }
 
+/* Many keys: SCAN pages (Redis) are followed to the end, or to the
+ * limit asked for.  The keys are written pipelined, on the loop. */
+#define MANY_N 2500
+
+static void
+many_set(void *arg)
+{
+	struct async_state *s = arg;
+
+	for (int i = 0; i < MANY_N; i++) {
+		char k[32];
+		struct st_cmd set = {.op = ST_SET, .nkeys = 1};
+		struct st_reply r;
+		struct st_req *req;
+
+		snprintf(k, sizeof(k), "many:%d", i);
+		set.keys[0] = key(k);
+		if (st_call(test_loop, &set, async_done, s, &r, &req) == 1) {
+			async_done(s, &r);
+			st_reply_clear(&r);
+		}
+	}
+}
+
+static void
+test_keys_many(void **state)
+{
+	struct async_state s = {0};
+	struct st_cmd keys = {.op = ST_KEYS,
+	                      .keys = {key("many:")},
+	                      .nkeys = 1,
+	                      .args = {1000000},
+	                      .nargs = 1};
+	struct st_reply r;
+
+	(void)state;
+	test_loop_start();
+	px_loop_post(test_loop, many_set, &s);
+	pthread_mutex_lock(&async_lock);
+	while (s.done < MANY_N)
+		pthread_cond_wait(&async_cond, &async_lock);
+	pthread_mutex_unlock(&async_lock);
+	assert_int_equal(s.failed, 0);
+	keys.keys[0] = key("many:"); /* key()'s buffers were reused */
+	call(&keys, &r);
+	assert_int_equal(r.nstrs, MANY_N);
+	for (unsigned i = 1; i < r.nstrs; i++)
+		assert_true(strcmp(r.strs[i - 1], r.strs[i]) != 0);
+	st_reply_clear(&r);
+	keys.args[0] = 100;
+	call(&keys, &r);
+	assert_int_equal(r.nstrs, 100);
+	st_reply_clear(&r);
+}
+
 /* --- MXG_TEST_STORE_EXPECT=down ----------------------------------------- */
 
 static void
@@ -792,6 +847,7 @@ main(void)
 	    cmocka_unit_test(test_get_numbers),
 	    cmocka_unit_test(test_keys_glob),
 	    cmocka_unit_test(test_async),
+	    cmocka_unit_test(test_keys_many),
 	    cmocka_unit_test(test_memory_bound),
 	};
 	const struct CMUnitTest down_tests[] = {
