@@ -58,11 +58,11 @@
 #include "log.h"
 #include "loop.h"
 
-#define STR_MAX_SENTINELS 8
-#define STR_MAX_HELD      10000 /* requests one connection may hold */
-#define STR_BACKOFF_MIN   100   /* ms */
-#define STR_BACKOFF_MAX   5000
-#define STR_SCAN_COUNT    "1000"
+#define STR_MAX_ADDRS   8     /* Sentinels, or a server's addresses */
+#define STR_MAX_HELD    10000 /* requests one connection may hold */
+#define STR_BACKOFF_MIN 100   /* ms */
+#define STR_BACKOFF_MAX 5000
+#define STR_SCAN_COUNT  "1000"
 
 /*
  * The scripts.  Numbers are stored with %.17g, which reads back as the
@@ -219,7 +219,8 @@ struct str_addr {
 static struct {
 	bool open;
 	bool sentinel;
-	struct str_addr addrs[STR_MAX_SENTINELS]; /* server, or sentinels */
+	/* The server's addresses (tried in turn), or the Sentinels'. */
+	struct str_addr addrs[STR_MAX_ADDRS];
 	unsigned naddrs;
 	char master[128]; /* Sentinel's name of the master */
 	char *user, *password;
@@ -244,9 +245,9 @@ struct str_conn {
 	redisAsyncContext *ac;  /* the server (master) */
 	redisAsyncContext *sac; /* a Sentinel being asked */
 	struct str_addr master; /* with Sentinel: its last answer */
-	unsigned sentinel_next; /* the Sentinel to ask first */
-	unsigned sentinels_tried;
-	struct event *timer;   /* DOWN: retry; CONNECTING: give up */
+	unsigned next;          /* the address (or Sentinel) to try first */
+	unsigned tried;      /* addresses or Sentinels tried in this attempt */
+	struct event *timer; /* DOWN: retry; CONNECTING: give up */
 	struct event *drop_ev; /* deferred drop (never in a callback) */
 	unsigned backoff_ms;
 	unsigned handshake_left; /* replies still expected */
@@ -303,8 +304,8 @@ str_conn_name(const struct str_conn *conn, char *buf, size_t size)
 		         conn->master.host[0] ? conn->master.host : "?",
 		         conn->master.port);
 	else
-		snprintf(buf, size, "redis %s:%d", str.addrs[0].host,
-		         str.addrs[0].port);
+		snprintf(buf, size, "redis %s:%d", str.addrs[conn->next].host,
+		         str.addrs[conn->next].port);
 }
 
 /* --- requests ----------------------------------------------------------- */
@@ -667,6 +668,9 @@ str_conn_down(struct str_conn *conn, const char *why)
 		else
 			px_log_debug("%s: %s", name, why);
 	}
+	/* A server with several addresses: the next one next time. */
+	if (!str.sentinel && conn->state == STR_CONNECTING)
+		conn->next = (conn->next + 1) % str.naddrs;
 	conn->complained = true;
 	conn->state = STR_DOWN;
 	snprintf(conn->why, sizeof(conn->why), "redis down: %s", why);
@@ -811,6 +815,22 @@ str_disconnect_cb(const redisAsyncContext *ac, int status)
 		                        : "connection closed");
 }
 
+static void str_conn_open_server(struct str_conn *conn,
+                                 const struct str_addr *addr);
+
+/* str_conn_unreachable - connecting failed (why): a server's next address
+ * if it has one not tried yet in this attempt, else down. */
+static void
+str_conn_unreachable(struct str_conn *conn, const char *why)
+{
+	if (!str.sentinel && ++conn->tried < str.naddrs) {
+		conn->next = (conn->next + 1) % str.naddrs;
+		str_conn_open_server(conn, &str.addrs[conn->next]);
+		return;
+	}
+	str_conn_down(conn, why);
+}
+
 static void
 str_connect_cb(const redisAsyncContext *ac, int status)
 {
@@ -824,7 +844,7 @@ str_connect_cb(const redisAsyncContext *ac, int status)
 	snprintf(why, sizeof(why), "connect: %s",
 	         ac->errstr != NULL ? ac->errstr : "failed");
 	if (!conn->closing)
-		str_conn_down(conn, why);
+		str_conn_unreachable(conn, why);
 }
 
 static void
@@ -846,7 +866,7 @@ str_conn_open_server(struct str_conn *conn, const struct str_addr *addr)
 		         ac != NULL ? ac->errstr : "out of memory");
 		if (ac != NULL)
 			redisAsyncFree(ac);
-		str_conn_down(conn, why);
+		str_conn_unreachable(conn, why);
 		return;
 	}
 	ac->data = conn;
@@ -910,10 +930,9 @@ str_sentinel_cb(redisAsyncContext *sac, void *reply_, void *privdata)
 		/* Down, or it does not know the master: the next one. */
 		if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
 			px_log_debug("redis sentinel %s:%d: %s",
-			             str.addrs[conn->sentinel_next].host,
-			             str.addrs[conn->sentinel_next].port,
-			             reply->str);
-		conn->sentinel_next = (conn->sentinel_next + 1) % str.naddrs;
+			             str.addrs[conn->next].host,
+			             str.addrs[conn->next].port, reply->str);
+		conn->next = (conn->next + 1) % str.naddrs;
 		str_sentinel_ask(conn);
 		return;
 	}
@@ -943,16 +962,16 @@ str_sentinel_ask(struct str_conn *conn)
 	const char *argv[3] = {"SENTINEL", "get-master-addr-by-name",
 	                       str.master};
 
-	if (conn->sentinels_tried++ == str.naddrs) {
+	if (conn->tried++ == str.naddrs) {
 		str_conn_down(conn, "no Sentinel knows the master");
 		return;
 	}
-	s = &str.addrs[conn->sentinel_next];
+	s = &str.addrs[conn->next];
 	sac = redisAsyncConnect(s->host, s->port);
 	if (sac == NULL || sac->err != 0) {
 		if (sac != NULL)
 			redisAsyncFree(sac);
-		conn->sentinel_next = (conn->sentinel_next + 1) % str.naddrs;
+		conn->next = (conn->next + 1) % str.naddrs;
 		str_sentinel_ask(conn);
 		return;
 	}
@@ -969,12 +988,12 @@ str_conn_connect(struct str_conn *conn)
 	double t = str.timeout > 1.0 ? str.timeout : 1.0;
 
 	conn->state = STR_CONNECTING;
+	conn->tried = 0;
 	str_timer_set(conn, (unsigned)(t * 1000));
 	if (str.sentinel) {
-		conn->sentinels_tried = 0;
 		str_sentinel_ask(conn);
 	} else {
-		str_conn_open_server(conn, &str.addrs[0]);
+		str_conn_open_server(conn, &str.addrs[conn->next]);
 	}
 }
 
@@ -1169,14 +1188,14 @@ str_unescape(const char *s, size_t len)
 	return out;
 }
 
-/* str_parse_hostport - "host", "host:port", "[v6]" or "[v6]:port" into a
- * numeric address (names are resolved here, once, at startup). */
+/* str_parse_hostport - "host", "host:port", "[v6]" or "[v6]:port": each of
+ * its addresses appended to str.addrs (names are resolved here, once, at
+ * startup; a name with IPv4 and IPv6 addresses gives both). */
 static int
-str_parse_hostport(const char *s, size_t len, int defport, struct str_addr *a,
-                   const char **error_r)
+str_parse_hostport(const char *s, size_t len, int defport, const char **error_r)
 {
 	char buf[300], *host = buf, *port = NULL, *end;
-	struct addrinfo hints, *ai = NULL;
+	struct addrinfo hints, *res = NULL;
 	long p = defport;
 	int rc;
 
@@ -1213,7 +1232,7 @@ str_parse_hostport(const char *s, size_t len, int defport, struct str_addr *a,
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(host, NULL, &hints, &ai);
+	rc = getaddrinfo(host, NULL, &hints, &res);
 	if (rc != 0) {
 		snprintf(str_detailbuf, sizeof(str_detailbuf),
 		         "cannot resolve %.100s: %.60s", host,
@@ -1221,14 +1240,21 @@ str_parse_hostport(const char *s, size_t len, int defport, struct str_addr *a,
 		*error_r = str_detailbuf;
 		return -1;
 	}
-	rc = getnameinfo(ai->ai_addr, ai->ai_addrlen, a->host, sizeof(a->host),
-	                 NULL, 0, NI_NUMERICHOST);
-	freeaddrinfo(ai);
-	if (rc != 0) {
-		*error_r = "cannot resolve the host";
-		return -1;
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		struct str_addr *a = &str.addrs[str.naddrs];
+
+		if (str.naddrs == STR_MAX_ADDRS) {
+			freeaddrinfo(res);
+			*error_r = "too many addresses (8 at most)";
+			return -1;
+		}
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, a->host,
+		                sizeof(a->host), NULL, 0, NI_NUMERICHOST) != 0)
+			continue;
+		a->port = (int)p;
+		str.naddrs++;
 	}
-	a->port = (int)p;
+	freeaddrinfo(res);
 	return 0;
 }
 
@@ -1255,7 +1281,8 @@ str_parse(const char *url, const char **error_r)
 		return -1;
 	}
 	slash = strchr(p, '/');
-	at = memchr(p, '@', slash != NULL ? (size_t)(slash - p) : strlen(p));
+	/* The last @: an unencoded one in the password is taken as is. */
+	at = memrchr(p, '@', slash != NULL ? (size_t)(slash - p) : strlen(p));
 	if (at != NULL) {
 		const char *colon = memchr(p, ':', (size_t)(at - p));
 
@@ -1279,14 +1306,9 @@ str_parse(const char *url, const char **error_r)
 		const char *comma = memchr(hosts, ',', hlen);
 		size_t one = comma != NULL ? (size_t)(comma - hosts) : hlen;
 
-		if (str.naddrs == STR_MAX_SENTINELS) {
-			*error_r = "too many Sentinels (8 at most)";
-			return -1;
-		}
 		if (str_parse_hostport(hosts, one, str.sentinel ? 26379 : 6379,
-		                       &str.addrs[str.naddrs], error_r) < 0)
+		                       error_r) < 0)
 			return -1;
-		str.naddrs++;
 		hosts += one;
 		hlen -= one;
 		if (comma != NULL) {

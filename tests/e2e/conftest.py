@@ -110,7 +110,7 @@ def dns():
 #   redis_server      a started redis-server on a free loopback port:
 #                     .url ("redis://127.0.0.1:P/0"), .kill(), .start()
 #                     (again, same port, empty), .command(*args)
-#   make_redis(password=None)
+#   make_redis(password=None, bind="127.0.0.1")
 #                     more servers; each stopped after the test
 #   sentinel          a master, a replica and one redis-sentinel watching
 #                     them: .url ("redis+sentinel://127.0.0.1:SP/mxgmaster"),
@@ -123,8 +123,8 @@ def make_redis(tmp_path):
 
     made = []
 
-    def make(password=None, start=True):
-        r = RedisServer(tmp_path, password=password)
+    def make(password=None, start=True, bind="127.0.0.1"):
+        r = RedisServer(tmp_path, password=password, bind=bind)
         made.append(r)
         return r.start() if start else r
 

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 """A real redis-server (and redis-sentinel) for the e2e tests.
 
-  r = RedisServer(workdir, password=None).start()
+  r = RedisServer(workdir, password=None, bind="127.0.0.1").start()
   r.url                  "redis://127.0.0.1:P/0" (with ":PASSWORD@" when set)
-  r.port, r.address      P, "127.0.0.1:P"
+  r.port, r.address      P, "127.0.0.1:P" (bind="::1" for IPv6 only)
   r.kill()               SIGKILL (a crash: no reply, connections reset)
   r.start()              (again) on the same port, empty (no persistence)
   r.stop()               SIGTERM, bounded wait, then SIGKILL
@@ -97,9 +97,11 @@ def _wait(pred, timeout, what):
 
 
 class RedisServer:
-    def __init__(self, workdir, password=None, port=None, replicaof=None, name=None):
+    def __init__(self, workdir, password=None, port=None, replicaof=None, name=None,
+                 bind="127.0.0.1"):
         self.port = port or free_port()
         self.password = password
+        self.bind = bind
         self.replicaof = replicaof
         self.name = name or "redis-%d" % self.port
         self.workdir = os.path.join(str(workdir), self.name)
@@ -113,14 +115,16 @@ class RedisServer:
     @property
     def url(self):
         auth = (":%s@" % self.password) if self.password else ""
-        return "redis://%s127.0.0.1:%d/0" % (auth, self.port)
+        host = self.bind.split()[0]
+        host = "[%s]" % host if ":" in host else host
+        return "redis://%s%s:%d/0" % (auth, host, self.port)
 
     def start(self, timeout=15.0):
         assert self.proc is None or self.proc.poll() is not None, "already running"
         args = [
             "redis-server",
             "--port", str(self.port),
-            "--bind", "127.0.0.1",
+            "--bind", self.bind,
             "--save", "",
             "--appendonly", "no",
             "--dir", self.workdir,
@@ -140,7 +144,8 @@ class RedisServer:
         return self
 
     def command(self, *args):
-        return resp_command(self.port, *args, password=self.password)
+        host = self.bind.split()[0]
+        return resp_command(self.port, *args, password=self.password, host=host)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:

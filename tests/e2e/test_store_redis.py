@@ -63,6 +63,15 @@ def test_parity_password_and_db(make_redis):
     assert_unit_ok("redis://default:s3cr%2Ft%40x@127.0.0.1:" + str(r.port) + "/0")
 
 
+def test_ipv6_and_host_name(make_redis):
+    """An IPv6 address in brackets; a host name (resolved at startup)."""
+    r = make_redis(bind="::1")
+    assert r.url == "redis://[::1]:%d/0" % r.port
+    assert_unit_ok(r.url)
+    r4 = make_redis()
+    assert_unit_ok("redis://localhost:%d/0" % r4.port)
+
+
 @pytest.mark.parametrize(
     "auth,error",
     [(":wrong@", "WRONGPASS"), ("", "NOAUTH")],
