@@ -158,7 +158,7 @@ def touch(d, name):
     open(os.path.join(d, name), "w").close()
 
 
-def start_outage(tmp_path, url, phases, timeout="0.5"):
+def start_outage(tmp_path, url, phases, timeout="1.0"):
     d = str(tmp_path / "phases")
     os.makedirs(d)
     env = dict(
@@ -199,7 +199,7 @@ def test_outage_and_recovery(tmp_path, redis_server):
     touch(d, "flushed")
     wait_file(d, "flushed-ok", proc)
     assert b"cmdstat_eval:calls=1," in redis_server.command("INFO", "commandstats")
-    redis_server.command("CLIENT", "PAUSE", "3000", "ALL")
+    redis_server.command("CLIENT", "PAUSE", "5000", "ALL")
     touch(d, "stalled")
     wait_file(d, "stalled-ok", proc)
     redis_server.kill()
