@@ -103,3 +103,48 @@ def dns():
     d = DnsServer().start()
     yield d
     d.stop()
+
+
+# -- Redis (redis.py) ----------------------------------------------------------
+#
+#   redis_server      a started redis-server on a free loopback port:
+#                     .url ("redis://127.0.0.1:P/0"), .kill(), .start()
+#                     (again, same port, empty), .command(*args)
+#   make_redis(password=None, bind="127.0.0.1")
+#                     more servers; each stopped after the test
+#   sentinel          a master, a replica and one redis-sentinel watching
+#                     them: .url ("redis+sentinel://127.0.0.1:SP/mxgmaster"),
+#                     .master, .replica (RedisServers), .master_port()
+
+
+@pytest.fixture
+def make_redis(tmp_path):
+    from redis import RedisServer
+
+    made = []
+
+    def make(password=None, start=True, bind="127.0.0.1"):
+        r = RedisServer(tmp_path, password=password, bind=bind)
+        made.append(r)
+        return r.start() if start else r
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+@pytest.fixture
+def redis_server(make_redis):
+    return make_redis()
+
+
+@pytest.fixture
+def sentinel(tmp_path):
+    from redis import Sentinel
+
+    s = Sentinel(tmp_path)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()

@@ -7,9 +7,18 @@
  * decay, string keys with TTLs, key listing, and the memory store's bound.
  *
  * Runs against the memory store; with MXG_TEST_STORE=redis://host:port/db
- * the same cases run against that Redis (tests/e2e/test_store_parity.py
- * does that with a redis-server of its own).  Times are passed explicitly,
- * as the filters pass st_now(), so nothing sleeps.
+ * (or redis+sentinel://...) the same cases run against that Redis
+ * (tests/e2e/test_store_redis.py does that with a redis-server of its
+ * own).  Times are passed explicitly, as the filters pass st_now(), so
+ * nothing sleeps.
+ *
+ * Two more modes, driven by tests/e2e/test_store_redis.py:
+ *   MXG_TEST_STORE_EXPECT=down    every operation fails with status -1
+ *                                 (Redis down, wrong password...)
+ *   MXG_TEST_STORE_OUTAGE=DIR     one long-lived connection on an event
+ *                                 loop, as the daemon has, through the
+ *                                 phases the e2e test steps it through
+ *                                 with files in DIR (see test_outage)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,12 +26,19 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <event2/thread.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "loop.h"
 #include "store.h"
 
 static struct px_config cfg;
@@ -309,6 +325,450 @@ test_get_del_keys(void **state)
 	st_reply_clear(&r);
 }
 
+/* Numbers read back as the same text from both stores (Lua's tostring()
+ * and the memory store's %.14g), fractions included. */
+static void
+test_get_numbers(void **state)
+{
+	const int64_t t0 = 1700000000;
+	struct st_cmd add = {.op = ST_REP_ADD,
+	                     .keys = {key("rep:ip:192.0.2.1")},
+	                     .nkeys = 1,
+	                     .args = {t0, 86400, ST_REP_TAGGED, 864000},
+	                     .nargs = 4};
+	struct st_cmd rl = {.op = ST_RATELIMIT,
+	                    .keys = {key("rl:MSG:192.0.2.1")},
+	                    .nkeys = 1,
+	                    .args = {t0 * 1000, 1, 3, 60000},
+	                    .nargs = 4};
+	struct st_cmd get = {.op = ST_GET, .nkeys = 1};
+	struct st_reply r;
+	char want[32];
+	int seen = 0;
+
+	(void)state;
+	call(&add, &r);
+	st_reply_clear(&r);
+	add.args[0] = t0 + 1000;
+	call(&add, &r);
+	st_reply_clear(&r);
+	get.keys[0] = key("rep:ip:192.0.2.1");
+	call(&get, &r);
+	/* Fields in the order they were first written, as Redis keeps
+	 * them. */
+	assert_int_equal(r.nstrs, 10);
+	assert_string_equal(r.strs[0], "a");
+	assert_string_equal(r.strs[2], "t");
+	assert_string_equal(r.strs[8], "ts");
+	assert_string_equal(r.strs[9], "1700001000");
+	snprintf(want, sizeof(want), "%.14g", 1 + exp2(-1000.0 / 86400));
+	assert_string_equal(r.strs[3], want);
+	st_reply_clear(&r);
+
+	call(&rl, &r);
+	st_reply_clear(&r);
+	rl.args[0] += 1; /* 1 ms later: 1 - 3/60000 drained, 1 added */
+	call(&rl, &r);
+	assert_int_equal(r.v[1], 2);
+	st_reply_clear(&r);
+	get.keys[0] = key("rl:MSG:192.0.2.1");
+	call(&get, &r);
+	assert_true(r.v[0] > 0 && r.v[0] <= 60);
+	for (unsigned i = 0; i + 1 < r.nstrs; i += 2) {
+		if (strcmp(r.strs[i], "level") == 0) {
+			assert_string_equal(r.strs[i + 1], "1.99995");
+			seen++;
+		}
+	}
+	assert_int_equal(seen, 1);
+	st_reply_clear(&r);
+
+	/* A key of the wrong type is replaced by the operation. */
+	struct st_cmd set = {
+	    .op = ST_SET, .keys = {key("rl:MSG:x")}, .nkeys = 1};
+
+	call(&set, &r);
+	st_reply_clear(&r);
+	rl.keys[0] = key("rl:MSG:x");
+	assert_int_equal(call(&rl, &r), 0);
+	assert_int_equal(r.v[1], 1);
+	st_reply_clear(&r);
+}
+
+/* Keys with the characters SCAN patterns give a meaning to are listed as
+ * any others, and only they. */
+static void
+test_keys_glob(void **state)
+{
+	const char *names[] = {"wl:s:a*b", "wl:s:a?c", "wl:s:[x]", "wl:s:a\\d"};
+	struct st_cmd keys = {.op = ST_KEYS, .nkeys = 1, .nargs = 0};
+	struct st_reply r;
+
+	(void)state;
+	for (unsigned i = 0; i < 4; i++) {
+		struct st_cmd set = {
+		    .op = ST_SET, .keys = {key(names[i])}, .nkeys = 1};
+
+		call(&set, &r);
+		st_reply_clear(&r);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		keys.keys[0] = key(names[i]);
+		call(&keys, &r);
+		assert_int_equal(r.nstrs, 1);
+		assert_string_equal(r.strs[0], key(names[i]));
+		st_reply_clear(&r);
+	}
+	keys.keys[0] = key("wl:s:a");
+	call(&keys, &r);
+	assert_int_equal(r.nstrs, 3);
+	st_reply_clear(&r);
+}
+
+/* Asynchronous calls on an event loop, as the filters make them: several
+ * in flight at once on one connection, half of them cancelled (their
+ * replies must be dropped safely: ASan watches). */
+#define ASYNC_N 200
+
+static struct px_loop *test_loop;
+static pthread_mutex_t async_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t async_cond = PTHREAD_COND_INITIALIZER;
+
+struct async_state {
+	unsigned done, failed, immediate;
+	bool finished;
+	int64_t last_status;
+	char error[128];
+	int rc; /* of the last st_call */
+};
+
+static void
+async_done(void *arg, const struct st_reply *r)
+{
+	struct async_state *s = arg;
+
+	pthread_mutex_lock(&async_lock);
+	s->done++;
+	if (r->status != 0)
+		s->failed++;
+	s->last_status = r->status;
+	snprintf(s->error, sizeof(s->error), "%s", r->error);
+	s->finished = true;
+	pthread_cond_broadcast(&async_cond);
+	pthread_mutex_unlock(&async_lock);
+}
+
+static void
+async_burst(void *arg)
+{
+	struct async_state *s = arg;
+	struct st_req *reqs[ASYNC_N];
+
+	for (int i = 0; i < ASYNC_N; i++) {
+		char t[64];
+		struct st_cmd cmd = {
+		    .op = ST_GREYLIST,
+		    .nkeys = 2,
+		    .args = {1700000000, 300, 172800, 3110400, 5},
+		    .nargs = 5};
+		struct st_reply r;
+
+		snprintf(t, sizeof(t), "gl:t:async%d", i);
+		cmd.keys[0] = key(t);
+		cmd.keys[1] = key("gl:c:async");
+		if (st_call(test_loop, &cmd, async_done, s, &r, &reqs[i]) ==
+		    1) {
+			async_done(s, &r);
+			st_reply_clear(&r);
+			reqs[i] = NULL;
+		}
+	}
+	for (int i = 0; i < ASYNC_N; i += 2)
+		st_cancel(reqs[i]);
+	pthread_mutex_lock(&async_lock);
+	s->immediate = 1; /* the burst is out */
+	pthread_cond_broadcast(&async_cond);
+	pthread_mutex_unlock(&async_lock);
+}
+
+static void
+test_loop_start(void)
+{
+	if (test_loop != NULL)
+		return;
+	test_loop = px_loop_new(0);
+	assert_int_equal(px_loop_start(test_loop), 0);
+}
+
+static void
+test_async(void **state)
+{
+	struct async_state s = {0};
+
+	(void)state;
+	test_loop_start();
+	px_loop_post(test_loop, async_burst, &s);
+	pthread_mutex_lock(&async_lock);
+	/* Bounded by the requests' own timeouts. */
+	while (s.immediate == 0 || s.done < ASYNC_N / 2)
+		pthread_cond_wait(&async_cond, &async_lock);
+	pthread_mutex_unlock(&async_lock);
+	assert_int_equal(s.failed, 0);
+	/* Only the ones not cancelled were answered (the memory store
+	 * answers each inside st_call: nothing to cancel). */
+	assert_int_equal(s.done, st_is_shared() ? ASYNC_N / 2 : ASYNC_N);
+}
+
+/* Many keys: SCAN pages (Redis) are followed to the end, or to the
+ * limit asked for.  The keys are written pipelined, on the loop. */
+#define MANY_N 2500
+
+static void
+many_set(void *arg)
+{
+	struct async_state *s = arg;
+
+	for (int i = 0; i < MANY_N; i++) {
+		char k[32];
+		struct st_cmd set = {.op = ST_SET, .nkeys = 1};
+		struct st_reply r;
+		struct st_req *req;
+
+		snprintf(k, sizeof(k), "many:%d", i);
+		set.keys[0] = key(k);
+		if (st_call(test_loop, &set, async_done, s, &r, &req) == 1) {
+			async_done(s, &r);
+			st_reply_clear(&r);
+		}
+	}
+}
+
+static void
+test_keys_many(void **state)
+{
+	struct async_state s = {0};
+	struct st_cmd keys = {.op = ST_KEYS,
+	                      .keys = {key("many:")},
+	                      .nkeys = 1,
+	                      .args = {1000000},
+	                      .nargs = 1};
+	struct st_reply r;
+
+	(void)state;
+	test_loop_start();
+	px_loop_post(test_loop, many_set, &s);
+	pthread_mutex_lock(&async_lock);
+	while (s.done < MANY_N)
+		pthread_cond_wait(&async_cond, &async_lock);
+	pthread_mutex_unlock(&async_lock);
+	assert_int_equal(s.failed, 0);
+	keys.keys[0] = key("many:"); /* key()'s buffers were reused */
+	call(&keys, &r);
+	assert_int_equal(r.nstrs, MANY_N);
+	for (unsigned i = 1; i < r.nstrs; i++)
+		assert_true(strcmp(r.strs[i - 1], r.strs[i]) != 0);
+	st_reply_clear(&r);
+	keys.args[0] = 100;
+	call(&keys, &r);
+	assert_int_equal(r.nstrs, 100);
+	st_reply_clear(&r);
+}
+
+/* --- MXG_TEST_STORE_EXPECT=down ----------------------------------------- */
+
+static void
+test_down(void **state)
+{
+	struct st_cmd cmds[] = {
+	    {.op = ST_GREYLIST,
+	     .keys = {key("gl:t:down"), key("gl:c:down")},
+	     .nkeys = 2,
+	     .args = {1700000000, 300, 172800, 3110400, 5},
+	     .nargs = 5},
+	    {.op = ST_SET, .keys = {key("wl:c:down")}, .nkeys = 1},
+	    {.op = ST_KEYS, .keys = {key("wl:")}, .nkeys = 1},
+	};
+	struct st_reply r;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		assert_int_equal(st_call_sync(&cmds[i], 2.0, &r), -1);
+		assert_int_equal(r.status, -1);
+		print_message("%s\n", r.error);
+		assert_true(r.error[0] != '\0');
+		st_reply_clear(&r);
+	}
+}
+
+/* --- MXG_TEST_STORE_OUTAGE=DIR ------------------------------------------ */
+
+static const char *outage_dir;
+
+struct outage_call {
+	struct async_state s;
+	bool answered_at_once;
+};
+
+static void
+outage_post(void *arg)
+{
+	struct outage_call *c = arg;
+	struct st_cmd cmd = {.op = ST_RATELIMIT,
+	                     .keys = {key("rl:OUTAGE:x")},
+	                     .nkeys = 1,
+	                     .args = {0, 1, 1000000, 1000},
+	                     .nargs = 4};
+	struct st_reply r;
+	struct st_req *req;
+
+	cmd.args[0] = st_now_ms();
+	if (st_call(test_loop, &cmd, async_done, &c->s, &r, &req) == 1) {
+		c->answered_at_once = true;
+		async_done(&c->s, &r);
+		st_reply_clear(&r);
+	}
+}
+
+/* outage_one - one call on the loop; its status.  *at_once_r: answered
+ * inside st_call (the connection knew it was down). */
+static int64_t
+outage_one(bool *at_once_r, char *error, size_t size)
+{
+	struct outage_call c;
+
+	memset(&c, 0, sizeof(c));
+	px_loop_post(test_loop, outage_post, &c);
+	pthread_mutex_lock(&async_lock);
+	while (!c.s.finished)
+		pthread_cond_wait(&async_cond, &async_lock);
+	pthread_mutex_unlock(&async_lock);
+	if (at_once_r != NULL)
+		*at_once_r = c.answered_at_once;
+	snprintf(error, size, "%s", c.s.error);
+	return c.s.last_status;
+}
+
+static void
+outage_mark(const char *name)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", outage_dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	print_message("phase %s\n", name);
+}
+
+static void
+outage_wait(const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", outage_dir, name);
+	for (int i = 0; i < 1200 && stat(path, &st) < 0; i++)
+		usleep(50000);
+	assert_int_equal(stat(path, &st), 0);
+}
+
+/* outage_until - call every 50 ms until a call has status want (at most
+ * 1200 tries); how many failed calls were answered at once (the last one's
+ * error in at_once_error). */
+static char at_once_error[128];
+
+static unsigned
+outage_until(int64_t want)
+{
+	char error[128] = "";
+	unsigned at_once = 0;
+
+	for (int i = 0; i < 1200; i++) {
+		bool now = false;
+		int64_t status = outage_one(&now, error, sizeof(error));
+
+		if (now && status != 0) {
+			at_once++;
+			snprintf(at_once_error, sizeof(at_once_error), "%s",
+			         error);
+		}
+		if (status == want)
+			return at_once;
+		usleep(50000);
+	}
+	fail_msg("status %d never came (last error: %s)", (int)want, error);
+	return 0;
+}
+
+/*
+ * The phases (MXG_TEST_STORE_PHASES, default "stall,kill"):
+ *   up                   calls succeed                      -> file "up"
+ *   flush: wait "flushed" (SCRIPT FLUSH: the scripts loaded at connect
+ *                        are gone) a call succeeds (NOSCRIPT, then EVAL)
+ *                                                           -> "flushed-ok"
+ *   stall: wait "stalled" (Redis paused by the test)
+ *                        a call times out                   -> "stalled-ok"
+ *   kill:  wait "killed" (Redis killed)
+ *                        calls fail, some at once           -> "down"
+ *          wait "restarted"
+ *                        calls succeed again                -> "recovered"
+ *   failover: as kill, but some failing at once is not required (a
+ *          Sentinel failover: the next master may be found at once)
+ */
+static void
+test_outage(void **state)
+{
+	const char *phases = getenv("MXG_TEST_STORE_PHASES");
+	char error[128];
+	unsigned at_once;
+
+	(void)state;
+	if (phases == NULL)
+		phases = "stall,kill";
+	test_loop_start();
+	outage_until(0);
+	outage_mark("up");
+	if (strstr(phases, "flush") != NULL) {
+		outage_wait("flushed");
+		outage_until(0);
+		outage_until(0);
+		outage_mark("flushed-ok");
+	}
+	if (strstr(phases, "stall") != NULL) {
+		outage_wait("stalled");
+		assert_int_equal(outage_one(NULL, error, sizeof(error)), -1);
+		assert_string_equal(error, "timeout");
+		outage_mark("stalled-ok");
+	}
+	if (strstr(phases, "kill") != NULL || strstr(phases, "failover")) {
+		outage_wait("killed");
+		at_once = outage_until(-1);
+		/* Down: later calls are answered inside st_call, without
+		 * waiting for anything. */
+		for (int i = 0;
+		     i < 1200 && at_once == 0 && strstr(phases, "kill") != NULL;
+		     i++) {
+			bool now = false;
+
+			if (outage_one(&now, error, sizeof(error)) != 0 &&
+			    now) {
+				at_once++;
+				snprintf(at_once_error, sizeof(at_once_error),
+				         "%s", error);
+			} else {
+				usleep(50000);
+			}
+		}
+		assert_true(at_once > 0 || strstr(phases, "kill") == NULL);
+		print_message("while down: %s\n", at_once_error);
+		outage_mark("down");
+		outage_wait("restarted");
+		outage_until(0);
+		outage_mark("recovered");
+	}
+}
+
 /* The memory store stays within store_memory_max, dropping the least
  * recently used keys. */
 static void
@@ -348,17 +808,29 @@ test_memory_bound(void **state)
 	st_reply_clear(&r);
 }
 
+static void
+loop_stop(void *arg)
+{
+	px_loop_exit(arg);
+}
+
 int
 main(void)
 {
 	const char *store = getenv("MXG_TEST_STORE");
+	const char *expect = getenv("MXG_TEST_STORE_EXPECT");
+	const char *timeout = getenv("MXG_TEST_STORE_TIMEOUT");
 	const char *err = NULL;
+	int rc;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.store = (char *)(store != NULL ? store : "memory");
 	cfg.store_prefix = (char *)"t:";
 	cfg.store_memory_max = 1 << 20;
-	cfg.store_timeout = 2.0;
+	cfg.store_timeout = timeout != NULL ? atof(timeout) : 2.0;
+	outage_dir = getenv("MXG_TEST_STORE_OUTAGE");
+	signal(SIGPIPE, SIG_IGN); /* as the daemon does: a dead Redis */
+	evthread_use_pthreads();
 	snprintf(prefix, sizeof(prefix), "t%d:", (int)getpid());
 	if (st_open(&cfg, &err) < 0) {
 		fprintf(stderr, "st_open: %s\n", err);
@@ -372,10 +844,33 @@ main(void)
 	    cmocka_unit_test(test_ratelimit),
 	    cmocka_unit_test(test_reputation_decay),
 	    cmocka_unit_test(test_get_del_keys),
+	    cmocka_unit_test(test_get_numbers),
+	    cmocka_unit_test(test_keys_glob),
+	    cmocka_unit_test(test_async),
+	    cmocka_unit_test(test_keys_many),
 	    cmocka_unit_test(test_memory_bound),
 	};
-	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest down_tests[] = {
+	    cmocka_unit_test(test_down),
+	};
+	const struct CMUnitTest outage_tests[] = {
+	    cmocka_unit_test(test_outage),
+	};
 
+	if (outage_dir != NULL)
+		rc = cmocka_run_group_tests(outage_tests, NULL, NULL);
+	else if (expect != NULL && strcmp(expect, "down") == 0)
+		rc = cmocka_run_group_tests(down_tests, NULL, NULL);
+	else
+		rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+	/* The store's connections live on the loop's base: close the store
+	 * after the loop stopped, before the base goes (as main.c does). */
+	if (test_loop != NULL) {
+		px_loop_post(test_loop, loop_stop, test_loop);
+		px_loop_join(test_loop);
+	}
 	st_close();
+	px_loop_free(&test_loop);
 	return rc;
 }
