@@ -23,9 +23,9 @@
  * Key schema (P = store_prefix, default "mxg:"), documented in the README:
  *   P gl:t:<net>/<sender>/<rcpt>  hash first, passed       greylist triplet
  *   P gl:c:<net>                  hash n, last              auto-whitelist
- *   P wl:c:<ip or net>            string                    whitelist: client
- *   P wl:s:<addr or domain>       string                    whitelist: sender
- *   P wl:r:<addr or domain>       string                    whitelist: rcpt
+ *   P wl:c:<ip or net>            string: end (s) or 0      whitelist: client
+ *   P wl:s:<addr or domain>       string: end (s) or 0      whitelist: sender
+ *   P wl:r:<addr or domain>       string: end (s) or 0      whitelist: rcpt
  *   P rep:<kind>:<entity>         hash a, t, r, g, ts       reputation
  *   P rl:<bucket>:<entity>        hash level, ts            rate limit
  */
@@ -47,7 +47,9 @@ enum st_op {
 	 * keys[2..] whitelist keys (any that exists -> WHITELISTED).
 	 * args: [0] now (s), [1] delay, [2] retry_window, [3] pass_ttl,
 	 *       [4] auto_whitelist_after (0 = off).
-	 * 1. a whitelist key exists                  -> v0 = ST_GL_WHITELISTED
+	 * 1. a whitelist key exists whose value is 0, not a number, or a
+	 *    time after now (a timed entry holds by the caller's clock,
+	 *    the TTL only collects it)           -> v0 = ST_GL_WHITELISTED
 	 * 2. awl n >= auto_whitelist_after > 0       -> v0 = ST_GL_AWL; the
 	 *    awl hash is refreshed as in step 5.
 	 * 3. triplet absent, or unpassed and now - first > retry_window, or
@@ -88,7 +90,7 @@ enum st_op {
 	 * ts = now, TTL ttl.
 	 */
 	ST_REP_ADD,
-	/* ST_SET: keys[0] = str (NULL: "1"), TTL args[0] s (0: none). */
+	/* ST_SET: keys[0] = str (NULL: "0"), TTL args[0] s (0: none). */
 	ST_SET,
 	/* ST_DEL: keys[0..n-1] deleted; v0 = how many existed. */
 	ST_DEL,

@@ -331,6 +331,21 @@ stm_hash_entry(struct stm_key *k, struct stm_entry *e)
 	return e != NULL ? e : stm_create(k->sh, k->key, k->h);
 }
 
+/* stm_wl_valid - a whitelist entry holds at now: its value is its end
+ * (seconds) or 0 for none; anything else (an operator's own SET) holds. */
+static bool
+stm_wl_valid(const struct stm_entry *e, int64_t now)
+{
+	char *end;
+	double until;
+
+	if (e->str == NULL)
+		return true;
+	until = strtod(e->str, &end);
+	return end == e->str || *end != '\0' || until == 0 ||
+	       until > (double)now;
+}
+
 static void
 stm_greylist(const struct st_cmd *cmd, struct st_reply *r)
 {
@@ -345,9 +360,12 @@ stm_greylist(const struct st_cmd *cmd, struct st_reply *r)
 
 	r->nv = 3;
 	for (unsigned i = 2; i < cmd->nkeys; i++) {
+		bool listed;
+
 		e = stm_lock(&k, cmd->keys[i], now_ms);
+		listed = e != NULL && stm_wl_valid(e, now);
 		stm_unlock(&k, now_ms);
-		if (e != NULL) {
+		if (listed) {
 			r->v[0] = ST_GL_WHITELISTED;
 			return;
 		}
@@ -525,7 +543,7 @@ stm_set(const struct st_cmd *cmd, struct st_reply *r)
 	const int64_t now_ms = st_now_ms();
 	struct stm_key k;
 	struct stm_entry *e = stm_lock(&k, cmd->keys[0], now_ms);
-	const char *v = cmd->str != NULL ? cmd->str : "1";
+	const char *v = cmd->str != NULL ? cmd->str : "0";
 
 	if (e != NULL)
 		stm_remove(k.sh, e);

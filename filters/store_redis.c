@@ -57,6 +57,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 
 #define STR_MAX_ADDRS   8     /* Sentinels, or a server's addresses */
 #define STR_MAX_HELD    10000 /* requests one connection may hold */
@@ -88,7 +89,12 @@ static const char str_lua_greylist[] = STR_LUA_COMMON
     "tonumber(ARGV[3])\n"
     "local pass_ttl, awl_after = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
     "for i = 3, #KEYS do\n"
-    "  if redis.call('EXISTS', KEYS[i]) == 1 then return {5, 0, 0} end\n"
+    "  local w = redis.pcall('GET', KEYS[i])\n"
+    "  if type(w) == 'table' and w.err then return {5, 0, 0} end\n"
+    "  if w then\n"
+    "    local x = tonumber(w)\n"
+    "    if x == nil or x == 0 or x > now then return {5, 0, 0} end\n"
+    "  end\n"
     "end\n"
     "local a = hget(KEYS[2], 'n', 'last')\n"
     "local n = tonumber(a[1]) or 0\n"
@@ -346,6 +352,7 @@ str_req_answer(struct st_req *req, struct st_reply *r)
 	event_del(&req->timer);
 	if (!req->answered) {
 		req->answered = true;
+		px_metrics_store(r->status == 0);
 		if (!req->conn->closing)
 			req->done(req->arg, r);
 	}
@@ -441,7 +448,7 @@ str_req_send(struct str_conn *conn, struct st_req *req)
 	case ST_SET:
 		argv[argc++] = "SET";
 		argv[argc++] = req->keys[0];
-		argv[argc++] = req->str != NULL ? req->str : "1";
+		argv[argc++] = req->str != NULL ? req->str : "0";
 		if (req->nargs > 0 && req->args[0] > 0) {
 			argv[argc++] = "EX";
 			argv[argc++] =

@@ -607,10 +607,16 @@ px_ctl_whitelist(struct px_ctl *c, int argc, char **argv)
 
 		if (argc == 4 && (!px_ctl_int(argv[3], &ttl) || ttl < 0))
 			return px_ctl_usage();
+		char until[32];
+
+		/* The entry's end is its value: the daemon compares it with
+		 * its own clock; the TTL only collects it. */
+		snprintf(until, sizeof(until), "%lld",
+		         ttl > 0 ? (long long)(st_now() + ttl) : 0LL);
 		cmd.op = ST_SET;
 		cmd.args[0] = ttl;
 		cmd.nargs = 1;
-		cmd.str = "ctl";
+		cmd.str = until;
 		if (px_ctl_run(c, &cmd, &r) != 0)
 			return px_ctl_fail(&r);
 		printf("whitelisted %s %s\n", argv[1], entity);

@@ -25,7 +25,7 @@ _ports = itertools.count(42100)
 RCPT = "user@test.example"
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def store(request):
     """The store URL of each parametrised run."""
     if request.param == "memory":

@@ -20,7 +20,7 @@ from smtp import Client, ServerClosed
 _ports = itertools.count(43100)
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def store(request):
     if request.param == "memory":
         return "memory"

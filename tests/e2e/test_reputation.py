@@ -19,7 +19,7 @@ from smtp import Client
 _ports = itertools.count(44100)
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def store(request):
     if request.param == "memory":
         return "memory"

@@ -166,6 +166,23 @@ test_greylist_whitelist_and_awl(void **state)
 	/* Absent whitelist keys do not matter. */
 	assert_int_equal(greylist("gl:t:c", "wl:c:none", t0, NULL, NULL),
 	                 ST_GL_NEW);
+	/* A timed entry holds until its end, by the caller's clock (not the
+	 * store's TTL). */
+	set.keys[0] = key("wl:c:timed");
+	set.args[0] = 3600;
+	set.str = "1700000100";
+	call(&set, &r);
+	st_reply_clear(&r);
+	assert_int_equal(greylist("gl:t:d", "wl:c:timed", t0 + 99, NULL, NULL),
+	                 ST_GL_WHITELISTED);
+	assert_int_equal(greylist("gl:t:d", "wl:c:timed", t0 + 100, NULL, NULL),
+	                 ST_GL_NEW);
+	set.str = "0"; /* no end */
+	call(&set, &r);
+	st_reply_clear(&r);
+	assert_int_equal(
+	    greylist("gl:t:d", "wl:c:timed", t0 + 9999999, NULL, NULL),
+	    ST_GL_WHITELISTED);
 
 	/* Three deliveries a minute apart whitelist the client (after 3). */
 	for (int i = 0; i < 3; i++) {
