@@ -34,6 +34,7 @@
 #include "control.h"
 #include "loop.h"
 #include "metrics.h"
+#include "notify.h"
 #include "store.h"
 #include "relay.h"
 #include "workers.h"
@@ -108,12 +109,15 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 	struct px_config *cfg = NULL, *old;
 	char *err = NULL;
 
+	px_notify("RELOADING=1");
 	if (px_config_load(px_config_path, &cfg, &err) < 0) {
 		px_log_err(
 		    "reload failed, keeping the running configuration: %s",
 		    err);
 		px_control_reloaded(false, err);
 		free(err);
+		px_notify("READY=1\nSTATUS=reload failed, running the old "
+		          "configuration");
 		return;
 	}
 	old = px_config_current();
@@ -124,6 +128,7 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 	px_config_set_current(cfg);
 	px_log_info("reload: configuration %s loaded", px_config_path);
 	px_control_reloaded(true, NULL);
+	px_notify("READY=1\nSTATUS=accepting mail");
 }
 
 static void
@@ -131,6 +136,7 @@ px_on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
 	struct px_config *cfg = px_config_current();
 
+	px_notify("STOPPING=1");
 	px_log_info("stop: signal %d, no new connections; sessions have %.0f s "
 	            "to finish",
 	            (int)sig, cfg->timeouts.shutdown);
@@ -290,6 +296,7 @@ main(int argc, char **argv)
 	px_log_info(
 	    "mxguard 0.1.0 started: %zu listeners, %u loops, backend %s",
 	    cfg->nlisten, nloops, cfg->backend_str);
+	px_notify("READY=1\nSTATUS=accepting mail");
 	event_base_dispatch(px_main_base);
 
 	for (unsigned i = 0; i < nloops; i++)
