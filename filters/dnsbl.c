@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
 
 /* One lookup: a list and the name asked. */
 struct flt_dnsbl_lookup {
@@ -52,9 +53,6 @@ struct flt_dnsbl_state {
 	struct flt_dnsbl_set sets[3]; /* by enum px_dnslist_target */
 	unsigned pending;
 };
-
-/* Operator error answers seen (for metrics). */
-static unsigned long flt_dnsbl_operator_errors;
 
 static bool
 flt_dnsbl_octet_in(const unsigned char set[32], unsigned char v)
@@ -113,7 +111,7 @@ flt_dnsbl_answer(void *arg, const struct flt_dns_result *res)
 				continue;
 			if (a[0] == 127 && a[1] == 255 && a[2] == 255 &&
 			    a[3] >= 252) {
-				flt_dnsbl_operator_errors++;
+				px_metrics_dnsbl_operator_error(l->zone);
 				px_log_warn("%016llx dnsbl %s answered "
 				            "127.255.255.%u for %s: operator "
 				            "error (query refused, or a public "

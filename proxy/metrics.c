@@ -12,6 +12,7 @@
  *   messages_relayed_bytes_total              accepted and tagged messages
  *   backend_errors_total{kind}                unreachable/lost/timeout
  *   symbols_total{symbol}                     each symbol once per txn
+ *   dnsbl_operator_errors_total{zone}         127.255.255.252-255 answers
  *   dns_queries_total{result}                 answer/nxdomain/...
  *   store_operations_total{result}            ok/error
  *   worker_queue_depth                        gauge
@@ -75,9 +76,15 @@ struct px_m_hist {
 	_Atomic uint64_t sum_us;
 };
 
-struct px_m_symbol {
-	char name[48];
-	uint64_t count;
+/* Counters by a name only known at run time (symbols, list zones): a
+ * small locked table, bounded; past the bound they count as "other". */
+struct px_m_named {
+	struct px_m_entry {
+		char name[64];
+		uint64_t count;
+	} * e;
+	unsigned n;
+	uint64_t other;
 };
 
 static struct {
@@ -92,11 +99,10 @@ static struct {
 	_Atomic uint64_t store[2]; /* ok, error */
 	struct px_m_hist stage[PX_METRICS_STAGES];
 	struct px_m_hist eod;
-	pthread_mutex_t sym_lock;
-	struct px_m_symbol *syms;
-	unsigned nsyms;
-	uint64_t sym_other;
-} px_m = {.sym_lock = PTHREAD_MUTEX_INITIALIZER};
+	pthread_mutex_t named_lock;
+	struct px_m_named symbols;
+	struct px_m_named dnsbl_errors;
+} px_m = {.named_lock = PTHREAD_MUTEX_INITIALIZER};
 
 #define PX_M_ADD(x, n)                                                         \
 	atomic_fetch_add_explicit(&(x), (n), memory_order_relaxed)
@@ -166,27 +172,37 @@ px_metrics_backend_error(const char *kind)
 			PX_M_ADD(px_m.backend[i], 1);
 }
 
-void
-px_metrics_symbol(const char *name)
+static void
+px_m_named_add(struct px_m_named *t, const char *name)
 {
-	pthread_mutex_lock(&px_m.sym_lock);
-	for (unsigned i = 0; i < px_m.nsyms; i++) {
-		if (strcmp(px_m.syms[i].name, name) == 0) {
-			px_m.syms[i].count++;
-			pthread_mutex_unlock(&px_m.sym_lock);
+	pthread_mutex_lock(&px_m.named_lock);
+	for (unsigned i = 0; i < t->n; i++) {
+		if (strcmp(t->e[i].name, name) == 0) {
+			t->e[i].count++;
+			pthread_mutex_unlock(&px_m.named_lock);
 			return;
 		}
 	}
-	if (px_m.nsyms == PX_M_SYMBOLS) {
-		px_m.sym_other++;
+	if (t->n == PX_M_SYMBOLS) {
+		t->other++;
 	} else {
-		px_m.syms = px_realloc(px_m.syms,
-		                       (px_m.nsyms + 1) * sizeof(*px_m.syms));
-		snprintf(px_m.syms[px_m.nsyms].name, sizeof(px_m.syms[0].name),
-		         "%s", name);
-		px_m.syms[px_m.nsyms++].count = 1;
+		t->e = px_realloc(t->e, (t->n + 1) * sizeof(*t->e));
+		snprintf(t->e[t->n].name, sizeof(t->e[0].name), "%s", name);
+		t->e[t->n++].count = 1;
 	}
-	pthread_mutex_unlock(&px_m.sym_lock);
+	pthread_mutex_unlock(&px_m.named_lock);
+}
+
+void
+px_metrics_symbol(const char *name)
+{
+	px_m_named_add(&px_m.symbols, name);
+}
+
+void
+px_metrics_dnsbl_operator_error(const char *zone)
+{
+	px_m_named_add(&px_m.dnsbl_errors, zone);
 }
 
 void
@@ -292,6 +308,23 @@ px_m_simple(struct evbuffer *out, const char *name, const char *label,
 		                    (unsigned long long)PX_M_GET(counts[i]));
 }
 
+static void
+px_m_named_render(struct evbuffer *out, const char *name, const char *label,
+                  const struct px_m_named *t)
+{
+	pthread_mutex_lock(&px_m.named_lock);
+	for (unsigned i = 0; i < t->n; i++) {
+		evbuffer_add_printf(out, "mxguard_%s{%s=\"", name, label);
+		px_m_label(out, t->e[i].name);
+		evbuffer_add_printf(out, "\"} %llu\n",
+		                    (unsigned long long)t->e[i].count);
+	}
+	if (t->other > 0)
+		evbuffer_add_printf(out, "mxguard_%s{%s=\"other\"} %llu\n",
+		                    name, label, (unsigned long long)t->other);
+	pthread_mutex_unlock(&px_m.named_lock);
+}
+
 void
 px_metrics_render(struct evbuffer *out, const struct px_config *cfg)
 {
@@ -359,19 +392,12 @@ px_metrics_render(struct evbuffer *out, const struct px_config *cfg)
 	                    px_workers_queued());
 	px_m_family(out, "symbols_total", "counter",
 	            "Transactions each symbol was added to.");
-	pthread_mutex_lock(&px_m.sym_lock);
-	for (unsigned i = 0; i < px_m.nsyms; i++)
-		evbuffer_add_printf(out,
-		                    "mxguard_symbols_total{symbol=\"%s\"} "
-		                    "%llu\n",
-		                    px_m.syms[i].name,
-		                    (unsigned long long)px_m.syms[i].count);
-	if (px_m.sym_other > 0)
-		evbuffer_add_printf(out,
-		                    "mxguard_symbols_total{symbol=\"other\"} "
-		                    "%llu\n",
-		                    (unsigned long long)px_m.sym_other);
-	pthread_mutex_unlock(&px_m.sym_lock);
+	px_m_named_render(out, "symbols_total", "symbol", &px_m.symbols);
+	px_m_family(out, "dnsbl_operator_errors_total", "counter",
+	            "DNS list answers 127.255.255.252-255 (the list refuses "
+	            "us), by zone.");
+	px_m_named_render(out, "dnsbl_operator_errors_total", "zone",
+	                  &px_m.dnsbl_errors);
 	px_m_family(out, "stage_duration_seconds", "histogram",
 	            "Time the filters took at each SMTP stage.");
 	for (unsigned i = 0; i < PX_METRICS_STAGES; i++)
@@ -517,6 +543,13 @@ px_metrics_start(const char **error_r)
 void
 px_metrics_stop(void)
 {
+	/* After the loops stopped: nothing counts any more. */
+	pthread_mutex_lock(&px_m.named_lock);
+	free(px_m.symbols.e);
+	free(px_m.dnsbl_errors.e);
+	memset(&px_m.symbols, 0, sizeof(px_m.symbols));
+	memset(&px_m.dnsbl_errors, 0, sizeof(px_m.dnsbl_errors));
+	pthread_mutex_unlock(&px_m.named_lock);
 	if (px_mh.fd >= 0)
 		close(px_mh.fd);
 	px_mh.fd = -1;
@@ -534,9 +567,4 @@ px_metrics_stop(void)
 	evhttp_free(px_mh.http);
 	event_base_free(px_mh.base);
 	px_mh.running = false;
-	pthread_mutex_lock(&px_m.sym_lock);
-	free(px_m.syms);
-	px_m.syms = NULL;
-	px_m.nsyms = 0;
-	pthread_mutex_unlock(&px_m.sym_lock);
 }

@@ -31,6 +31,8 @@ void px_metrics_txn(const char *result, size_t bytes);
 /* "unreachable", "lost" or "timeout". */
 void px_metrics_backend_error(const char *kind);
 void px_metrics_symbol(const char *name);
+/* A DNS list answered 127.255.255.252-255 (its operator refuses us). */
+void px_metrics_dnsbl_operator_error(const char *zone);
 /* status: enum flt_dns_status. */
 void px_metrics_dns(int status);
 void px_metrics_store(bool ok);

@@ -303,11 +303,18 @@ def test_code_outside_codes_does_not_block(start, dns, backend):
                                   "127.255.255.255"])
 @pytest.mark.parametrize("codes", [None, "127.255.255.[0..255]"], ids=["no codes", "codes match"])
 def test_operator_error_code_not_counted(start, dns, backend, code, codes):
+    from mxguard import free_port
+    from test_metrics import parse, scrape, value
+    port = free_port()
     dns.add(REV + ".bl.test", "A", code)
-    mx = start([bl("bl.test", 3.0, "RBL_BL", codes=codes)], threshold=3.0)
+    mx = start([bl("bl.test", 3.0, "RBL_BL", codes=codes)], threshold=3.0,
+               extra={"metrics": {"address": "127.0.0.1:%d" % port}})
     st, rec = deliver(mx, backend, IP, "operator error")
     assert_scored(st, rec, [], 0.0)
     mx.wait_log(r"warning:(?=.*operator error)(?=.*\bbl\.test\b)", timeout=5)
+    # ... and counted, by zone.
+    m = parse(scrape(port))
+    assert value(m, "mxguard_dnsbl_operator_errors_total", zone="bl.test") == 1
 
 
 # -- address forms -------------------------------------------------------------------
