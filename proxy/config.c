@@ -49,6 +49,7 @@ static const char *const px_known_keys[] = {
     "actions",
     "soft_bounce",
     "log_level",
+    "log",
     "backend_pool",
     "dns",
     "dnsbl",
@@ -540,7 +541,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	    px_cfg_bool(e, root, "fcrdns", &cfg->fcrdns) < 0)
 		return -1;
 
-	if (px_cfg_state(e, cfg, root) < 0 || px_cfg_metrics(e, cfg, root) < 0)
+	if (px_cfg_state(e, cfg, root) < 0 ||
+	    px_cfg_metrics(e, cfg, root) < 0 || px_cfg_log(e, cfg, root) < 0)
 		return -1;
 
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&

@@ -190,6 +190,11 @@ struct px_config {
 	size_t nratelimit;
 
 	struct {
+		bool syslog;  /* target = "syslog" (or daemon mode) */
+		int facility; /* LOG_MAIL... */
+		int level;    /* enum px_log_level */
+	} log;
+	struct {
 		char *address;  /* host:port of /metrics; NULL: off */
 		char *password; /* HTTP Basic, any user; NULL: none */
 	} metrics;

@@ -48,7 +48,10 @@ int px_cfg_state(struct px_cfgerr *e, struct px_config *cfg,
                  const config_setting_t *root);
 void px_cfg_state_free(struct px_config *cfg);
 
-/* config_metrics.c: metrics { address; password; }. */
+/* config_ops.c: log { target; facility; level; }, log_level, and
+ * metrics { address; password; }. */
+int px_cfg_log(struct px_cfgerr *e, struct px_config *cfg,
+               const config_setting_t *root);
 int px_cfg_metrics(struct px_cfgerr *e, struct px_config *cfg,
                    const config_setting_t *root);
 void px_cfg_metrics_free(struct px_config *cfg);

@@ -73,13 +73,13 @@ px_log_detach(void)
 }
 
 void
-px_log_init(const char *ident, bool use_syslog)
+px_log_init(const char *ident, bool use_syslog, int facility)
 {
 	px_log_ident = ident;
 	px_log_syslog = use_syslog;
 	px_log_pid = (long)getpid();
 	if (use_syslog)
-		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
 
 void

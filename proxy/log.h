@@ -15,8 +15,9 @@ enum px_log_level {
 	PX_LOG_DEBUG,
 };
 
-/* px_log_init - where lines go: stderr, or syslog when use_syslog. */
-void px_log_init(const char *ident, bool use_syslog);
+/* px_log_init - where lines go: stderr, or syslog (with facility, e.g.
+ * LOG_MAIL) when use_syslog. */
+void px_log_init(const char *ident, bool use_syslog, int facility);
 
 /* px_log_attach - from a loop thread, before its loop runs: that thread's
  * lines are gathered and written once per loop iteration (one write(2) for

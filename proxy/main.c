@@ -126,6 +126,7 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 		            "restart");
 	px_config_unref(&old);
 	px_config_set_current(cfg);
+	px_log_set_level((enum px_log_level)cfg->log.level);
 	px_log_info("reload: configuration %s loaded", px_config_path);
 	px_control_reloaded(true, NULL);
 	px_notify("READY=1\nSTATUS=accepting mail");
@@ -217,7 +218,8 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
-	px_log_init("mxguard", daemonize);
+	px_log_init("mxguard", daemonize || cfg->log.syslog, cfg->log.facility);
+	px_log_set_level((enum px_log_level)cfg->log.level);
 	/* Signals are caught from before the port is open: a SIGHUP from a
 	 * script that saw the port listen must not kill us (its default
 	 * action); signals that come during startup are handled once the main
@@ -254,7 +256,7 @@ main(int argc, char **argv)
 		/* The child of daemon(): the epoll instance and the signal
 		 * pipe must be its own. */
 		event_reinit(px_main_base);
-		px_log_init("mxguard", daemonize); /* the pid changed */
+		px_log_init("mxguard", true, cfg->log.facility); /* new pid */
 	}
 	if (px_backend_probe(
 	        cfg, cfg->timeouts.backend < 5 ? cfg->timeouts.backend : 5) < 0)

@@ -427,3 +427,43 @@ def test_privilege_drop_unknown_user(backend, make_mx):
                        capture_output=True, timeout=30)
     assert p.returncode == 1, p
     assert b'unknown user "no-such-user-mxguard"' in p.stderr, p
+
+
+def test_log_level(make_mx, backend):
+    """log = { level = "warning"; }: no connect/txn lines, warnings still;
+    a reload to "info" brings them back."""
+    mx = make_mx(config={"log": {"level": "warning", "target": "stderr",
+                                 "facility": "local3"}})
+    backend.stop_listening()
+    backend.close_connections()
+    c = mx.connect()
+    assert_reply(c.ehlo("client.example"), 250)
+    assert_reply(c.cmd("MAIL FROM:<a@client.example>"), 451, "4.4.1")
+    c.quit()
+    mx.wait_log(r"warning: [0-9a-f]{16} backend .*")
+    time.sleep(0.3)
+    assert mx.records("connect") == [] and mx.records("txn") == []
+    cfg = dict(mx.config)
+    cfg["log_level"] = "info"
+    del cfg["log"]
+    mx.reload(config=cfg)
+    mx.wait_log(r"reload: configuration")
+    c = mx.connect()
+    c.quit()
+    mx.wait_record("connect")
+
+
+@pytest.mark.parametrize("text,msg", [
+    ('log = { target = "file"; };', "log target must be"),
+    ('log = { facility = "kern"; };', "log facility must be"),
+    ('log = { level = "loud"; };', "level must be"),
+    ('log_level = "verbose";', "log_level must be"),
+    ('log = { colour = true; };', 'unknown setting "colour" in log'),
+])
+def test_log_config_errors(tmp_path, text, msg):
+    path = flat_config(tmp_path)
+    with open(path, "a") as f:
+        f.write(text + "\n")
+    rc, out = check_config(path)
+    assert rc == 1 and msg in out, out
+    assert re.search(re.escape(path) + r":\d+: ", out), out
