@@ -31,10 +31,7 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
-    &flt_dnsbl,
-    &flt_iprev,
-    &flt_pregreet,
-    &flt_helo,
+    &flt_dnsbl, &flt_iprev, &flt_pregreet, &flt_helo, &flt_spf,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
 
@@ -176,6 +173,14 @@ flt_spf_get(const struct flt_call *call, const char **domain_r)
 	if (domain_r != NULL)
 		*domain_r = call->chain->spf_domain;
 	return call->chain->spf;
+}
+
+enum flt_spf
+flt_chain_spf(const struct flt_chain *c, const char **domain_r)
+{
+	if (domain_r != NULL)
+		*domain_r = c->spf_domain;
+	return c->spf;
 }
 
 const char *

@@ -213,6 +213,10 @@ void flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
 const char *flt_chain_client_name(const struct flt_chain *c,
                                   enum flt_iprev *iprev_r);
 
+/* flt_chain_spf - the transaction's SPF result and *domain_r (NULL if
+ * none), as flt_spf_get gives it to filters. */
+enum flt_spf flt_chain_spf(const struct flt_chain *c, const char **domain_r);
+
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);
 
@@ -238,5 +242,6 @@ extern const struct flt_ops flt_pregreet;
 extern const struct flt_ops flt_dnsbl;
 extern const struct flt_ops flt_iprev;
 extern const struct flt_ops flt_helo;
+extern const struct flt_ops flt_spf;
 
 #endif

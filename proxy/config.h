@@ -188,6 +188,15 @@ struct px_config {
 	} reputation;
 	struct px_ratelimit *ratelimit;
 	size_t nratelimit;
+
+	/* Sender authentication (config_auth.c). */
+	struct {
+		bool enabled;            /* check unless trusted */
+		bool reject_fail;        /* fail -> 550 5.7.23 */
+		bool tempfail_temperror; /* temperror -> 451 4.7.24 */
+		bool check_trusted;      /* also relay_networks / AUTH */
+		double timeout;          /* seconds for one evaluation */
+	} spf;
 };
 
 /*
