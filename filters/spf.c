@@ -207,6 +207,8 @@ flt_spf_mail(struct flt_call *call)
 	snprintf(job->ev.helo, sizeof(job->ev.helo), "%s",
 	         s->helo ? s->helo : "");
 	snprintf(job->ev.sender, sizeof(job->ev.sender), "%s", s->mail_from);
+	snprintf(job->ev.receiver, sizeof(job->ev.receiver), "%s",
+	         cfg->hostname);
 	job->ev.budget = cfg->spf.timeout;
 	atomic_init(&job->ev.abandoned, false);
 	st->s = s;

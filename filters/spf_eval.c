@@ -271,17 +271,23 @@ flt_spf_dns_lookup(SPF_dns_server_t *d, const char *domain, ns_type type,
 					               strlen(name) + 1);
 				break;
 			default: {
-				/* exp text (6.2): one record of printable
-				 * ASCII, else no explanation. */
+				/* exp text (6.2): one record, valid
+				 * explain-string, else no explanation.  %{d}
+				 * is left unknown: which record's domain
+				 * libspf2 expands it for is not ours to
+				 * see. */
 				size_t n =
 				    flt_spf_txt_join(p, len, txt, sizeof(txt));
-				bool ok = res.n == 1;
+				char out[sizeof(txt) + 1];
+				const char *dv = ev->env.values['d' - 'a'];
 
-				for (size_t k = 0; k < n && ok; k++)
-					ok = txt[k] >= 0x20 && txt[k] <= 0x7e;
-				txt[n] = '\0';
-				if (ok)
-					flt_spf_rr_add(rr, txt, n + 1);
+				ev->env.values['d' - 'a'] = NULL;
+				if (res.n == 1 &&
+				    flt_spf_explain_check(txt, n, &ev->env, out,
+				                          sizeof(out)) == 0)
+					flt_spf_rr_add(rr, out,
+					               strlen(out) + 1);
+				ev->env.values['d' - 'a'] = dv;
 				break;
 			}
 			}
@@ -406,8 +412,9 @@ flt_spf_dns_get_spf(SPF_server_t *server, SPF_request_t *req,
 	rewritten = malloc(outsize);
 	if (rewritten == NULL)
 		abort();
+	ev->env.values['d' - 'a'] = domain;
 	if (flt_spf_record_check(found, found_len, ev->family == AF_INET6,
-	                         rewritten, outsize, &why) < 0) {
+	                         &ev->env, rewritten, outsize, &why) < 0) {
 		free(found);
 		free(rewritten);
 		flt_spf_force(ev, FLT_SPF_PERMERROR, why, domain);
@@ -465,6 +472,45 @@ flt_spf_identity(struct flt_spf_eval *ev, char *sender, size_t size)
 	}
 }
 
+/* flt_spf_macro_values - what each macro letter expands to (7.3), so the
+ * syntax checker can count their parts. */
+static void
+flt_spf_macro_values(struct flt_spf_eval *ev, const char *sender)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char **v = ev->env.values;
+	const char *at = strrchr(sender, '@');
+
+	memset(&ev->env, 0, sizeof(ev->env));
+	snprintf(ev->env_s, sizeof(ev->env_s), "%s", sender);
+	snprintf(ev->env_l, sizeof(ev->env_l), "%.*s",
+	         at ? (int)(at - sender) : 0, sender);
+	inet_ntop(ev->family, ev->addr, ev->env_c, sizeof(ev->env_c));
+	if (ev->family == AF_INET) {
+		snprintf(ev->env_i, sizeof(ev->env_i), "%s", ev->env_c);
+	} else {
+		size_t n = 0;
+
+		for (int k = 0; k < 16; k++) {
+			ev->env_i[n++] = hex[ev->addr[k] >> 4];
+			ev->env_i[n++] = '.';
+			ev->env_i[n++] = hex[ev->addr[k] & 15];
+			ev->env_i[n++] = k < 15 ? '.' : '\0';
+		}
+	}
+	v['s' - 'a'] = ev->env_s;
+	v['l' - 'a'] = ev->env_l;
+	v['o' - 'a'] = ev->domain;
+	v['d' - 'a'] = ev->domain;
+	v['i' - 'a'] = ev->env_i;
+	v['c' - 'a'] = ev->env_c;
+	v['v' - 'a'] = ev->family == AF_INET ? "in-addr" : "ip6";
+	v['h' - 'a'] = ev->helo[0] ? ev->helo : NULL;
+	v['r' - 'a'] = ev->receiver[0] ? ev->receiver : NULL;
+	v['t' - 'a'] = "0";  /* seconds since the epoch: one part */
+	v['p' - 'a'] = NULL; /* depends on lookups: unknown */
+}
+
 void
 flt_spf_evaluate(struct flt_spf_eval *ev)
 {
@@ -496,6 +542,7 @@ flt_spf_evaluate(struct flt_spf_eval *ev)
 		ev->result = FLT_SPF_NONE;
 		return;
 	}
+	flt_spf_macro_values(ev, sender);
 
 	memset(&dns, 0, sizeof(dns));
 	dns.lookup = flt_spf_dns_lookup;
@@ -514,6 +561,8 @@ flt_spf_evaluate(struct flt_spf_eval *ev)
 	SPF_server_set_max_dns_mech(server, 100);
 	SPF_server_set_max_dns_mx(server, FLT_SPF_MAX_NAMES);
 	SPF_server_set_max_dns_ptr(server, FLT_SPF_MAX_NAMES);
+	if (ev->receiver[0] != '\0')
+		SPF_server_set_rec_dom(server, ev->receiver);
 	SPF_server_set_explanation(server, "", &resp);
 	SPF_response_free(resp);
 	resp = NULL;

@@ -12,6 +12,7 @@
 
 #include "filter.h"
 #include "spf_report.h"
+#include "spf_syntax.h"
 
 /* RFC 7208 4.6.4: DNS-querying terms, void lookups, and names looked up
  * per "mx" or "ptr". */
@@ -25,6 +26,7 @@ struct flt_spf_eval {
 	unsigned char addr[16]; /* 4 or 16 bytes */
 	char helo[256];         /* "" when none */
 	char sender[512];       /* MAIL FROM address; "" for <> */
+	char receiver[256];     /* our hostname (%{r}) */
 	double budget;          /* seconds for the whole evaluation */
 	atomic_bool abandoned;  /* the caller gave up: stop early */
 
@@ -38,6 +40,8 @@ struct flt_spf_eval {
 	unsigned voids;        /* void lookups */
 
 	/* Private to spf_eval.c. */
+	struct flt_spf_macro_env env; /* points into the strings below */
+	char env_s[600], env_l[512], env_i[80], env_c[48];
 	struct timespec start;
 	bool top_done;
 	enum flt_spf forced; /* a result our layer imposes */

@@ -17,9 +17,12 @@
  * "redirect=" even when "all" is present.  Checking the grammar here and
  * handing libspf2 only what it gets right removes all of these.
  *
- * SECURITY: records are hostile input (CVE-2023-42118 is a macro expansion
- * bug in libspf2 1.2.10).  Only grammatical macros reach libspf2, with
- * their DIGIT transformer bounded to 128.
+ * SECURITY: records are hostile input, and libspf2 1.2.10's macro expansion
+ * is not safe with all of them (CVE-2023-42118): a DIGIT transformer that
+ * is not below the number of parts of the value makes it start one byte
+ * before the value (seen as a lost first byte, "%{d3}" of "a.b.c" giving
+ * ".b.c").  Only grammatical macros reach libspf2, and such DIGITs, which
+ * mean "all parts" anyway, are removed (flt_spf_parts knows the values).
  */
 #include "spf_syntax.h"
 
@@ -82,6 +85,9 @@ flt_spf_record_is_spf(const char *rec, size_t len)
 	       (len == 6 || rec[6] == ' ');
 }
 
+static unsigned long flt_spf_parts(const struct flt_spf_macro_env *env,
+                                   char letter, const char *delim, size_t dlen);
+
 /*
  * flt_spf_macro_string - check a macro-string (12) and copy it to o with
  * DIGITs normalized.  exp_letters: c, r, t allowed (7.2: exp text only).
@@ -90,7 +96,8 @@ flt_spf_record_is_spf(const char *rec, size_t len)
  */
 static int
 flt_spf_macro_string(const char *s, size_t len, bool exp_letters,
-                     struct flt_spf_out *o, bool *ends_macro_r, size_t *lit_r)
+                     const struct flt_spf_macro_env *env, struct flt_spf_out *o,
+                     bool *ends_macro_r, size_t *lit_r)
 {
 	size_t i = 0;
 	bool ends_macro = false;
@@ -157,6 +164,13 @@ flt_spf_macro_string(const char *s, size_t len, bool exp_letters,
 			i++;
 		if (i >= len || s[i] != '}')
 			return -1;
+		/* SECURITY: libspf2 1.2.10 expands a DIGIT that is not below
+		 * the number of parts wrongly (it drops the first byte; see
+		 * CVE-2023-42118).  Such a DIGIT means "all parts" (7.3), the
+		 * same as none: drop it.  Parts unknown (p): drop it too. */
+		if (have_digits &&
+		    digits >= flt_spf_parts(env, lower, s + dstart, i - dstart))
+			have_digits = false;
 		char head[16];
 		size_t hn = 0;
 
@@ -194,6 +208,26 @@ flt_spf_macro_string(const char *s, size_t len, bool exp_letters,
 	return 0;
 }
 
+/* flt_spf_parts - how many parts the value of macro letter splits into
+ * with delimiters delim (none: "."), or 1 when unknown. */
+static unsigned long
+flt_spf_parts(const struct flt_spf_macro_env *env, char letter,
+              const char *delim, size_t dlen)
+{
+	const char *v;
+	unsigned long n = 1;
+
+	if (env == NULL)
+		return FLT_SPF_MAX_DIGIT + 1;
+	v = env->values[letter - 'a'];
+	if (v == NULL)
+		return 1;
+	for (; *v; v++)
+		if (dlen == 0 ? *v == '.' : memchr(delim, *v, dlen) != NULL)
+			n++;
+	return n;
+}
+
 /* flt_spf_toplabel - RFC 7208 12 toplabel: alphanumerics and "-", not at
  * either end, and not all digits. */
 static bool
@@ -218,14 +252,15 @@ flt_spf_toplabel(const char *s, size_t len)
 
 /* flt_spf_domain_spec - domain-spec = macro-string domain-end.  0 or -1. */
 static int
-flt_spf_domain_spec(const char *s, size_t len, struct flt_spf_out *o)
+flt_spf_domain_spec(const char *s, size_t len,
+                    const struct flt_spf_macro_env *env, struct flt_spf_out *o)
 {
 	bool ends_macro;
 	size_t lit;
 
 	if (len == 0)
 		return -1;
-	if (flt_spf_macro_string(s, len, false, o, &ends_macro, &lit) < 0)
+	if (flt_spf_macro_string(s, len, false, env, o, &ends_macro, &lit) < 0)
 		return -1;
 	if (ends_macro)
 		return 0;
@@ -378,7 +413,8 @@ flt_spf_put_cidr(struct flt_spf_out *o, const char *sep, int v)
  */
 static int
 flt_spf_directive(const char *t, size_t len, char q, bool client_v6,
-                  struct flt_spf_out *o, bool *is_all_r, const char **error_r)
+                  const struct flt_spf_macro_env *env, struct flt_spf_out *o,
+                  bool *is_all_r, const char **error_r)
 {
 	size_t nlen = 0;
 	int mech = -1;
@@ -417,7 +453,7 @@ flt_spf_directive(const char *t, size_t len, char q, bool client_v6,
 		flt_spf_puts(o, qs);
 		flt_spf_puts(o, flt_spf_mech_names[mech]);
 		flt_spf_puts(o, ":");
-		if (flt_spf_domain_spec(rest + 1, rlen - 1, o) < 0) {
+		if (flt_spf_domain_spec(rest + 1, rlen - 1, env, o) < 0) {
 			*error_r = "invalid domain-spec";
 			return -1;
 		}
@@ -431,7 +467,7 @@ flt_spf_directive(const char *t, size_t len, char q, bool client_v6,
 		if (rest[0] != ':')
 			return -1;
 		flt_spf_puts(o, ":");
-		if (flt_spf_domain_spec(rest + 1, rlen - 1, o) < 0) {
+		if (flt_spf_domain_spec(rest + 1, rlen - 1, env, o) < 0) {
 			*error_r = "invalid domain-spec";
 			return -1;
 		}
@@ -455,8 +491,8 @@ flt_spf_directive(const char *t, size_t len, char q, bool client_v6,
 			flt_spf_puts(o, "exists:");
 			if (dlen == 0)
 				flt_spf_puts(o, "%{d}");
-			else if (flt_spf_domain_spec(rest + 1, dlen - 1, o) <
-			         0) {
+			else if (flt_spf_domain_spec(rest + 1, dlen - 1, env,
+			                             o) < 0) {
 				*error_r = "invalid domain-spec";
 				return -1;
 			}
@@ -465,7 +501,8 @@ flt_spf_directive(const char *t, size_t len, char q, bool client_v6,
 		flt_spf_puts(o, flt_spf_mech_names[mech]);
 		if (dlen > 0) {
 			flt_spf_puts(o, ":");
-			if (flt_spf_domain_spec(rest + 1, dlen - 1, o) < 0) {
+			if (flt_spf_domain_spec(rest + 1, dlen - 1, env, o) <
+			    0) {
 				*error_r = "invalid domain-spec";
 				return -1;
 			}
@@ -524,7 +561,8 @@ flt_spf_directive(const char *t, size_t len, char q, bool client_v6,
 }
 
 int
-flt_spf_record_check(const char *rec, size_t len, bool client_v6, char *out,
+flt_spf_record_check(const char *rec, size_t len, bool client_v6,
+                     const struct flt_spf_macro_env *env, char *out,
                      size_t outsize, const char **error_r)
 {
 	struct flt_spf_out o = {.p = out, .size = outsize};
@@ -582,7 +620,8 @@ flt_spf_record_check(const char *rec, size_t len, bool client_v6, char *out,
 					*error_r = "duplicate redirect";
 					return -1;
 				}
-				if (flt_spf_domain_spec(v, vlen, NULL) < 0) {
+				if (flt_spf_domain_spec(v, vlen, env, NULL) <
+				    0) {
 					*error_r = "invalid redirect domain";
 					return -1;
 				}
@@ -593,14 +632,15 @@ flt_spf_record_check(const char *rec, size_t len, bool client_v6, char *out,
 					*error_r = "duplicate exp";
 					return -1;
 				}
-				if (flt_spf_domain_spec(v, vlen, NULL) < 0) {
+				if (flt_spf_domain_spec(v, vlen, env, NULL) <
+				    0) {
 					*error_r = "invalid exp domain";
 					return -1;
 				}
 				exp = v;
 				exp_len = vlen;
-			} else if (flt_spf_macro_string(v, vlen, true, NULL,
-			                                NULL, NULL) < 0) {
+			} else if (flt_spf_macro_string(v, vlen, true, env,
+			                                NULL, NULL, NULL) < 0) {
 				*error_r = "invalid modifier value";
 				return -1;
 			}
@@ -619,7 +659,7 @@ flt_spf_record_check(const char *rec, size_t len, bool client_v6, char *out,
 				return -1;
 			}
 		}
-		if (flt_spf_directive(t, tlen, q, client_v6, &o, &have_all,
+		if (flt_spf_directive(t, tlen, q, client_v6, env, &o, &have_all,
 		                      error_r) < 0)
 			return -1;
 	}
@@ -627,20 +667,48 @@ flt_spf_record_check(const char *rec, size_t len, bool client_v6, char *out,
 	 * used after every mechanism, wherever it was written. */
 	if (redirect != NULL && !have_all) {
 		flt_spf_puts(&o, " redirect=");
-		if (flt_spf_domain_spec(redirect, redirect_len, &o) < 0) {
+		if (flt_spf_domain_spec(redirect, redirect_len, env, &o) < 0) {
 			*error_r = "invalid redirect domain";
 			return -1;
 		}
 	}
 	if (exp != NULL) {
 		flt_spf_puts(&o, " exp=");
-		(void)flt_spf_domain_spec(exp, exp_len, &o);
+		(void)flt_spf_domain_spec(exp, exp_len, env, &o);
 	}
 	if (o.overflow) {
 		*error_r = "record too long";
 		return -1;
 	}
 	return 0;
+}
+
+int
+flt_spf_explain_check(const char *text, size_t len,
+                      const struct flt_spf_macro_env *env, char *out,
+                      size_t outsize)
+{
+	struct flt_spf_out o = {.p = out, .size = outsize};
+	size_t i = 0;
+
+	if (outsize > 0)
+		out[0] = '\0';
+	/* explain-string = *( macro-string / SP ) */
+	while (i < len) {
+		size_t start = i;
+
+		if (text[i] == ' ') {
+			flt_spf_put(&o, " ", 1);
+			i++;
+			continue;
+		}
+		while (i < len && text[i] != ' ')
+			i++;
+		if (flt_spf_macro_string(text + start, i - start, true, env, &o,
+		                         NULL, NULL) < 0)
+			return -1;
+	}
+	return o.overflow ? -1 : 0;
 }
 
 bool

@@ -18,6 +18,12 @@
  */
 bool flt_spf_record_is_spf(const char *rec, size_t len);
 
+/* The values the macro letters expand to (RFC 7208 7.3), indexed by
+ * letter - 'a'; NULL when unknown (p: it depends on the lookups). */
+struct flt_spf_macro_env {
+	const char *values[26];
+};
+
 /*
  * flt_spf_record_check - check rec (len bytes, may hold any byte) against
  * the RFC 7208 section 12 grammar and the rules the prose adds (duplicate
@@ -26,11 +32,24 @@ bool flt_spf_record_is_spf(const char *rec, size_t len);
  * evaluates as RFC 7208 does: unknown modifiers dropped, "redirect" dropped
  * when "all" is present and moved last otherwise, ip4/ip6 "/0" split into
  * two "/1" networks, "a/0" for an IPv4 client (client_v6 false) turned into
- * "exists", macro DIGITs above 128 clamped.  out needs 4 * len + 64 bytes.
- * Returns 0, or -1 (a permerror) with *error_r a static reason.
+ * "exists", a macro DIGIT dropped when it is not below the number of parts
+ * of its value in env (then it means "all parts", and libspf2 1.2.10
+ * expands it wrongly), or above 128 when env is NULL.  out needs
+ * 4 * len + 64 bytes.  Returns 0, or -1 (a permerror) with *error_r a
+ * static reason.
  */
-int flt_spf_record_check(const char *rec, size_t len, bool client_v6, char *out,
+int flt_spf_record_check(const char *rec, size_t len, bool client_v6,
+                         const struct flt_spf_macro_env *env, char *out,
                          size_t outsize, const char **error_r);
+
+/*
+ * flt_spf_explain_check - an explanation TXT (exp=, RFC 7208 6.2) checked
+ * as explain-string and rewritten like a record's macros into out (len +
+ * 1 bytes suffice).  -1 on a syntax error: then there is no explanation.
+ */
+int flt_spf_explain_check(const char *text, size_t len,
+                          const struct flt_spf_macro_env *env, char *out,
+                          size_t outsize);
 
 /*
  * flt_spf_domain_ok - RFC 7208 4.3: name is a well-formed domain of at

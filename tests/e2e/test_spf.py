@@ -29,10 +29,11 @@ def start(make_mx, dns, backend, spf=None, **config):
 def connect(mx, ip, helo="client.example"):
     c = Client(mx.port)
     mx.clients.append(c)
+    c.sport = next(_ports)
     if ip.startswith("::ffff:"):
-        c.send(v2(src=(ip, next(_ports)), dst=("::1", 25)))
+        c.send(v2(src=ip, dst="::1", sport=c.sport, dport=25))
     else:
-        c.send(v1(ip, "2001:db8::25" if ":" in ip else "192.0.2.1", next(_ports), 25))
+        c.send(v1(ip, "2001:db8::25" if ":" in ip else "192.0.2.1", c.sport, 25))
     assert_reply(c.banner(), 220)
     if helo is not None:
         assert_reply(c.ehlo(helo), 250)
@@ -42,7 +43,7 @@ def connect(mx, ip, helo="client.example"):
 def spf_result(mx, c, mail_from, n=1):
     """MAIL FROM on client c; returns (reply, spf log record)."""
     r = c.cmd("MAIL FROM:<%s>" % mail_from)
-    sess = mx.session(c, done=False)
+    sess = mx.session(port=c.sport, done=False)
     recs = mx.wait_record("spf", pred=lambda rec: rec.sid == sess["sid"] and rec.n == n)
     return r, recs[0]
 
