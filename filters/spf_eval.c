@@ -272,22 +272,28 @@ flt_spf_dns_lookup(SPF_dns_server_t *d, const char *domain, ns_type type,
 				break;
 			default: {
 				/* exp text (6.2): one record, valid
-				 * explain-string, else no explanation.  %{d}
-				 * is left unknown: which record's domain
-				 * libspf2 expands it for is not ours to
-				 * see. */
+				 * explain-string, else no explanation.  Kept
+				 * with the domain it is for (the record being
+				 * finished), expanded by us at the end: libspf2
+				 * gets nothing, its expansion mangles text. */
 				size_t n =
 				    flt_spf_txt_join(p, len, txt, sizeof(txt));
 				char out[sizeof(txt) + 1];
-				const char *dv = ev->env.values['d' - 'a'];
+				SPF_request_t *req = ev->req;
 
-				ev->env.values['d' - 'a'] = NULL;
-				if (res.n == 1 &&
-				    flt_spf_explain_check(txt, n, &ev->env, out,
-				                          sizeof(out)) == 0)
-					flt_spf_rr_add(rr, out,
-					               strlen(out) + 1);
-				ev->env.values['d' - 'a'] = dv;
+				txt[n] = '\0';
+				ev->exp_text[0] = '\0';
+				if (res.n == 1 && strlen(txt) == n &&
+				    flt_spf_explain_check(txt, n, NULL, out,
+				                          sizeof(out)) == 0 &&
+				    req != NULL && req->cur_dom != NULL) {
+					snprintf(ev->exp_text,
+					         sizeof(ev->exp_text), "%s",
+					         txt);
+					snprintf(ev->exp_domain,
+					         sizeof(ev->exp_domain), "%s",
+					         req->cur_dom);
+				}
 				break;
 			}
 			}
@@ -567,6 +573,8 @@ flt_spf_evaluate(struct flt_spf_eval *ev)
 	SPF_response_free(resp);
 	resp = NULL;
 	req = SPF_request_new(server);
+	ev->req = req;
+	ev->exp_text[0] = '\0';
 	if (ev->family == AF_INET) {
 		struct in_addr a;
 
@@ -592,18 +600,25 @@ flt_spf_evaluate(struct flt_spf_eval *ev)
 	} else {
 		ev->result = FLT_SPF_TEMPERROR;
 	}
-	if (ev->result == FLT_SPF_FAIL && resp != NULL &&
-	    SPF_response_get_explanation(resp) != NULL) {
-		const char *e = SPF_response_get_explanation(resp);
+	if (ev->result == FLT_SPF_FAIL && ev->exp_text[0] != '\0') {
+		char when[24], text[sizeof(ev->explanation)];
 		size_t n = 0;
 
-		/* SECURITY: goes into an SMTP reply: printable only. */
-		for (; *e && n + 1 < sizeof(ev->explanation); e++)
-			if (*e >= 0x20 && *e <= 0x7e)
-				ev->explanation[n++] = *e;
+		snprintf(when, sizeof(when), "%lld", (long long)time(NULL));
+		ev->env.values['d' - 'a'] = ev->exp_domain;
+		ev->env.values['t' - 'a'] = when;
+		if (flt_spf_explain_expand(ev->exp_text, &ev->env, text,
+		                           sizeof(text)) == 0) {
+			/* SECURITY: goes into an SMTP reply: printable
+			 * only (expanded values are the client's). */
+			for (const char *e = text; *e; e++)
+				if (*e >= 0x20 && *e <= 0x7e)
+					ev->explanation[n++] = *e;
+		}
 		ev->explanation[n] = '\0';
 	}
 	SPF_response_free(resp);
+	ev->req = NULL;
 	SPF_request_free(req);
 	SPF_server_free(server);
 }

@@ -43,6 +43,9 @@ struct flt_spf_eval {
 	struct flt_spf_macro_env env; /* points into the strings below */
 	char env_s[600], env_l[512], env_i[80], env_c[48];
 	struct timespec start;
+	void *req;            /* the libspf2 request (SPF_request_t) */
+	char exp_text[512];   /* the last explanation fetched ... */
+	char exp_domain[256]; /* ... and the domain it explains */
 	bool top_done;
 	enum flt_spf forced; /* a result our layer imposes */
 	char follow[FLT_SPF_MAX_NAMES][256];

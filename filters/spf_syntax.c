@@ -711,6 +711,127 @@ flt_spf_explain_check(const char *text, size_t len,
 	return o.overflow ? -1 : 0;
 }
 
+/* flt_spf_expand_one - one macro-expand (7.3): value split at the
+ * delimiters, reversed, the rightmost DIGIT parts joined with ".",
+ * URL-escaped for an uppercase letter. */
+static void
+flt_spf_expand_one(struct flt_spf_out *o, const char *v, bool upper,
+                   unsigned long digits, bool reverse, const char *delim,
+                   size_t dlen)
+{
+	const char *part[FLT_SPF_MAX_DIGIT];
+	size_t plen[FLT_SPF_MAX_DIGIT];
+	size_t n = 0, first;
+	const char *start = v;
+
+	/* More parts than a domain can have: the last ones are kept. */
+	for (const char *p = v;; p++) {
+		bool end = *p == '\0';
+
+		if (end ||
+		    (dlen == 0 ? *p == '.' : memchr(delim, *p, dlen) != NULL)) {
+			if (n == FLT_SPF_MAX_DIGIT) {
+				memmove(part, part + 1,
+				        sizeof(part[0]) * (n - 1));
+				memmove(plen, plen + 1,
+				        sizeof(plen[0]) * (n - 1));
+				n--;
+			}
+			part[n] = start;
+			plen[n++] = (size_t)(p - start);
+			start = p + 1;
+		}
+		if (end)
+			break;
+	}
+	if (reverse)
+		for (size_t i = 0; i < n / 2; i++) {
+			const char *tp = part[i];
+			size_t tl = plen[i];
+
+			part[i] = part[n - 1 - i];
+			plen[i] = plen[n - 1 - i];
+			part[n - 1 - i] = tp;
+			plen[n - 1 - i] = tl;
+		}
+	first = digits > 0 && digits < n ? n - digits : 0;
+	for (size_t i = first; i < n; i++) {
+		if (i > first)
+			flt_spf_put(o, ".", 1);
+		for (size_t k = 0; k < plen[i]; k++) {
+			char c = part[i][k];
+			char esc[4];
+
+			if (!upper || flt_spf_alnum(c) || strchr("-._~", c)) {
+				flt_spf_put(o, &c, 1);
+				continue;
+			}
+			esc[0] = '%';
+			esc[1] = "0123456789ABCDEF"[(unsigned char)c >> 4];
+			esc[2] = "0123456789ABCDEF"[(unsigned char)c & 15];
+			flt_spf_put(o, esc, 3);
+		}
+	}
+}
+
+int
+flt_spf_explain_expand(const char *text, const struct flt_spf_macro_env *env,
+                       char *out, size_t outsize)
+{
+	struct flt_spf_out o = {.p = out, .size = outsize};
+	size_t len = strlen(text);
+	size_t i = 0;
+
+	if (outsize > 0)
+		out[0] = '\0';
+	while (i < len) {
+		if (text[i] != '%') {
+			flt_spf_put(&o, text + i, 1);
+			i++;
+			continue;
+		}
+		if (i + 1 >= len)
+			return -1;
+		if (text[i + 1] != '{') {
+			flt_spf_put(&o,
+			            text[i + 1] == '%'   ? "%"
+			            : text[i + 1] == '_' ? " "
+			                                 : "%20",
+			            text[i + 1] == '-' ? 3 : 1);
+			i += 2;
+			continue;
+		}
+		/* A checked macro: letter, digits, r, delimiters, "}". */
+		char letter = text[i + 2];
+		char lower = (char)(letter | 0x20);
+		unsigned long digits = 0;
+		bool reverse = false;
+		size_t d0;
+		const char *v;
+
+		i += 3;
+		while (i < len && flt_spf_digit(text[i]) &&
+		       digits <= FLT_SPF_MAX_DIGIT)
+			digits = digits * 10 + (unsigned long)(text[i++] - '0');
+		while (i < len && flt_spf_digit(text[i]))
+			i++;
+		if (i < len && (text[i] == 'r' || text[i] == 'R')) {
+			reverse = true;
+			i++;
+		}
+		d0 = i;
+		while (i < len && text[i] != '}')
+			i++;
+		if (i >= len || lower < 'a' || lower > 'z')
+			return -1;
+		v = env->values[lower - 'a'];
+		flt_spf_expand_one(&o, v ? v : "unknown", letter != lower,
+		                   digits, reverse, text + d0, i - d0);
+		i++;
+	}
+	return o.overflow ? -1 : 0;
+}
+
 bool
 flt_spf_domain_ok(const char *name)
 {

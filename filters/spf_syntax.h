@@ -52,6 +52,17 @@ int flt_spf_explain_check(const char *text, size_t len,
                           size_t outsize);
 
 /*
+ * flt_spf_explain_expand - expand text, an explanation that
+ * flt_spf_explain_check accepted, with the values in env (unknown ones
+ * expand to "unknown"), into out (NUL-terminated).  Ours, not libspf2's:
+ * libspf2 1.2.10 mangles explanations with spaces ("a b" gives "a%b").
+ * 0, or -1 if it does not fit.
+ */
+int flt_spf_explain_expand(const char *text,
+                           const struct flt_spf_macro_env *env, char *out,
+                           size_t outsize);
+
+/*
  * flt_spf_domain_ok - RFC 7208 4.3: name is a well-formed domain of at
  * least two labels (labels of 1..63 bytes, 253 bytes at most, an optional
  * final dot, printable ASCII without space).  A malformed one makes the

@@ -252,6 +252,59 @@ test_explain(void **state)
 	}
 }
 
+/* RFC 7208 7.4's examples, through our expander. */
+static void
+test_expand(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"%{s}", "strong-bad@email.example.com"},
+	    {"%{o}", "email.example.com"},
+	    {"%{d}", "email.example.com"},
+	    {"%{d4}", "email.example.com"},
+	    {"%{d3}", "email.example.com"},
+	    {"%{d2}", "example.com"},
+	    {"%{d1}", "com"},
+	    {"%{dr}", "com.example.email"},
+	    {"%{d2r}", "example.email"},
+	    {"%{l}", "strong-bad"},
+	    {"%{l-}", "strong.bad"},
+	    {"%{lr}", "strong-bad"},
+	    {"%{lr-}", "bad.strong"},
+	    {"%{l1r-}", "strong"},
+	    {"%{ir}.%{v}._spf.%{d2}", "3.2.0.192.in-addr._spf.example.com"},
+	    {"%{lr-}.lp._spf.%{d2}", "bad.strong.lp._spf.example.com"},
+	    {"%{d2}.trusted-domains.example.net",
+	     "example.com.trusted-domains.example.net"},
+	    {"%{S} at %{C}: %%%_%-", "strong-bad%40email.example.com at "
+	                             "192.0.2.3: % %20"},
+	    {"%{p}", "unknown"},
+	};
+	struct flt_spf_macro_env env;
+
+	memset(&env, 0, sizeof(env));
+	env.values['s' - 'a'] = "strong-bad@email.example.com";
+	env.values['o' - 'a'] = "email.example.com";
+	env.values['d' - 'a'] = "email.example.com";
+	env.values['l' - 'a'] = "strong-bad";
+	env.values['i' - 'a'] = "192.0.2.3";
+	env.values['c' - 'a'] = "192.0.2.3";
+	env.values['v' - 'a'] = "in-addr";
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[256];
+
+		assert_int_equal(flt_spf_explain_check(cases[i].in,
+		                                       strlen(cases[i].in),
+		                                       NULL, out, sizeof(out)),
+		                 0);
+		assert_int_equal(
+		    flt_spf_explain_expand(cases[i].in, &env, out, sizeof(out)),
+		    0);
+		assert_string_equal(out, cases[i].out);
+	}
+}
+
 static void
 test_is_spf(void **state)
 {
@@ -295,6 +348,7 @@ main(void)
 	    cmocka_unit_test(test_output_bound),
 	    cmocka_unit_test(test_digits_env),
 	    cmocka_unit_test(test_explain),
+	    cmocka_unit_test(test_expand),
 	    cmocka_unit_test(test_is_spf),
 	    cmocka_unit_test(test_domain_ok),
 	};
