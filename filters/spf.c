@@ -145,11 +145,18 @@ static void
 flt_spf_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct flt_spf_state *st = arg;
+	const struct flt_session *s = st->s;
+	const char *at = s->mail_from ? strrchr(s->mail_from, '@') : NULL;
 	struct flt_spf_eval ev;
 
+	/* The job may still be writing its own copy: the identity again,
+	 * from the session (RFC 7208 2.4). */
 	memset(&ev, 0, sizeof(ev));
-	if (st->job != NULL)
-		memcpy(ev.domain, st->job->ev.domain, sizeof(ev.domain));
+	ev.helo_identity = at == NULL || at[1] == '\0';
+	snprintf(ev.domain, sizeof(ev.domain), "%s",
+	         !ev.helo_identity ? at + 1
+	         : s->helo         ? s->helo
+	                           : "");
 	flt_spf_detach(st);
 	ev.result = FLT_SPF_TEMPERROR;
 	snprintf(ev.problem, sizeof(ev.problem), "time limit exceeded");
