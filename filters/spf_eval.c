@@ -186,6 +186,24 @@ flt_spf_rr_add(SPF_dns_rr_t *rr, const void *data, size_t len)
 	return true;
 }
 
+/* flt_spf_any_name - name ends in FLT_SPF_ANY_SUFFIX: the name without
+ * it into real, and true. */
+static bool
+flt_spf_any_name(const char *name, char *real, size_t size)
+{
+	size_t n = strlen(name), sl = strlen(FLT_SPF_ANY_SUFFIX);
+
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	if (n < sl + 2 || name[n - sl - 1] != '.' ||
+	    strncasecmp(name + n - sl, FLT_SPF_ANY_SUFFIX, sl) != 0 ||
+	    n - sl - 1 >= size)
+		return false;
+	memcpy(real, name, n - sl - 1);
+	real[n - sl - 1] = '\0';
+	return true;
+}
+
 /* flt_spf_classify - which term this query serves (see the top). */
 static enum flt_spf_kind
 flt_spf_classify(struct flt_spf_eval *ev, const char *domain, ns_type type)
@@ -211,7 +229,8 @@ flt_spf_dns_lookup(SPF_dns_server_t *d, const char *domain, ns_type type,
 	struct flt_dns_result res;
 	enum flt_spf_kind kind;
 	SPF_dns_rr_t *rr;
-	bool term;
+	char real[256];
+	bool term, any;
 
 	if (type != ns_t_a && type != ns_t_aaaa && type != ns_t_mx &&
 	    type != ns_t_ptr && type != ns_t_txt)
@@ -225,7 +244,14 @@ flt_spf_dns_lookup(SPF_dns_server_t *d, const char *domain, ns_type type,
 		              "more than 10 DNS-querying terms", NULL);
 		return flt_spf_rr_empty(d, domain, type, HOST_NOT_FOUND);
 	}
-	flt_dns_resolve(domain, type, &res);
+	/* "Any address record": a rewritten mx/0, a//0 (spf_syntax.c), or
+	 * an address of such an mx's names. */
+	any = flt_spf_any_name(domain, real, sizeof(real));
+	if (!any)
+		snprintf(real, sizeof(real), "%s", domain);
+	if (kind == FLT_SPF_MX_HOST && ev->follow_any)
+		any = true;
+	flt_dns_resolve(real, type, &res);
 	if (res.status == FLT_DNS_SERVFAIL || res.status == FLT_DNS_TIMEOUT ||
 	    res.status == FLT_DNS_ERROR) {
 		flt_dns_result_free(&res);
@@ -302,6 +328,12 @@ flt_spf_dns_lookup(SPF_dns_server_t *d, const char *domain, ns_type type,
 		}
 	}
 	flt_dns_result_free(&res);
+	if (any && (type == ns_t_a || type == ns_t_aaaa) && rr->num_rr > 0 &&
+	    (type == ns_t_a) == (ev->family == AF_INET)) {
+		/* Some address exists: the client's own is as good. */
+		rr->num_rr = 0;
+		flt_spf_rr_add(rr, ev->addr, type == ns_t_a ? 4 : 16);
+	}
 	if (rr->num_rr == 0 && rr->herrno == NETDB_SUCCESS)
 		rr->herrno = NO_DATA;
 	if (term && rr->num_rr == 0 && ++ev->voids > FLT_SPF_MAX_VOID) {
@@ -321,6 +353,7 @@ flt_spf_dns_lookup(SPF_dns_server_t *d, const char *domain, ns_type type,
 		ev->nfollow = 0;
 		ev->follow_next = 0;
 		ev->follow_ptr = type == ns_t_ptr;
+		ev->follow_any = any && type == ns_t_mx;
 		for (int i = 0; i < rr->num_rr && i < FLT_SPF_MAX_NAMES; i++)
 			snprintf(ev->follow[ev->nfollow++],
 			         sizeof(ev->follow[0]), "%s",

@@ -52,6 +52,7 @@ struct flt_spf_eval {
 	unsigned nfollow;
 	unsigned follow_next;
 	bool follow_ptr;
+	bool follow_any; /* the names are those of an "mx/0" */
 };
 
 /*

@@ -499,6 +499,25 @@ flt_spf_directive(const char *t, size_t len, char q, bool client_v6,
 			return 0;
 		}
 		flt_spf_puts(o, flt_spf_mech_names[mech]);
+		if (client_v6 ? v6 == 0 : v4 == 0) {
+			/* mx/0, a//0 (and mx//0) for a client of that
+			 * family: any address record matches.  No libspf2
+			 * term says so; the suffix asks our DNS layer to
+			 * answer with the client's own address when the
+			 * real name has any (spf_eval.c). */
+			flt_spf_puts(o, ":");
+			if (dlen == 0)
+				flt_spf_puts(o, "%{d}");
+			else if (flt_spf_domain_spec(rest + 1, dlen - 1, env,
+			                             o) < 0) {
+				*error_r = "invalid domain-spec";
+				return -1;
+			}
+			if (o != NULL && o->n > 0 && o->p[o->n - 1] != '.')
+				flt_spf_puts(o, ".");
+			flt_spf_puts(o, FLT_SPF_ANY_SUFFIX);
+			return 0;
+		}
 		if (dlen > 0) {
 			flt_spf_puts(o, ":");
 			if (flt_spf_domain_spec(rest + 1, dlen - 1, env, o) <

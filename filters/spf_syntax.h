@@ -18,6 +18,11 @@
  */
 bool flt_spf_record_is_spf(const char *rec, size_t len);
 
+/* What "a//0", "mx/0" and "mx//0" become for a client of that family:
+ * a name with this last label pair, which our DNS layer answers with the
+ * client's address when the name without it has address records. */
+#define FLT_SPF_ANY_SUFFIX "mxguard-any.invalid"
+
 /* The values the macro letters expand to (RFC 7208 7.3), indexed by
  * letter - 'a'; NULL when unknown (p: it depends on the lookups). */
 struct flt_spf_macro_env {
@@ -32,8 +37,9 @@ struct flt_spf_macro_env {
  * evaluates as RFC 7208 does: unknown modifiers dropped, "redirect" dropped
  * when "all" is present and moved last otherwise, ip4/ip6 "/0" split into
  * two "/1" networks, "a/0" for an IPv4 client (client_v6 false) turned into
- * "exists", a macro DIGIT dropped when it is not below the number of parts
- * of its value in env (then it means "all parts", and libspf2 1.2.10
+ * "exists", "a//0" / "mx/0" / "mx//0" for a client of that family given
+ * FLT_SPF_ANY_SUFFIX, a macro DIGIT dropped when it is not below the number of
+ * parts of its value in env (then it means "all parts", and libspf2 1.2.10
  * expands it wrongly), or above 128 when env is NULL.  out needs
  * 4 * len + 64 bytes.  Returns 0, or -1 (a permerror) with *error_r a
  * static reason.

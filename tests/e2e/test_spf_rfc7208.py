@@ -168,6 +168,10 @@ case("a-cidr4-0-ip6", {"SFX": txt("v=spf1 a/0 -all") + [("A", "9.9.9.9")]}, "fai
      ip="2001:db8::5")
 case("a-cidr6-0-ip4", {"SFX": txt("v=spf1 a//0 -all") + [("AAAA", "2001:db8::1")]},
      "fail")
+case("a-cidr6-0-ip6", {"SFX": txt("v=spf1 a//0 -all") + [("AAAA", "2001:db8::1")]},
+     "pass", ip="2001:db8:99::77")
+case("a-cidr6-0-ip6-nodata", {"SFX": txt("v=spf1 a//0 -all") + [("A", "1.2.3.4")]},
+     "fail", ip="2001:db8:99::77")
 case("a-numeric", {"SFX": txt("v=spf1 a:1.2.3.4 -all")}, "permerror")
 case("a-numeric-toplabel", {"SFX": txt("v=spf1 a:foo.example.123 -all")}, "permerror")
 case("a-dash-in-toplabel", {"SFX": txt("v=spf1 a:e1.SFX.ex-ample -all")}, "fail")
@@ -192,6 +196,13 @@ case("mx-nxdomain", {"SFX": txt("v=spf1 mx:e1.SFX -all")}, "fail")
 case("mx-implicit", {"SFX": txt("v=spf1 mx -all") + [("A", "1.2.3.4")]}, "fail")
 case("mx-cidr4", {"SFX": txt("v=spf1 mx/24 -all") + [("MX", "10 mx1.SFX")],
                   "mx1.SFX": [("A", "1.2.3.77")]}, "pass")
+case("mx-cidr4-0", {"SFX": txt("v=spf1 mx/0 -all") + [("MX", "10 mx1.SFX")],
+                   "mx1.SFX": [("A", "9.9.9.9")]}, "pass")
+case("mx-cidr4-0-nohost", {"SFX": txt("v=spf1 mx/0 -all") + [("MX", "10 mx1.SFX")],
+                           "mx1.SFX": [("AAAA", "2001:db8::9")]}, "fail")
+case("mx-cidr6-0-ip6", {"SFX": txt("v=spf1 mx:e1.SFX//0 -all"),
+                        "e1.SFX": [("MX", "10 mx1.e1.SFX")],
+                        "mx1.e1.SFX": [("AAAA", "2001:db8::9")]}, "pass", ip="fc00::5")
 case("mx-bad-cidr4", {"SFX": txt("v=spf1 mx/33 -all")}, "permerror")
 case("mx-bad-cidr6", {"SFX": txt("v=spf1 mx//129 -all")}, "permerror")
 case("mx-empty-domain", {"SFX": txt("v=spf1 mx: -all")}, "permerror")

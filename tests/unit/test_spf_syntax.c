@@ -42,6 +42,11 @@ static const struct rec_case rec_cases[] = {
     {"v=spf1 a:x.example/0//64", true, "v=spf1 a:x.example//64"},
     {"v=spf1 a//0 -all", false, "v=spf1 a -all"},
     {"v=spf1 mx/24//64", false, "v=spf1 mx/24//64"},
+    {"v=spf1 mx/0 -all", false, "v=spf1 mx:%{d}.mxguard-any.invalid -all"},
+    {"v=spf1 mx:x.example//0", false, "v=spf1 mx:x.example"},
+    {"v=spf1 ~mx:x.example/24//0", true,
+     "v=spf1 ~mx:x.example.mxguard-any.invalid"},
+    {"v=spf1 a:x.example.//0", true, "v=spf1 a:x.example.mxguard-any.invalid"},
     /* Modifiers: unknown dropped, redirect last or gone. */
     {"v=spf1 x-7_.y=%{s} +all", false, "v=spf1 +all"},
     {"v=spf1 redirect=r.example ip4:1.2.3.4", false,
