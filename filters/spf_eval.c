@@ -24,8 +24,13 @@
  * other A/AAAA/MX/PTR query starts a term.  TXT queries outside get_spf
  * are exp= lookups (6.2), never counted, their errors ignored.
  *
+ * A name ending in FLT_SPF_ANY_SUFFIX (a rewritten "a//0", "mx/0") is
+ * looked up without it and answered with the client's own address when it
+ * has any address record; so are the names of such an mx.  Explanations
+ * are fetched for libspf2 but expanded here (flt_spf_explain_expand).
+ *
  * What stays libspf2's: loopback clients pass without a lookup (the filter
- * does not evaluate them), and "mx/0", "a//0" prefixes read as /32, /128.
+ * does not evaluate them), and %{p}'s lookups count as a term.
  */
 #include "spf_eval.h"
 

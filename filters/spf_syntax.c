@@ -18,11 +18,13 @@
  * handing libspf2 only what it gets right removes all of these.
  *
  * SECURITY: records are hostile input, and libspf2 1.2.10's macro expansion
- * is not safe with all of them (CVE-2023-42118): a DIGIT transformer that
- * is not below the number of parts of the value makes it start one byte
- * before the value (seen as a lost first byte, "%{d3}" of "a.b.c" giving
- * ".b.c").  Only grammatical macros reach libspf2, and such DIGITs, which
- * mean "all parts" anyway, are removed (flt_spf_parts knows the values).
+ * (the code of CVE-2023-42118, unfixed in Debian 12) mishandles a DIGIT
+ * transformer that is not below the number of parts of the value: the
+ * first byte is lost ("%{d3}" of "a.b.c" gives ".b.c"); above 128 the
+ * whole evaluation fails.  Valgrind saw no invalid access there, but only
+ * grammatical macros reach libspf2, and such DIGITs, which mean "all
+ * parts" anyway, are removed (flt_spf_parts knows the values).  "a//0",
+ * "mx/0", "mx//0" become names with FLT_SPF_ANY_SUFFIX (spf_eval.c).
  */
 #include "spf_syntax.h"
 
