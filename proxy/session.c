@@ -535,10 +535,11 @@ px_txn_end(struct px_session *s, const char *result)
 {
 	char from[600], rcpt[600], helo[600], syms[1024], backend[600];
 	struct px_txn *t = &s->txn;
-	enum flt_spf spf = flt_chain_spf(s->chain, NULL);
+	enum flt_spf spf;
 
 	if (t->id == 0)
 		return;
+	spf = flt_chain_spf(s->chain, NULL);
 	/* A transaction given up after every recipient was refused ended
 	 * in that refusal. */
 	if (strcmp(result, "abort") == 0 && t->nrcpt == 0 && t->nrcpt_seen > 0)

@@ -313,3 +313,23 @@ def test_spf_config_good(tmp_path):
                 "check_trusted = false; timeout = 5.0; };\n")
     rc, out = check_config(path)
     assert rc == 0, out
+
+
+def test_spf_many_sessions_share_the_pool(backend, make_mx, dns):
+    """More evaluations in flight than worker threads (2 in the tests),
+    each waiting on a slow answer: every MAIL gets its own result."""
+    dns.add("slow.spf.test", "TXT", "v=spf1 ip4:198.18.7.0/24 -all")
+    dns.delay("slow.spf.test", 0.3)
+    dns.add("other.spf.test", "TXT", "v=spf1 -all")
+    mx = start(make_mx, dns, backend)
+    clients = [connect(mx, "198.18.7.%d" % (10 + i)) for i in range(12)]
+    for i, c in enumerate(clients):
+        c.send(("MAIL FROM:<u%d@%s>\r\n" % (i, "slow.spf.test" if i % 2 else
+                                             "other.spf.test")).encode())
+    for c in clients:
+        assert_reply(c.reply(), 250)
+    recs = mx.wait_record("spf", count=12)
+    got = sorted((r["domain"], r["result"]) for r in recs)
+    assert got == sorted([("other.spf.test", "fail")] * 6 + [("slow.spf.test", "pass")] * 6)
+    for c in clients:
+        c.quit()
