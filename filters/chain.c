@@ -32,8 +32,8 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
-    &flt_dnsbl,     &flt_iprev,    &flt_pregreet,   &flt_helo,
-    &flt_ratelimit, &flt_greylist, &flt_reputation,
+    &flt_dnsbl, &flt_iprev,     &flt_pregreet, &flt_helo,
+    &flt_spf,   &flt_ratelimit, &flt_greylist, &flt_reputation,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
 
@@ -244,6 +244,14 @@ flt_spf_get(const struct flt_call *call, const char **domain_r)
 	if (domain_r != NULL)
 		*domain_r = call->chain->spf_domain;
 	return call->chain->spf;
+}
+
+enum flt_spf
+flt_chain_spf(const struct flt_chain *c, const char **domain_r)
+{
+	if (domain_r != NULL)
+		*domain_r = c->spf_domain;
+	return c->spf;
 }
 
 const char *

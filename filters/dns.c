@@ -22,11 +22,13 @@
 #include "dns.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unbound.h>
 
 #include "alloc.h"
@@ -53,6 +55,7 @@ static struct ub_ctx *flt_dns_ctx;
 static pthread_t flt_dns_thread;
 static struct event_base *flt_dns_base;
 static struct event *flt_dns_ev;
+static double flt_dns_sync_timeout = 5.0; /* dns.timeout */
 
 static void
 flt_dns_readable(evutil_socket_t fd, short what, void *arg)
@@ -73,6 +76,8 @@ flt_dns_init(const struct px_config *cfg, const char **error_r)
 {
 	int rc = 0;
 
+	if (cfg->dns.timeout > 0)
+		flt_dns_sync_timeout = cfg->dns.timeout;
 	flt_dns_ctx = ub_ctx_create();
 	if (flt_dns_ctx == NULL) {
 		*error_r = "cannot create the DNS resolver";
@@ -265,15 +270,106 @@ flt_dns_cancel(struct flt_dns_query *q)
 	flt_dns_give_up(q);
 }
 
+/*
+ * A blocking lookup of a worker thread, bounded by dns.timeout: libunbound
+ * answers on the dns thread (flt_dns_sync_answer), which wakes the worker.
+ * A worker that stops waiting cancels the query; if the answer is already
+ * on its way, the dns thread frees it (`abandoned`).
+ */
+struct flt_dns_sync {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	bool abandoned;
+	int err;
+	struct ub_result *result;
+};
+
+static void
+flt_dns_sync_free(struct flt_dns_sync *q)
+{
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+	free(q);
+}
+
+static void
+flt_dns_sync_answer(void *mydata, int err, struct ub_result *result)
+{
+	struct flt_dns_sync *q = mydata;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->abandoned) {
+		pthread_mutex_unlock(&q->mu);
+		if (result != NULL)
+			ub_resolve_free(result);
+		flt_dns_sync_free(q);
+		return;
+	}
+	q->err = err;
+	q->result = result;
+	q->done = true;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
 void
 flt_dns_resolve(const char *name, int rrtype, struct flt_dns_result *res)
 {
-	struct ub_result *r = NULL;
-	int err = ub_resolve(flt_dns_ctx, name, rrtype, 1, &r);
+	struct flt_dns_sync *q = px_calloc(1, sizeof(*q));
+	pthread_condattr_t ca;
+	struct timespec until;
+	int id, rc = 0;
 
-	flt_dns_fill(err, r, rrtype, res);
-	/* The data points into r: flt_dns_result_free releases it. */
-	res->priv = r;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)flt_dns_sync_timeout;
+	until.tv_nsec += (long)((flt_dns_sync_timeout -
+	                         (double)(time_t)flt_dns_sync_timeout) *
+	                        1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (ub_resolve_async(flt_dns_ctx, name, rrtype, 1 /* IN */, q,
+	                     flt_dns_sync_answer, &id) != 0) {
+		flt_dns_sync_free(q);
+		flt_dns_fill(-1, NULL, rrtype, res);
+		return;
+	}
+	pthread_mutex_lock(&q->mu);
+	while (!q->done && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&q->cv, &q->mu, &until);
+	if (!q->done) {
+		/* Not under q->mu: the dns thread may be waiting for it
+		 * inside libunbound's delivery. */
+		pthread_mutex_unlock(&q->mu);
+		if (ub_cancel(flt_dns_ctx, id) == 0) {
+			flt_dns_sync_free(q);
+			memset(res, 0, sizeof(*res));
+			res->status = FLT_DNS_TIMEOUT;
+			res->rrtype = rrtype;
+			return;
+		}
+		pthread_mutex_lock(&q->mu);
+		if (!q->done) {
+			q->abandoned = true;
+			pthread_mutex_unlock(&q->mu);
+			memset(res, 0, sizeof(*res));
+			res->status = FLT_DNS_TIMEOUT;
+			res->rrtype = rrtype;
+			return;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	flt_dns_fill(q->err, q->result, rrtype, res);
+	/* The data points into the result: flt_dns_result_free releases it. */
+	res->priv = q->result;
+	flt_dns_sync_free(q);
 }
 
 void

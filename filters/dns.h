@@ -81,7 +81,8 @@ void flt_dns_cancel(struct flt_dns_query *q);
 /*
  * flt_dns_resolve - blocking lookup for the worker pool (libspf2,
  * libopendkim).  Fills *res (status, n; data stays valid until
- * flt_dns_result_free(res)).  Never on a loop thread.
+ * flt_dns_result_free(res)).  Waits at most dns.timeout seconds, then
+ * answers FLT_DNS_TIMEOUT.  Never on a loop thread.
  */
 void flt_dns_resolve(const char *name, int rrtype, struct flt_dns_result *res);
 void flt_dns_result_free(struct flt_dns_result *res);

@@ -243,6 +243,10 @@ void flt_chain_foreach_symbol(const struct flt_chain *c,
                               void (*fn)(const char *name, void *arg),
                               void *arg);
 
+/* flt_chain_spf - the transaction's SPF result and *domain_r (NULL if
+ * none), as flt_spf_get gives it to filters. */
+enum flt_spf flt_chain_spf(const struct flt_chain *c, const char **domain_r);
+
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);
 
@@ -268,6 +272,7 @@ extern const struct flt_ops flt_pregreet;
 extern const struct flt_ops flt_dnsbl;
 extern const struct flt_ops flt_iprev;
 extern const struct flt_ops flt_helo;
+extern const struct flt_ops flt_spf;
 extern const struct flt_ops flt_ratelimit;
 extern const struct flt_ops flt_greylist;
 extern const struct flt_ops flt_reputation;

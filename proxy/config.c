@@ -62,6 +62,7 @@ static const char *const px_known_keys[] = {
     "control_socket",
     "debug_clock",
     "greylist",
+    "spf",
     "reputation",
     "ratelimit",
     "metrics",
@@ -70,7 +71,6 @@ static const char *const px_known_keys[] = {
 static const char *const px_future_keys[] = {
     "dnswl",
     "uribl",
-    "spf",
     "dkim",
     "dmarc",
     "tls",
@@ -541,6 +541,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	    px_cfg_bool(e, root, "fcrdns", &cfg->fcrdns) < 0)
 		return -1;
 
+	if (px_cfg_auth(e, cfg, root) < 0)
+		return -1;
 	if (px_cfg_state(e, cfg, root) < 0 ||
 	    px_cfg_metrics(e, cfg, root) < 0 || px_cfg_log(e, cfg, root) < 0)
 		return -1;
@@ -815,6 +817,7 @@ px_config_defaults(struct px_config *cfg)
 	cfg->dns.timeout = 3.0;
 	cfg->fcrdns = true;
 	px_cfg_state_defaults(cfg);
+	px_cfg_auth_defaults(cfg);
 }
 
 static void

@@ -189,6 +189,14 @@ struct px_config {
 	struct px_ratelimit *ratelimit;
 	size_t nratelimit;
 
+	/* Sender authentication (config_auth.c). */
+	struct {
+		bool enabled;            /* check unless trusted */
+		bool reject_fail;        /* fail -> 550 5.7.23 */
+		bool tempfail_temperror; /* temperror -> 451 4.7.24 */
+		bool check_trusted;      /* also relay_networks / AUTH */
+		double timeout;          /* seconds for one evaluation */
+	} spf;
 	struct {
 		bool syslog;  /* target = "syslog" (or daemon mode) */
 		int facility; /* LOG_MAIL... */

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "authres.h"
 #include "config.h"
 #include "data.h"
 #include "filter.h"
@@ -54,6 +55,7 @@
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 #include "sockio.h"
+#include "spf_report.h"
 #include "spool.h"
 #include "metrics.h"
 #include "txnlog.h"
@@ -163,6 +165,7 @@ struct px_session {
 	char *headers;
 	/* DATA. */
 	struct px_data_decoder dec;
+	struct px_authres_strip *arstrip; /* allocated at the first DATA */
 	struct px_spool *spool;
 	struct px_txn txn;
 	char *line;
@@ -446,6 +449,7 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 		event_free(s->greet_ev);
 	event_free(s->free_ev);
 	px_spool_free(&s->spool);
+	free(s->arstrip);
 	free(s->helo);
 	free(s->line);
 	free(s->headers);
@@ -560,9 +564,11 @@ px_txn_end(struct px_session *s, const char *result)
 	char from[600], rcpt[600], helo[600], syms[1024], backend[600];
 	char fields[256];
 	struct px_txn *t = &s->txn;
+	enum flt_spf spf;
 
 	if (t->id == 0)
 		return;
+	spf = flt_chain_spf(s->chain, NULL);
 	/* A transaction given up after every recipient was refused ended
 	 * in that refusal. */
 	if (strcmp(result, "abort") == 0 && t->nrcpt == 0 && t->nrcpt_seen > 0)
@@ -596,10 +602,11 @@ px_txn_end(struct px_session *s, const char *result)
 	         t->backend_final && t->backend[0] ? t->backend : "-");
 	px_log_info(
 	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
-	    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s%s "
+	    "nrcpt=%u size=%zu helo=%s tls=- spf=%s score=%.1f symbols=%s%s "
 	    "backend=%s ms=%ld",
 	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
 	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
+	    spf == FLT_SPF_NOT_CHECKED ? "-" : flt_spf_result_name(spf),
 	    flt_chain_score(s->chain), syms, fields, backend,
 	    px_ms_since(&t->start));
 	px_txn_reset(s);
@@ -1280,6 +1287,9 @@ px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
 		s->spool =
 		    px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
 	px_spool_reset(s->spool);
+	if (s->arstrip == NULL)
+		s->arstrip = px_malloc(sizeof(*s->arstrip));
+	px_authres_strip_init(s->arstrip, s->cfg->hostname);
 	px_data_decoder_init(&s->dec, s->cfg->limits.line_length);
 	s->txn.stage = ST_DATA;
 	s->state = S_DATA;
@@ -1410,7 +1420,7 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 /* End of data. */
 
 static void
-px_session_emit(void *ctx, const char *buf, size_t len)
+px_session_spool_put(void *ctx, const char *buf, size_t len)
 {
 	struct px_session *s = ctx;
 	const char *err;
@@ -1428,11 +1438,21 @@ px_session_emit(void *ctx, const char *buf, size_t len)
 	}
 }
 
+/* px_session_emit - decoded DATA bytes: into the spool, less forged
+ * Authentication-Results fields (RFC 8601 5). */
+static void
+px_session_emit(void *ctx, const char *buf, size_t len)
+{
+	struct px_session *s = ctx;
+
+	px_authres_strip_feed(s->arstrip, buf, len, px_session_spool_put, s);
+}
+
 /*
- * px_session_auth_results - the RFC 8601 Authentication-Results header for
- * what was evaluated (so far iprev, section 2.7.3), or nothing.  authserv-id
- * is our hostname.  (Removing forged headers with our authserv-id, and
- * spf/dkim/dmarc, come with the sender-authentication checks.)
+ * px_session_auth_results - the one RFC 8601 Authentication-Results header
+ * for what was evaluated (spf 2.7.2, iprev 2.7.3), or nothing.  authserv-id
+ * is our hostname; forged headers with it were removed as the message came
+ * in (authres.c).
  */
 static size_t
 px_session_auth_results(struct px_session *s, char *buf, size_t size)
@@ -1445,18 +1465,56 @@ px_session_auth_results(struct px_session *s, char *buf, size_t size)
 	};
 	enum flt_iprev iprev;
 	const char *name = flt_chain_client_name(s->chain, &iprev);
-	int n;
+	const char *spf_domain;
+	enum flt_spf spf = flt_chain_spf(s->chain, &spf_domain);
+	char res[2][600];
+	unsigned nres = 0;
+	size_t n;
+	int w;
 
-	if (iprev == FLT_IPREV_NONE)
+	if (spf != FLT_SPF_NOT_CHECKED &&
+	    flt_spf_authres(
+	        res[nres], sizeof(res[0]), spf, spf_domain ? spf_domain : "",
+	        s->txn.from ? s->txn.from : "", s->helo ? s->helo : "") > 0)
+		nres++;
+	if (iprev != FLT_IPREV_NONE)
+		snprintf(res[nres++], sizeof(res[0]),
+		         "iprev=%s policy.iprev=%s%s%s%s", names[iprev],
+		         s->client_ip,
+		         iprev == FLT_IPREV_PASS && name ? " (" : "",
+		         iprev == FLT_IPREV_PASS && name ? name : "",
+		         iprev == FLT_IPREV_PASS && name ? ")" : "");
+	if (nres == 0)
 		return 0;
-	n = snprintf(buf, size,
-	             "Authentication-Results: %s;\r\n\tiprev=%s "
-	             "policy.iprev=%s%s%s%s\r\n",
-	             s->cfg->hostname, names[iprev], s->client_ip,
-	             iprev == FLT_IPREV_PASS && name ? " (" : "",
-	             iprev == FLT_IPREV_PASS && name ? name : "",
-	             iprev == FLT_IPREV_PASS && name ? ")" : "");
-	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+	w = snprintf(buf, size, "Authentication-Results: %s;",
+	             s->cfg->hostname);
+	if (w < 0 || (size_t)w >= size)
+		return 0;
+	n = (size_t)w;
+	for (unsigned i = 0; i < nres; i++) {
+		w = snprintf(buf + n, size - n, "\r\n\t%s%s", res[i],
+		             i + 1 < nres ? ";" : "\r\n");
+		if (w < 0 || (size_t)w >= size - n)
+			return 0;
+		n += (size_t)w;
+	}
+	return n;
+}
+
+/* px_session_received_spf - the Received-SPF header (RFC 7208 9.1), when
+ * SPF was evaluated. */
+static size_t
+px_session_received_spf(struct px_session *s, char *buf, size_t size)
+{
+	const char *domain;
+	enum flt_spf spf = flt_chain_spf(s->chain, &domain);
+
+	if (spf == FLT_SPF_NOT_CHECKED)
+		return 0;
+	return flt_spf_received_spf(buf, size, spf, domain ? domain : "",
+	                            s->cfg->hostname, s->client_ip,
+	                            s->txn.from ? s->txn.from : "",
+	                            s->helo ? s->helo : "");
 }
 
 /* px_session_build_headers - what mxguard prepends: a Received header
@@ -1504,6 +1562,7 @@ px_session_build_headers(struct px_session *s, bool spam)
 		                    : "SMTP",
 		    (unsigned long long)s->id, s->txn.id, date);
 	}
+	n += px_session_received_spf(s, buf + n, sizeof(buf) - n);
 	n += px_session_auth_results(s, buf + n, sizeof(buf) - n);
 	n += flt_chain_spam_headers(s->chain, spam, s->cfg, buf + n,
 	                            sizeof(buf) - n);
@@ -1572,6 +1631,11 @@ px_session_eom(struct px_session *s)
 
 	s->state = S_CMD;
 	s->txn.stage = ST_EOM;
+	if (px_authres_strip_end(s->arstrip, px_session_spool_put, s) > 0)
+		px_log_info(
+		    "%016llx.%u removed %u forged Authentication-Results "
+		    "header(s)",
+		    (unsigned long long)s->id, s->txn.id, s->arstrip->removed);
 	s->txn.size = px_spool_size(s->spool);
 	clock_gettime(CLOCK_MONOTONIC, &s->txn.eod);
 	px_session_set_busy(s);

@@ -79,13 +79,13 @@ _SAFE = bytes(
 
 
 def split_headers(data):
-    """Split the leading header fields mxguard added (Received,
+    """Split the leading header fields mxguard added (Received, Received-SPF,
     Authentication-Results, X-Spam-*)
     from the rest.  Returns (list of (name, full field bytes)), rest)."""
     added = []
     pos = 0
     for _ in range(20):  # bounded
-        m = re.match(rb"(Received|Authentication-Results|X-Spam-Status|X-Spam-Score|X-Spam-Flag):",
+        m = re.match(rb"(Received|Received-SPF|Authentication-Results|X-Spam-Status|X-Spam-Score|X-Spam-Flag):",
                      data[pos:])
         if not m:
             break

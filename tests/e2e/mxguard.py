@@ -128,6 +128,9 @@ def default_config(workdir, backend, port):
         # No reverse DNS lookups unless a test asks (with its own DNS
         # server): tests never send DNS traffic off the machine.
         "fcrdns": False,
+        # No SPF either, for the same reason: test_spf.py and the
+        # Authentication-Results tests turn it on with their DNS server.
+        "spf": {"enabled": False},
     }
 
 
@@ -157,7 +160,7 @@ def log_message(line):
 
 
 class LogRecord:
-    """One session log line: kind is connect / txn / disconnect."""
+    """One session log line: kind is connect / txn / disconnect / spf."""
 
     def __init__(self, sid, n, kind, kv, line):
         self.sid = sid
@@ -176,7 +179,7 @@ class LogRecord:
         return self.line
 
 
-_REC = re.compile(r"^(" + SID + r")(?:\.(\d+))? (connect|txn|disconnect) (.*)$")
+_REC = re.compile(r"^(" + SID + r")(?:\.(\d+))? (connect|txn|disconnect|spf) (.*)$")
 
 
 def parse_records(lines):

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config_auth.c - the sender-authentication settings:
+ *
+ *   spf = { enabled = true; reject_fail = false; tempfail_temperror = false;
+ *           check_trusted = false; timeout = 10.0; };
+ *
+ * SPF runs by default for every client that neither authenticated nor is
+ * in relay_networks; the group sets policy.  spf.timeout bounds one
+ * evaluation (all its lookups); with dns.timeout it must fit inside
+ * timeouts.filter, or the chain would give up first and the result would
+ * be lost instead of being temperror.
+ */
+#include <stdio.h>
+
+#include "config_priv.h"
+
+void
+px_cfg_auth_defaults(struct px_config *cfg)
+{
+	cfg->spf.enabled = true;
+	cfg->spf.reject_fail = false;
+	cfg->spf.tempfail_temperror = false;
+	cfg->spf.check_trusted = false;
+	cfg->spf.timeout = 10.0;
+}
+
+int
+px_cfg_auth(struct px_cfgerr *e, struct px_config *cfg,
+            const config_setting_t *root)
+{
+	static const char *const spf_keys[] = {
+	    "enabled",       "reject_fail", "tempfail_temperror",
+	    "check_trusted", "timeout",     NULL};
+	const config_setting_t *g = config_setting_get_member(root, "spf");
+	double room = cfg->timeouts.filter - cfg->dns.timeout;
+
+	if (g == NULL) {
+		if (cfg->spf.timeout > room - 0.5)
+			cfg->spf.timeout = room - 0.5 > 0.1 ? room - 0.5 : 0.1;
+		return 0;
+	}
+	if (px_cfg_check_keys(e, g, "spf", spf_keys) < 0 ||
+	    px_cfg_bool(e, g, "enabled", &cfg->spf.enabled) < 0 ||
+	    px_cfg_bool(e, g, "reject_fail", &cfg->spf.reject_fail) < 0 ||
+	    px_cfg_bool(e, g, "tempfail_temperror",
+	                &cfg->spf.tempfail_temperror) < 0 ||
+	    px_cfg_bool(e, g, "check_trusted", &cfg->spf.check_trusted) < 0)
+		return -1;
+	if (config_setting_get_member(g, "timeout") == NULL) {
+		if (cfg->spf.timeout > room - 0.5)
+			cfg->spf.timeout = room - 0.5 > 0.1 ? room - 0.5 : 0.1;
+		return 0;
+	}
+	if (px_cfg_double(e, g, "timeout", &cfg->spf.timeout, 0.1, 3600) < 0)
+		return -1;
+	if (cfg->spf.timeout >= room)
+		return px_cfg_fail(
+		    e, config_setting_get_member(g, "timeout"),
+		    "spf.timeout (%.1f) plus dns.timeout must be "
+		    "less than timeouts.filter (%.1f)",
+		    cfg->spf.timeout, cfg->timeouts.filter);
+	return 0;
+}
