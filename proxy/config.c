@@ -63,23 +63,12 @@ static const char *const px_known_keys[] = {
     "greylist",
     "reputation",
     "ratelimit",
+    "accepted_domains_file",
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl",
-    "uribl",
-    "spf",
-    "dkim",
-    "dmarc",
-    "metrics",
-    "tls",
-    "routes",
-    "recipients_file",
-    "accepted_domains_file",
-    "etrn",
-    "auth",
-    "helo",
-    NULL,
+    "dnswl",  "uribl",           "spf",  "dkim", "dmarc", "metrics", "tls",
+    "routes", "recipients_file", "etrn", "auth", "helo",  NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */
@@ -453,6 +442,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 		cfg->nrelay_networks++;
 	}
 	px_strv_free(nets, nnets);
+	if (px_cfg_relay(e, cfg, root) < 0)
+		return -1;
 
 	if ((g = config_setting_get_member(root, "pregreet")) != NULL) {
 		char *action = NULL;
@@ -829,6 +820,7 @@ px_config_free(struct px_config *cfg)
 		free(cfg->accepted_domains[i]);
 	free(cfg->accepted_domains);
 	free(cfg->relay_networks);
+	px_cfg_relay_free(cfg);
 	for (size_t i = 0; i < cfg->nrules; i++)
 		free(cfg->rules[i]);
 	free(cfg->rules);

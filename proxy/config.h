@@ -14,6 +14,8 @@
 
 #include "netaddr.h"
 
+struct px_domains;
+
 enum px_mode {
 	PX_MODE_MX = 0,
 	PX_MODE_SUBMISSION,
@@ -95,6 +97,11 @@ struct px_config {
 	size_t naccepted_domains;
 	struct px_cidr *relay_networks;
 	size_t nrelay_networks;
+	/* Relay control (config_relay.c): accepted_domains and the
+	 * accepted_domains_file, read at each load (so SIGHUP rereads it). */
+	char *accepted_domains_file;
+	struct px_domains *accepted; /* never NULL after a load */
+	bool relay_configured; /* accepted_domains* or relay_networks set */
 	char **rules;
 	size_t nrules;
 	char *user;
@@ -196,6 +203,11 @@ struct px_config {
  * the caller frees.  Blocking (may resolve a backend host name).
  */
 int px_config_load(const char *path, struct px_config **cfg_r, char **error_r);
+
+/* px_config_relay_warning - a warning about relay control to show at
+ * startup, on reload and with -t (a config that refuses every recipient),
+ * or NULL. */
+const char *px_config_relay_warning(const struct px_config *cfg);
 
 /* px_config_ref - take a reference; returns cfg. Thread-safe. */
 struct px_config *px_config_ref(struct px_config *cfg);

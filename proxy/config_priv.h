@@ -48,4 +48,10 @@ int px_cfg_state(struct px_cfgerr *e, struct px_config *cfg,
                  const config_setting_t *root);
 void px_cfg_state_free(struct px_config *cfg);
 
+/* config_relay.c: accepted_domains, accepted_domains_file (after
+ * accepted_domains and relay_networks are read). */
+int px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
+                 const config_setting_t *root);
+void px_cfg_relay_free(struct px_config *cfg);
+
 #endif

@@ -116,6 +116,8 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 		px_log_warn("reload: listener changes take effect only after a "
 		            "restart");
 	px_config_unref(&old);
+	if (px_config_relay_warning(cfg) != NULL)
+		px_log_warn("%s", px_config_relay_warning(cfg));
 	px_config_set_current(cfg);
 	px_log_info("reload: configuration %s loaded", px_config_path);
 }
@@ -184,6 +186,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		if (px_config_relay_warning(cfg) != NULL)
+			fprintf(stderr, "%s: warning: %s\n", px_config_path,
+			        px_config_relay_warning(cfg));
 		printf("%s: configuration OK\n", px_config_path);
 		px_config_unref(&cfg);
 		return 0;
@@ -192,6 +197,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	px_log_init("mxguard", daemonize);
+	if (px_config_relay_warning(cfg) != NULL)
+		px_log_warn("%s", px_config_relay_warning(cfg));
 	/* Signals are caught from before the port is open: a SIGHUP from a
 	 * script that saw the port listen must not kill us (its default
 	 * action); signals that come during startup are handled once the main

@@ -51,6 +51,7 @@
 #include "netaddr.h"
 #include "proxy_proto.h"
 #include "relay.h"
+#include "relay_control.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 #include "sockio.h"
@@ -131,7 +132,9 @@ struct px_session {
 	struct sockaddr_storage client;
 	char client_ip[48];
 	uint16_t client_port;
-	bool counted; /* holds a px_conn_acquire() slot */
+	bool counted;       /* holds a px_conn_acquire() slot */
+	bool relay_client;  /* in relay_networks: may relay anywhere */
+	bool authenticated; /* SMTP AUTH succeeded: may relay anywhere */
 	const char *proxy_version;
 	enum px_sstate state;
 	bool busy;
@@ -644,6 +647,14 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 static void
 px_session_greet(struct px_session *s)
 {
+	/* The client is known now (socket peer or PROXY header). */
+	for (size_t i = 0; i < s->cfg->nrelay_networks; i++) {
+		if (px_cidr_match(&s->cfg->relay_networks[i], &s->client)) {
+			s->relay_client = true;
+			flt_chain_fact_set(s->chain, FLT_FACT_RELAY);
+			break;
+		}
+	}
 	px_log_info(
 	    "%016llx connect client=[%s]:%u listener=%s mode=%s proxy=%s",
 	    (unsigned long long)s->id, s->client_ip, s->client_port,
@@ -1180,6 +1191,36 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 	px_relay_command(s->relay, s->txn.rcpt_line, strlen(s->txn.rcpt_line));
 }
 
+/*
+ * px_session_relay_allowed - relay control, before anything else at RCPT
+ * and before the backend hears of the recipient: a client in relay_networks
+ * or an authenticated one may send anywhere; any other only to an accepted
+ * domain, without sender-specified routing (relay_control.h).  Replies and
+ * returns false when refused.
+ */
+static bool
+px_session_relay_allowed(struct px_session *s)
+{
+	enum px_rcpt_class rc;
+	char rcpt[600], tmp[560];
+
+	if (s->relay_client || s->authenticated)
+		return true;
+	rc = px_rcpt_classify(s->cfg->accepted, s->txn.rcpt,
+	                      strlen(s->txn.rcpt));
+	if (rc == PX_RCPT_LOCAL)
+		return true;
+	/* Postfix's wording, so scripts and users see what they know. */
+	px_reply_policy(s, 554, "5.7.1", "<%s>: Relay access denied",
+	                s->txn.rcpt);
+	snprintf(tmp, sizeof(tmp), "<%s>", s->txn.rcpt);
+	px_log_str(rcpt, sizeof(rcpt), tmp);
+	px_log_info("%016llx.%u relay denied rcpt=%s why=%s client=[%s]",
+	            (unsigned long long)s->id, s->txn.id, rcpt,
+	            px_rcpt_class_name(rc), s->client_ip);
+	return false;
+}
+
 static void
 px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 {
@@ -1206,6 +1247,8 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	                              : px_strndup(cmd->addr.p, cmd->addr.len);
 	s->txn.rcpt_line = px_strdup(line);
 	s->fs.rcpt = s->txn.rcpt;
+	if (!px_session_relay_allowed(s))
+		return;
 	/* A connect- or HELO-stage verdict (pregreet, later DNSBL) is
 	 * applied here, so the log shows sender and recipient (postscreen's
 	 * "enforce"). */

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config_relay.c - the relay control settings: accepted_domains (read by
+ * config.c as strings) and accepted_domains_file, built into one
+ * px_domains set; and the warning for a config that accepts no recipient.
+ *
+ * px_cfg_relay(): build cfg->accepted; errors as "FILE:LINE: message", for
+ *   the domains file its own name and line.
+ * px_cfg_relay_free(): free what px_cfg_relay made.
+ * px_config_relay_warning(): the text main.c shows with -t, at startup and
+ *   on reload.
+ *
+ * The file is read at every load, so a SIGHUP rereads it with the config;
+ * a file that cannot be read fails the load (the running config stays).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "config_priv.h"
+#include "relay_control.h"
+
+/* Longer lines than this in the domains file are refused, not cut. */
+#define PX_DOMAINS_LINE_MAX 1024
+
+static int
+px_cfg_domains_file(struct px_cfgerr *e, struct px_config *cfg,
+                    const config_setting_t *setting)
+{
+	const char *path = cfg->accepted_domains_file;
+	char line[PX_DOMAINS_LINE_MAX + 2];
+	unsigned lineno = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return px_cfg_fail(e, setting,
+		                   "accepted_domains_file \"%s\": %s", path,
+		                   strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t len = strlen(line);
+		char *p = line, *end;
+		const char *err;
+
+		lineno++;
+		if (len > PX_DOMAINS_LINE_MAX && line[len - 1] != '\n') {
+			fclose(f);
+			return px_cfg_fail(e, setting, "%s:%u: line too long",
+			                   path, lineno);
+		}
+		if ((end = strchr(line, '#')) != NULL)
+			*end = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
+		                   end[-1] == '\r' || end[-1] == '\n'))
+			end--;
+		*end = '\0';
+		if (*p == '\0')
+			continue;
+		if (strpbrk(p, " \t") != NULL) {
+			fclose(f);
+			return px_cfg_fail(e, setting,
+			                   "%s:%u: one domain per line", path,
+			                   lineno);
+		}
+		if (px_domains_add(cfg->accepted, p, &err) < 0) {
+			fclose(f);
+			return px_cfg_fail(e, setting, "%s:%u: \"%s\": %s",
+			                   path, lineno, p, err);
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+int
+px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
+             const config_setting_t *root)
+{
+	const config_setting_t *list =
+	    config_setting_get_member(root, "accepted_domains");
+	const config_setting_t *file =
+	    config_setting_get_member(root, "accepted_domains_file");
+	const char *err;
+
+	cfg->accepted = px_domains_new();
+	for (size_t i = 0; i < cfg->naccepted_domains; i++)
+		if (px_domains_add(cfg->accepted, cfg->accepted_domains[i],
+		                   &err) < 0)
+			return px_cfg_fail(e, list,
+			                   "accepted_domains \"%s\": %s",
+			                   cfg->accepted_domains[i], err);
+	if (px_cfg_string(e, root, "accepted_domains_file",
+	                  &cfg->accepted_domains_file, false) < 0)
+		return -1;
+	if (cfg->accepted_domains_file != NULL &&
+	    px_cfg_domains_file(e, cfg, file) < 0)
+		return -1;
+	px_domains_seal(cfg->accepted);
+	cfg->relay_configured =
+	    list != NULL || file != NULL || cfg->nrelay_networks > 0;
+	return 0;
+}
+
+void
+px_cfg_relay_free(struct px_config *cfg)
+{
+	px_domains_free(&cfg->accepted);
+	free(cfg->accepted_domains_file);
+}
+
+const char *
+px_config_relay_warning(const struct px_config *cfg)
+{
+	if (!cfg->relay_configured)
+		return "neither accepted_domains (or accepted_domains_file) "
+		       "nor relay_networks is set: every recipient will be "
+		       "refused with 554 5.7.1 Relay access denied";
+	if (px_domains_count(cfg->accepted) == 0 && cfg->nrelay_networks == 0)
+		return "accepted_domains is empty and relay_networks is not "
+		       "set: every recipient will be refused with 554 5.7.1 "
+		       "Relay access denied";
+	return NULL;
+}
