@@ -294,8 +294,8 @@ static int
 px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
               const config_setting_t *root)
 {
-	static const char *const keys[] = {
-	    "address", "mode", "proxy_protocol", "tls", "require_tls", NULL};
+	static const char *const keys[] = {"address", "mode", "proxy_protocol",
+	                                   "tls", NULL};
 	config_setting_t *ls = config_setting_get_member(root, "listen");
 	int n;
 
@@ -341,6 +341,9 @@ px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
 			return px_cfg_fail(
 			    e, config_setting_get_member(g, "address"),
 			    "listen address \"%s\": %s", l->address, err);
+		if (px_cfg_listen_tls(e, l,
+		                      config_setting_get_member(g, "tls")) < 0)
+			return -1;
 		for (int j = 0; j < i; j++)
 			if (strcmp(cfg->listen[j].address, l->address) == 0)
 				return px_cfg_fail(
@@ -811,8 +814,10 @@ px_config_free(struct px_config *cfg)
 {
 	free(cfg->path);
 	free(cfg->hostname);
-	for (size_t i = 0; i < cfg->nlisten; i++)
+	for (size_t i = 0; i < cfg->nlisten; i++) {
 		free(cfg->listen[i].address);
+		px_cfg_listen_tls_free(&cfg->listen[i]);
+	}
 	free(cfg->listen);
 	free(cfg->backend_str);
 	free(cfg->store);

@@ -75,12 +75,26 @@ enum px_store_error {
 	PX_STORE_ERROR_TEMPFAIL,
 };
 
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
+/* A listener's `tls = { ... }` (config_tls.c).  ctx is NULL without TLS;
+ * it is built at each load, so a SIGHUP reloads certificate and key. */
+struct px_listen_tls {
+	struct ssl_ctx_st *ctx;
+	char *cert;
+	char *key;
+	char *ciphers;
+	bool implicit; /* TLS from the first byte (port 465, RFC 8314) */
+	bool required; /* MAIL refused before STARTTLS (530 5.7.0) */
+};
+
 struct px_listen {
 	char *address; /* as written, for logs */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum px_mode mode;
 	bool proxy_protocol;
+	struct px_listen_tls tls;
 };
 
 struct px_config {
@@ -208,6 +222,11 @@ int px_config_load(const char *path, struct px_config **cfg_r, char **error_r);
  * startup, on reload and with -t (a config that refuses every recipient),
  * or NULL. */
 const char *px_config_relay_warning(const struct px_config *cfg);
+
+/* px_config_listen_tls - the TLS settings of the listener whose address
+ * is as written in the config, or NULL when it has none. */
+const struct px_listen_tls *px_config_listen_tls(const struct px_config *cfg,
+                                                 const char *address);
 
 /* px_config_ref - take a reference; returns cfg. Thread-safe. */
 struct px_config *px_config_ref(struct px_config *cfg);

@@ -54,4 +54,9 @@ int px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
                  const config_setting_t *root);
 void px_cfg_relay_free(struct px_config *cfg);
 
+/* config_tls.c: a listener's tls = { } group (g may be NULL). */
+int px_cfg_listen_tls(struct px_cfgerr *e, struct px_listen *l,
+                      const config_setting_t *g);
+void px_cfg_listen_tls_free(struct px_listen *l);
+
 #endif

@@ -93,7 +93,9 @@ px_same_listeners(const struct px_config *a, const struct px_config *b)
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (strcmp(a->listen[i].address, b->listen[i].address) != 0 ||
 		    a->listen[i].mode != b->listen[i].mode ||
-		    a->listen[i].proxy_protocol != b->listen[i].proxy_protocol)
+		    a->listen[i].proxy_protocol !=
+		        b->listen[i].proxy_protocol ||
+		    a->listen[i].tls.implicit != b->listen[i].tls.implicit)
 			return false;
 	return true;
 }

@@ -30,8 +30,11 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,6 +73,7 @@ enum px_sstate {
 	S_GREET,     /* greet_delay running, or connect filters */
 	S_CMD,       /* reading commands */
 	S_DATA,      /* reading message data */
+	S_TLS,       /* TLS handshake (after STARTTLS, or implicit) */
 };
 
 /* Where a transaction ended, for the log. */
@@ -129,6 +133,15 @@ struct px_session {
 	struct px_listen_info li;
 	struct bufferevent *bev; /* the write side (and the socket) */
 	struct px_reader *rd;    /* the read side */
+	int fd; /* ours until TLS starts, then the TLS bufferevent's (-1) */
+	/* TLS (RFC 3207, RFC 8314): the listener's settings (in s->cfg),
+	 * NULL without; what the handshake gave. */
+	const struct px_listen_tls *tls_cfg;
+	bool tls;
+	bool tls_pending; /* STARTTLS answered, 220 not yet sent */
+	char tls_version[16];
+	char tls_cipher[64];
+	int tls_bits, tls_alg_bits;
 	struct sockaddr_storage client;
 	char client_ip[48];
 	uint16_t client_port;
@@ -177,6 +190,7 @@ static void px_txn_end(struct px_session *s, const char *result);
 static void px_session_relay_cb(void *arg, const struct px_relay_result *res);
 static void px_session_done(struct px_session *s);
 static bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
+static void px_session_tls_start(struct px_session *s);
 
 static uint64_t
 px_session_new_id(void)
@@ -220,10 +234,12 @@ px_session_set_timeout(struct px_session *s)
 {
 	if (s->closing || s->rd == NULL)
 		return;
-	px_reader_set_timeout(s->rd, s->busy ? 0
-	                             : s->state == S_DATA
-	                                 ? s->cfg->timeouts.data_block
-	                                 : s->cfg->timeouts.command);
+	/* The TLS handshake is bounded by the command timeout. */
+	px_reader_set_timeout(s->rd,
+	                      s->state == S_TLS    ? s->cfg->timeouts.command
+	                      : s->busy            ? 0
+	                      : s->state == S_DATA ? s->cfg->timeouts.data_block
+	                                           : s->cfg->timeouts.command);
 }
 
 /* px_session_set_busy - wait for a filter or the backend: the client's
@@ -253,6 +269,9 @@ px_session_drop_socket(struct px_session *s)
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
 }
 
 /* px_write_reply - queue a formatted reply and remember it for the log. */
@@ -463,6 +482,11 @@ px_session_flushed(struct bufferevent *bev, void *arg)
 		px_session_free_later(s);
 		return;
 	}
+	if (s->tls_pending) {
+		/* The 220 to STARTTLS is out: now the handshake. */
+		px_session_tls_start(s);
+		return;
+	}
 	/* Output drained: go on with pipelined commands. */
 	px_session_run(s);
 }
@@ -566,11 +590,12 @@ px_txn_end(struct px_session *s, const char *result)
 	         t->backend_final && t->backend[0] ? t->backend : "-");
 	px_log_info(
 	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
-	    "nrcpt=%u size=%zu helo=%s tls=- score=%.1f symbols=%s "
+	    "nrcpt=%u size=%zu helo=%s tls=%s score=%.1f symbols=%s "
 	    "backend=%s ms=%ld",
 	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
 	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
-	    flt_chain_score(s->chain), syms, backend, px_ms_since(&t->start));
+	    s->tls ? s->tls_version : "-", flt_chain_score(s->chain), syms,
+	    backend, px_ms_since(&t->start));
 	px_txn_reset(s);
 }
 
@@ -644,6 +669,8 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 	px_session_connect_stage(s);
 }
 
+static void px_session_greet_rest(struct px_session *s);
+
 static void
 px_session_greet(struct px_session *s)
 {
@@ -676,6 +703,28 @@ px_session_greet(struct px_session *s)
 	default:
 		s->counted = true;
 	}
+	if (s->li.tls_implicit && !s->tls) {
+		/* RFC 8314 3.3: TLS first; the banner comes after. */
+		if (s->tls_cfg == NULL) {
+			px_log_warn(
+			    "%016llx implicit TLS listener %s has no tls "
+			    "settings in the running config",
+			    (unsigned long long)s->id, s->li.address);
+			px_session_close(s, "tls");
+			return;
+		}
+		px_session_set_busy(s);
+		px_session_tls_start(s);
+		return;
+	}
+	px_session_greet_rest(s);
+}
+
+/* px_session_greet_rest - the banner (after greet_delay) and the connect
+ * filters. */
+static void
+px_session_greet_rest(struct px_session *s)
+{
 	s->state = S_GREET;
 	px_session_set_busy(s);
 	if (s->cfg->greet_delay > 0) {
@@ -774,14 +823,16 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 			s->adv_size = caps.size_max;
 		s->adv_smtputf8 = known && caps.smtputf8;
 		s->adv_dsn = known && caps.dsn;
-		n = snprintf(buf, sizeof(buf),
-		             "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		             "%s250-ENHANCEDSTATUSCODES\r\n%s%s",
-		             s->cfg->hostname, s->adv_size,
-		             !known || caps.eightbitmime ? "250-8BITMIME\r\n"
-		                                         : "",
-		             s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
-		             s->adv_dsn ? "250-DSN\r\n" : "");
+		/* RFC 3207 4.2: no STARTTLS once under TLS. */
+		n = snprintf(
+		    buf, sizeof(buf),
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
+		    "%s250-ENHANCEDSTATUSCODES\r\n%s%s%s",
+		    s->cfg->hostname, s->adv_size,
+		    !known || caps.eightbitmime ? "250-8BITMIME\r\n" : "",
+		    s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
+		    s->adv_dsn ? "250-DSN\r\n" : "",
+		    s->tls_cfg != NULL && !s->tls ? "250-STARTTLS\r\n" : "");
 		/* The last line takes a space after the code. */
 		buf[n - 2] = '\0';
 		char *last = strrchr(buf, '\n');
@@ -1043,6 +1094,12 @@ px_cmd_mail(struct px_session *s, const struct px_cmd *cmd)
 	}
 	if (s->txn.active) {
 		px_reply_error(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (s->tls_cfg != NULL && s->tls_cfg->required && !s->tls) {
+		/* RFC 3207 4: the listener's policy requires TLS. */
+		px_reply_error(s, 530, "5.7.0",
+		               "Must issue a STARTTLS command first");
 		return;
 	}
 	px_txn_begin(s);
@@ -1325,6 +1382,198 @@ px_cmd_rset(struct px_session *s)
 	px_reply(s, 250, "2.0.0", "Ok");
 }
 
+/* TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314). */
+
+static void px_session_on_read(void *arg, enum px_read_what what);
+static void px_session_eventcb(struct bufferevent *bev, short what, void *arg);
+
+/* px_session_tls_error - log why a handshake failed (OpenSSL's queue,
+ * then the socket error) and clear the thread's error queue. */
+static void
+px_session_tls_error(struct px_session *s, short what)
+{
+	unsigned long err = s->bev ? bufferevent_get_openssl_error(s->bev) : 0;
+	char buf[256], reason[600];
+
+	if (err == 0)
+		err = ERR_peek_last_error();
+	if (err != 0)
+		ERR_error_string_n(err, buf, sizeof(buf));
+	else
+		snprintf(buf, sizeof(buf), "%s",
+		         (what & BEV_EVENT_EOF) ? "connection closed"
+		         : errno != 0           ? strerror(errno)
+		                                : "failed");
+	while (s->bev != NULL && bufferevent_get_openssl_error(s->bev) != 0)
+		;
+	ERR_clear_error();
+	/* OpenSSL's texts hold spaces: quoted, as every log value. */
+	px_log_info("%016llx tls handshake failed client=[%s]:%u reason=%s",
+	            (unsigned long long)s->id, s->client_ip, s->client_port,
+	            px_log_str(reason, sizeof(reason), buf));
+}
+
+/* px_session_tls_done - the handshake is over: RFC 3207 4.2, the client
+ * starts again with EHLO (we forget what it said before), then go on. */
+static void
+px_session_tls_done(struct px_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->tls = true;
+	snprintf(s->tls_version, sizeof(s->tls_version), "%s",
+	         SSL_get_version(ssl));
+	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s",
+	         SSL_get_cipher_name(ssl));
+	s->tls_bits = SSL_get_cipher_bits(ssl, &s->tls_alg_bits);
+	px_log_info("%016llx tls version=%s cipher=%s bits=%d implicit=%s",
+	            (unsigned long long)s->id, s->tls_version, s->tls_cipher,
+	            s->tls_bits, s->li.tls_implicit ? "yes" : "no");
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	s->fs.helo = NULL;
+	s->fs.esmtp = false;
+	s->adv_smtputf8 = s->adv_dsn = false;
+	s->adv_size = 0;
+	if (s->li.tls_implicit) {
+		/* Implicit TLS (never STARTTLS there): the banner now. */
+		px_session_greet_rest(s);
+		return;
+	}
+	s->state = S_CMD;
+	px_session_done(s);
+}
+
+static void
+px_session_tls_readcb(struct bufferevent *bev, void *arg)
+{
+	struct px_session *s = arg;
+
+	if (s->closing || s->rd == NULL)
+		return;
+	px_reader_bev_data(s->rd);
+}
+
+static void
+px_session_tls_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct px_session *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (!s->closing && s->state == S_TLS)
+			px_session_tls_done(s);
+		return;
+	}
+	if (s->state == S_TLS && !s->closing) {
+		/* SECURITY: a failed or abandoned handshake: nothing is
+		 * said in the clear; the socket and the SSL go. */
+		px_session_tls_error(s, what);
+		px_session_drop_socket(s);
+		px_session_close(s, "tls");
+		return;
+	}
+	ERR_clear_error();
+	if ((what & BEV_EVENT_READING) && s->rd != NULL && !s->closing) {
+		px_reader_bev_event(s->rd, what);
+		return;
+	}
+	px_session_eventcb(bev, what, s);
+}
+
+/*
+ * px_session_tls_start - hand the socket to an OpenSSL bufferevent as the
+ * server side of a handshake.  The plain reader and bufferevent go (their
+ * buffers are empty: the 220 was sent, pipelined input discarded); the
+ * socket is the TLS bufferevent's from now on (it closes it and frees the
+ * SSL).  The session stays busy in S_TLS until px_session_tls_done.
+ */
+static void
+px_session_tls_start(struct px_session *s)
+{
+	struct timeval wt = px_timeval(s->cfg->timeouts.command);
+	SSL *ssl = SSL_new(s->tls_cfg->ctx);
+
+	s->tls_pending = false;
+	s->state = S_TLS;
+	px_reader_free(&s->rd);
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	if (ssl == NULL) {
+		ERR_clear_error();
+		px_log_err("%016llx SSL_new failed", (unsigned long long)s->id);
+		px_session_drop_socket(s);
+		px_session_close(s, "tls");
+		return;
+	}
+	s->bev = bufferevent_openssl_socket_new(s->base, s->fd, ssl,
+	                                        BUFFEREVENT_SSL_ACCEPTING,
+	                                        BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		SSL_free(ssl);
+		px_log_err("%016llx cannot start TLS",
+		           (unsigned long long)s->id);
+		px_session_drop_socket(s);
+		px_session_close(s, "tls");
+		return;
+	}
+	s->fd = -1;
+	/* Many SMTP clients close without close_notify after QUIT: an EOF,
+	 * not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	bufferevent_setcb(s->bev, px_session_tls_readcb, px_session_flushed,
+	                  px_session_tls_eventcb, s);
+	bufferevent_set_timeouts(s->bev, NULL, &wt);
+	bufferevent_enable(s->bev, EV_WRITE);
+	s->rd = px_reader_new_bev(s->base, s->bev, PX_IN_HIGH,
+	                          px_session_on_read, s);
+	px_session_set_busy(s);
+}
+
+/* px_cmd_starttls - RFC 3207 4. */
+static void
+px_cmd_starttls(struct px_session *s)
+{
+	struct evbuffer *in = px_reader_input(s->rd);
+	size_t junk;
+
+	if (s->tls_cfg == NULL) {
+		px_reply_error(s, 502, "5.5.1",
+		               "Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		px_reply_error(s, 554, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (s->txn.active) {
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: MAIL transaction in progress");
+		return;
+	}
+	px_reply(s, 220, "2.0.0", "Ready to start TLS");
+	/* SECURITY (CVE-2011-0411 class): whatever the client sent after
+	 * STARTTLS in the clear must never run as if it came under TLS. */
+	junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		px_log_warn("%016llx discarded %zu bytes pipelined after "
+		            "STARTTLS from [%s]",
+		            (unsigned long long)s->id, junk, s->client_ip);
+		evbuffer_drain(in, junk);
+	}
+	/* The backend connection knew the old HELO: a fresh one after. */
+	px_relay_release(&s->relay);
+	px_session_set_busy(s);
+	s->state = S_TLS;
+	if (px_sock_flush(s->bev)) {
+		px_session_tls_start(s);
+		return;
+	}
+	/* px_session_flushed starts it once the 220 is out. */
+	s->tls_pending = true;
+	px_reader_stop(s->rd);
+}
+
 /* px_session_command - handle one command line (without CRLF). */
 static void
 px_session_command(struct px_session *s, const char *line, size_t len)
@@ -1388,6 +1637,9 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 		return;
 	case PX_VERB_NOOP:
 		px_reply(s, 250, "2.0.0", "Ok");
+		return;
+	case PX_VERB_STARTTLS:
+		px_cmd_starttls(s);
 		return;
 	case PX_VERB_QUIT:
 		if (s->txn.active)
@@ -1478,7 +1730,10 @@ px_session_build_headers(struct px_session *s, bool spam)
 	bool told = px_relay_xclient_done(s->relay) ||
 	            (caps->xforward && (caps->xforward_attrs & PX_XATTR_ADDR));
 
-	if (!told) {
+	/* XCLIENT and XFORWARD have no attribute for TLS: under TLS the
+	 * Received header is how the backend learns of it (as Postfix
+	 * writes it: "(using TLSv1.3 with cipher ... (256/256 bits))"). */
+	if (!told || s->tls) {
 		time_t now = time(NULL);
 		struct tm tm;
 		char helo[300];
@@ -1498,18 +1753,26 @@ px_session_build_headers(struct px_session *s, bool spam)
 			if ((unsigned char)*p <= ' ' ||
 			    (unsigned char)*p >= 0x7f || *p == '(' || *p == ')')
 				*p = '?';
-		/* "with" protocol names: RFC 3848, and UTF8SMTP from
-		 * RFC 6531 section 3.7.4. */
+		char using[160] = "";
+
+		if (s->tls)
+			snprintf(using, sizeof(using),
+			         "\t(using %s with cipher %s (%d/%d bits))\r\n",
+			         s->tls_version, s->tls_cipher, s->tls_bits,
+			         s->tls_alg_bits);
+		/* "with" protocol names: RFC 3848 (ESMTPS under TLS), and
+		 * UTF8SMTP(S) from RFC 6531 section 3.7.4. */
 		n += (size_t)snprintf(
 		    buf + n, sizeof(buf) - n,
-		    "Received: from %s (%s%s[%s])\r\n\tby %s "
-		    "(mxguard) with %s id %016llx.%u;\r\n\t%s\r\n",
+		    "Received: from %s (%s%s[%s])\r\n%s\tby %s "
+		    "(mxguard) with %s%s id %016llx.%u;\r\n\t%s\r\n",
 		    helo, rdns ? rdns : "", rdns ? " " : "", s->client_ip,
-		    s->cfg->hostname,
+		    using, s->cfg->hostname,
 		    s->txn.smtputf8 ? "UTF8SMTP"
 		    : s->esmtp      ? "ESMTP"
 		                    : "SMTP",
-		    (unsigned long long)s->id, s->txn.id, date);
+		    s->tls ? "S" : "", (unsigned long long)s->id, s->txn.id,
+		    date);
 	}
 	n += px_session_auth_results(s, buf + n, sizeof(buf) - n);
 	n += flt_chain_spam_headers(s->chain, spam, s->cfg, buf + n,
@@ -1731,6 +1994,8 @@ px_session_run(struct px_session *s)
 	s->in_run = false;
 	if (s->closing)
 		return;
+	/* STARTTLS may have replaced the socket's reader and bufferevent. */
+	in = px_reader_input(s->rd);
 	px_sock_flush(s->bev);
 	px_reader_resume(s->rd);
 	/* After EOF, once nothing complete is left to answer. */
@@ -1917,6 +2182,17 @@ px_session_on_read(void *arg, enum px_read_what what)
 		px_session_run(s);
 		return;
 	case PX_READ_TIMEOUT:
+		if (s->state == S_TLS) {
+			/* A handshake that never finished: nothing can be
+			 * said to the client. */
+			px_log_info("%016llx tls handshake timed out "
+			            "client=[%s]:%u",
+			            (unsigned long long)s->id, s->client_ip,
+			            s->client_port);
+			px_session_drop_socket(s);
+			px_session_close(s, "timeout");
+			return;
+		}
 		if (s->state != S_PROXY)
 			px_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 			         s->cfg->hostname);
@@ -1986,7 +2262,11 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li, int fd,
 	memcpy(&ss, peer, peerlen < sizeof(ss) ? peerlen : sizeof(ss));
 	px_session_set_client(s, &ss);
 	s->proxy_version = "-";
-	s->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->tls_cfg = px_config_listen_tls(s->cfg, li->address);
+	/* The session closes fd itself (px_session_drop_socket): STARTTLS
+	 * frees this bufferevent and keeps the socket. */
+	s->fd = fd;
+	s->bev = bufferevent_socket_new(s->base, fd, 0);
 	s->free_ev = evtimer_new(s->base, px_session_free_cb, s);
 	px_loop_register(loop, s->id, s);
 
