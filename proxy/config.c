@@ -64,6 +64,7 @@ static const char *const px_known_keys[] = {
     "reputation",
     "ratelimit",
     "accepted_domains_file",
+    "backend_tls",
     NULL,
 };
 static const char *const px_future_keys[] = {
@@ -445,7 +446,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 		cfg->nrelay_networks++;
 	}
 	px_strv_free(nets, nnets);
-	if (px_cfg_relay(e, cfg, root) < 0)
+	if (px_cfg_relay(e, cfg, root) < 0 ||
+	    px_cfg_backend_tls(e, cfg, root) < 0)
 		return -1;
 
 	if ((g = config_setting_get_member(root, "pregreet")) != NULL) {
@@ -826,6 +828,7 @@ px_config_free(struct px_config *cfg)
 	free(cfg->accepted_domains);
 	free(cfg->relay_networks);
 	px_cfg_relay_free(cfg);
+	px_cfg_backend_tls_free(cfg);
 	for (size_t i = 0; i < cfg->nrules; i++)
 		free(cfg->rules[i]);
 	free(cfg->rules);

@@ -77,6 +77,12 @@ enum px_store_error {
 
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
+enum px_backend_tls_mode {
+	PX_BACKEND_TLS_OPPORTUNISTIC = 0,
+	PX_BACKEND_TLS_REQUIRED,
+	PX_BACKEND_TLS_OFF,
+};
+
 /* A listener's `tls = { ... }` (config_tls.c).  ctx is NULL without TLS;
  * it is built at each load, so a SIGHUP reloads certificate and key. */
 struct px_listen_tls {
@@ -209,6 +215,14 @@ struct px_config {
 	} reputation;
 	struct px_ratelimit *ratelimit;
 	size_t nratelimit;
+
+	/* backend_tls = { } (config_tls.c). */
+	struct {
+		enum px_backend_tls_mode mode;
+		char *ca_file;
+		char *verify_name;
+		struct ssl_ctx_st *ctx; /* NULL when mode is off */
+	} backend_tls;
 };
 
 /*

@@ -179,3 +179,87 @@ px_config_listen_tls(const struct px_config *cfg, const char *address)
 			return &cfg->listen[i].tls;
 	return NULL;
 }
+
+/*
+ * px_cfg_backend_tls - backend_tls = { mode; ca_file; verify_name; }: TLS
+ * to the backend through its STARTTLS (RFC 3207).  "opportunistic" (the
+ * default) uses it when offered; "required" refuses to relay without it;
+ * "off" never tries.  The certificate is verified when ca_file or
+ * verify_name is given (verify_name alone: the system's CAs), never
+ * otherwise.
+ */
+int
+px_cfg_backend_tls(struct px_cfgerr *e, struct px_config *cfg,
+                   const config_setting_t *root)
+{
+	static const char *const keys[] = {"mode", "ca_file", "verify_name",
+	                                   NULL};
+	const config_setting_t *g =
+	    config_setting_get_member(root, "backend_tls");
+	char *mode = NULL, ebuf[256];
+	SSL_CTX *ctx;
+
+	cfg->backend_tls.mode = PX_BACKEND_TLS_OPPORTUNISTIC;
+	if (g != NULL) {
+		if (px_cfg_check_keys(e, g, "backend_tls", keys) < 0 ||
+		    px_cfg_string(e, g, "mode", &mode, false) < 0 ||
+		    px_cfg_string(e, g, "ca_file", &cfg->backend_tls.ca_file,
+		                  false) < 0 ||
+		    px_cfg_string(e, g, "verify_name",
+		                  &cfg->backend_tls.verify_name, false) < 0) {
+			free(mode);
+			return -1;
+		}
+		if (mode == NULL || strcmp(mode, "opportunistic") == 0) {
+			cfg->backend_tls.mode = PX_BACKEND_TLS_OPPORTUNISTIC;
+		} else if (strcmp(mode, "required") == 0) {
+			cfg->backend_tls.mode = PX_BACKEND_TLS_REQUIRED;
+		} else if (strcmp(mode, "off") == 0) {
+			cfg->backend_tls.mode = PX_BACKEND_TLS_OFF;
+		} else {
+			free(mode);
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "mode"),
+			    "backend_tls mode must be \"opportunistic\", "
+			    "\"required\" or \"off\"");
+		}
+		free(mode);
+	}
+	if (cfg->backend_tls.mode == PX_BACKEND_TLS_OFF)
+		return 0;
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL)
+		return px_cfg_fail(e, g, "backend_tls: %s",
+		                   px_tls_errstr(ebuf, sizeof(ebuf)));
+	cfg->backend_tls.ctx = ctx;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx,
+	                    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	if (cfg->backend_tls.ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, cfg->backend_tls.ca_file,
+		                                  NULL) != 1)
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "ca_file"),
+			    "backend_tls ca_file \"%s\": %s",
+			    cfg->backend_tls.ca_file,
+			    px_tls_errstr(ebuf, sizeof(ebuf)));
+	} else if (cfg->backend_tls.verify_name != NULL) {
+		SSL_CTX_set_default_verify_paths(ctx);
+	}
+	SSL_CTX_set_verify(ctx,
+	                   cfg->backend_tls.ca_file != NULL ||
+	                           cfg->backend_tls.verify_name != NULL
+	                       ? SSL_VERIFY_PEER
+	                       : SSL_VERIFY_NONE,
+	                   NULL);
+	ERR_clear_error();
+	return 0;
+}
+
+void
+px_cfg_backend_tls_free(struct px_config *cfg)
+{
+	SSL_CTX_free(cfg->backend_tls.ctx);
+	free(cfg->backend_tls.ca_file);
+	free(cfg->backend_tls.verify_name);
+}

@@ -121,6 +121,8 @@ class Conn:
         self.xforward_lines = []
         self.closed = False
         self.closed_by = None  # "peer" or "us"
+        self.tls_version = None  # after STARTTLS: "TLSv1.3"...
+        self.tls_error = None  # a failed handshake's exception text
 
     def __repr__(self):
         return "Conn(%d, commands=%r, closed=%r)" % (
@@ -143,8 +145,17 @@ class Backend:
         banner="backend.test ESMTP testbackend",
         host="127.0.0.1",
         hostname="backend.test",
+        tls=None,
     ):
+        """tls=(certfile, keyfile): offer STARTTLS (before TLS only) and
+        do the server side of it."""
         self.caps = list(DEFAULT_CAPS if caps is None else caps)
+        self._sslctx = None
+        if tls is not None:
+            import ssl
+
+            self._sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._sslctx.load_cert_chain(tls[0], tls[1])
         if xclient:
             self.caps.append(XCLIENT_CAP)
         if xforward:
@@ -445,8 +456,10 @@ class Backend:
         writer.write(text.encode("utf-8", "surrogateescape"))
         await writer.drain()
 
-    def _ehlo_reply(self):
+    def _ehlo_reply(self, conn=None):
         lines = [self.hostname] + self.caps
+        if self._sslctx is not None and conn is not None and conn.tls_version is None:
+            lines.append("STARTTLS")
         out = []
         for i, l in enumerate(lines):
             sep = " " if i == len(lines) - 1 else "-"
@@ -475,7 +488,7 @@ class Backend:
                 greeted = True
                 txn = None
                 reply = override or (
-                    self._ehlo_reply() if verb == "EHLO" else "250 " + self.hostname
+                    self._ehlo_reply(conn) if verb == "EHLO" else "250 " + self.hostname
                 )
                 await self._reply(writer, reply)
             elif verb == "XCLIENT":
@@ -583,6 +596,21 @@ class Backend:
                 await self._reply(writer, override or "250 2.0.0 Ok")
             elif verb == "NOOP":
                 await self._reply(writer, override or "250 2.0.0 Ok")
+            elif verb == "STARTTLS" and self._sslctx is not None and conn.tls_version is None:
+                await self._reply(writer, override or "220 2.0.0 Ready to start TLS")
+                if override and not override.startswith("220"):
+                    continue
+                try:
+                    await writer.start_tls(self._sslctx)
+                except (OSError, ConnectionError) as e:  # ssl.SSLError is an OSError
+                    self._note(lambda: setattr(conn, "tls_error", str(e)))
+                    raise _Eof()
+                version = writer.get_extra_info("ssl_object").version()
+                self._note(lambda: setattr(conn, "tls_version", version))
+                # RFC 3207 4.2: the client starts over with EHLO.
+                greeted = False
+                txn = None
+                xforward = {}
             elif verb == "QUIT":
                 await self._reply(writer, override or "221 2.0.0 Bye")
                 self._note(lambda: setattr(conn, "closed_by", "peer-quit"))
