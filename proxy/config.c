@@ -65,6 +65,7 @@ static const char *const px_known_keys[] = {
     "ratelimit",
     "accepted_domains_file",
     "backend_tls",
+    "sender_login_match",
     NULL,
 };
 static const char *const px_future_keys[] = {

@@ -121,7 +121,8 @@ struct px_config {
 	 * accepted_domains_file, read at each load (so SIGHUP rereads it). */
 	char *accepted_domains_file;
 	struct px_domains *accepted; /* never NULL after a load */
-	bool relay_configured; /* accepted_domains* or relay_networks set */
+	bool relay_configured;   /* accepted_domains* or relay_networks set */
+	bool sender_login_match; /* MAIL FROM must be the AUTH user */
 	char **rules;
 	size_t nrules;
 	char *user;

@@ -2,7 +2,8 @@
 /*
  * config_relay.c - the relay control settings: accepted_domains (read by
  * config.c as strings) and accepted_domains_file, built into one
- * px_domains set; and the warning for a config that accepts no recipient.
+ * px_domains set; sender_login_match; and the warning for a config that
+ * accepts no recipient.
  *
  * px_cfg_relay(): build cfg->accepted; errors as "FILE:LINE: message", for
  *   the domains file its own name and line.
@@ -100,6 +101,9 @@ px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
 	    px_cfg_domains_file(e, cfg, file) < 0)
 		return -1;
 	px_domains_seal(cfg->accepted);
+	if (px_cfg_bool(e, root, "sender_login_match",
+	                &cfg->sender_login_match) < 0)
+		return -1;
 	cfg->relay_configured =
 	    list != NULL || file != NULL || cfg->nrelay_networks > 0;
 	return 0;

@@ -88,7 +88,8 @@ struct px_relay {
 	struct px_relay *pool_next, *pool_prev;
 	struct px_caps caps;
 	bool xclient_done;
-	bool tls; /* under TLS with the backend */
+	bool tls;     /* under TLS with the backend */
+	bool private; /* carries a client's AUTH: never pooled */
 	/* Copies of the client facts, for XCLIENT. */
 	char client_ip[64];
 	uint16_t client_port;
@@ -178,6 +179,12 @@ px_relay_free(struct px_relay **rp)
 	free(r->reply);
 	px_config_unref(&r->cfg);
 	free(r);
+}
+
+void
+px_relay_set_private(struct px_relay *r)
+{
+	r->private = true;
 }
 
 bool
@@ -833,6 +840,7 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	snprintf(r->proto, sizeof(r->proto), "%s", client->proto);
 	r->xclient_done = false;
 	r->tls = false;
+	r->private = false;
 	r->reply_len = 0;
 	px_relay_close_socket(r);
 	r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -941,8 +949,8 @@ px_relay_release(struct px_relay **rp)
 	*rp = NULL;
 	/* Only a clean connection that carries no client's identity: after
 	 * XCLIENT the backend's idea of the client belongs to that client. */
-	if (r->state != R_READY || r->xclient_done || r->rd == NULL ||
-	    r->bev == NULL ||
+	if (r->state != R_READY || r->xclient_done || r->private ||
+	    r->rd == NULL || r->bev == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(r->bev)) > 0 ||
 	    px_pool_len >= r->cfg->backend_pool.max_idle) {
 		px_relay_quit(r);

@@ -113,6 +113,10 @@ const struct px_caps *px_relay_caps(const struct px_relay *r);
  * client, so no Received header is needed. */
 bool px_relay_xclient_done(const struct px_relay *r);
 
+/* px_relay_set_private - the connection now carries one client's SMTP
+ * AUTH: px_relay_release() closes it instead of pooling it. */
+void px_relay_set_private(struct px_relay *r);
+
 /* px_relay_command - send one command line (no CRLF) and answer with the
  * reply. */
 void px_relay_command(struct px_relay *r, const char *line, size_t len);

@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -100,6 +101,7 @@ enum px_relay_op {
 	OP_RSET_CLIENT, /* the client's RSET: reply 250 after */
 	OP_RSET_HELO,   /* HELO/EHLO in a transaction: its filters after */
 	OP_MESSAGE,
+	OP_AUTH, /* an AUTH line or SASL response relayed */
 };
 
 struct px_txn {
@@ -148,6 +150,13 @@ struct px_session {
 	bool counted;       /* holds a px_conn_acquire() slot */
 	bool relay_client;  /* in relay_networks: may relay anywhere */
 	bool authenticated; /* SMTP AUTH succeeded: may relay anywhere */
+	/* SMTP AUTH passthrough (RFC 4954): the backend decides. */
+	char *auth_user;     /* once authenticated */
+	char *auth_line;     /* SECURITY: secret; wiped when sent */
+	char auth_cand[256]; /* the user name the exchange carries */
+	unsigned auth_mech;  /* PX_AUTH_PLAIN / PX_AUTH_LOGIN */
+	unsigned auth_nresp; /* SASL responses relayed so far */
+	bool auth_expect;    /* the next client line is a SASL response */
 	const char *proxy_version;
 	enum px_sstate state;
 	bool busy;
@@ -451,8 +460,14 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	event_free(s->free_ev);
 	px_spool_free(&s->spool);
 	free(s->helo);
+	if (s->line != NULL)
+		explicit_bzero(s->line, s->cfg->limits.line_length + 2);
 	free(s->line);
 	free(s->headers);
+	free(s->auth_user);
+	if (s->auth_line != NULL)
+		explicit_bzero(s->auth_line, strlen(s->auth_line));
+	free(s->auth_line);
 	free(s->txn.from);
 	free(s->txn.mail_line);
 	free(s->txn.first_rcpt);
@@ -833,6 +848,16 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 		    s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
 		    s->adv_dsn ? "250-DSN\r\n" : "",
 		    s->tls_cfg != NULL && !s->tls ? "250-STARTTLS\r\n" : "");
+		/* RFC 4954 4 and RFC 8314: AUTH on a submission listener,
+		 * under TLS only, with what the backend can check. */
+		if (s->li.mode == PX_MODE_SUBMISSION && s->tls && known &&
+		    (caps.auth & (PX_AUTH_PLAIN | PX_AUTH_LOGIN)) &&
+		    (size_t)n < sizeof(buf))
+			n += snprintf(
+			    buf + n, sizeof(buf) - (size_t)n,
+			    "250-AUTH%s%s\r\n",
+			    (caps.auth & PX_AUTH_PLAIN) ? " PLAIN" : "",
+			    (caps.auth & PX_AUTH_LOGIN) ? " LOGIN" : "");
 		/* The last line takes a space after the code. */
 		buf[n - 2] = '\0';
 		char *last = strrchr(buf, '\n');
@@ -1100,6 +1125,18 @@ px_cmd_mail(struct px_session *s, const struct px_cmd *cmd)
 		/* RFC 3207 4: the listener's policy requires TLS. */
 		px_reply_error(s, 530, "5.7.0",
 		               "Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->authenticated && s->cfg->sender_login_match && !cmd->null_path &&
+	    (cmd->addr.len != strlen(s->auth_user) ||
+	     strncasecmp(cmd->addr.p, s->auth_user, cmd->addr.len) != 0)) {
+		/* Postfix's reject_sender_login_mismatch, in its words. */
+		px_reply_policy(
+		    s, 553, "5.7.1",
+		    "<%.*s>: Sender address rejected: not owned by "
+		    "user %s",
+		    (int)(cmd->addr.len > 300 ? 300 : cmd->addr.len),
+		    cmd->addr.p, s->auth_user);
 		return;
 	}
 	px_txn_begin(s);
@@ -1382,6 +1419,223 @@ px_cmd_rset(struct px_session *s)
 	px_reply(s, 250, "2.0.0", "Ok");
 }
 
+/*
+ * SMTP AUTH passthrough (RFC 4954): on a submission listener under TLS the
+ * client's AUTH line and each SASL response go to the backend as they are,
+ * and each backend reply (334 challenges, then 235 or an error) comes back
+ * as it is: the backend checks the password, mxguard never sees it in the
+ * clear beyond relaying it and never logs it.  The backend connection then
+ * belongs to this session (never pooled).  The user name for the log and
+ * sender_login_match is read from the PLAIN (RFC 4616) or LOGIN exchange.
+ */
+
+/* px_session_auth_clear - the exchange is over (either way). */
+static void
+px_session_auth_clear(struct px_session *s)
+{
+	if (s->auth_line != NULL)
+		explicit_bzero(s->auth_line, strlen(s->auth_line));
+	free(s->auth_line);
+	s->auth_line = NULL;
+	s->auth_expect = false;
+	s->auth_nresp = 0;
+}
+
+/* px_sasl_user - decode one base64 SASL response and take the user name:
+ * PLAIN "authzid NUL authcid NUL passwd" gives authcid, LOGIN's first
+ * response is the name.  Unprintable names are not kept. */
+static void
+px_sasl_user(struct px_session *s, const char *b64, size_t len)
+{
+	unsigned char out[768];
+	int n, pad = 0;
+	const unsigned char *user = out;
+	size_t ulen;
+
+	s->auth_cand[0] = '\0';
+	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(out) - 1)
+		return;
+	n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len);
+	if (n < 0)
+		return;
+	pad = (b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
+	n -= pad;
+	if (s->auth_mech == PX_AUTH_PLAIN) {
+		const unsigned char *z = memchr(out, '\0', (size_t)n), *z2;
+
+		if (z == NULL)
+			goto wipe;
+		user = z + 1;
+		z2 = memchr(user, '\0', (size_t)(out + n - user));
+		if (z2 == NULL)
+			goto wipe;
+		ulen = (size_t)(z2 - user);
+	} else {
+		ulen = (size_t)n;
+	}
+	if (ulen == 0 || ulen >= sizeof(s->auth_cand))
+		goto wipe;
+	for (size_t i = 0; i < ulen; i++)
+		if (user[i] < 0x21 || user[i] == 0x7f)
+			goto wipe;
+	memcpy(s->auth_cand, user, ulen);
+	s->auth_cand[ulen] = '\0';
+wipe:
+	explicit_bzero(out, sizeof(out));
+}
+
+/* px_session_auth_send - the backend is ready: the AUTH line. */
+static void
+px_session_auth_send(struct px_session *s)
+{
+	s->op = OP_AUTH;
+	px_relay_command(s->relay, s->auth_line, strlen(s->auth_line));
+	px_session_auth_clear(s);
+}
+
+/* px_session_auth_reply - the backend's answer to an AUTH step. */
+static void
+px_session_auth_reply(struct px_session *s, const struct px_relay_result *res)
+{
+	char user[600];
+
+	if (res->status != PX_RELAY_REPLY) {
+		px_log_warn("%016llx backend lost during AUTH: %s",
+		            (unsigned long long)s->id,
+		            res->why ? res->why : "failed");
+		px_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		px_session_auth_clear(s);
+		px_session_drop_relay(s);
+		px_session_done(s);
+		return;
+	}
+	px_log_str(user, sizeof(user), s->auth_cand[0] ? s->auth_cand : NULL);
+	if (res->code == 334) {
+		/* A challenge: the client's next line is the response. */
+		px_write_reply(s, res->reply, res->reply_len);
+		s->auth_expect = true;
+		px_session_done(s);
+		return;
+	}
+	s->auth_expect = false;
+	s->auth_nresp = 0;
+	if (res->code == 235) {
+		px_write_reply(s, res->reply, res->reply_len);
+		s->authenticated = true;
+		free(s->auth_user);
+		s->auth_user = px_strdup(s->auth_cand[0] ? s->auth_cand : "-");
+		flt_chain_fact_set(s->chain, FLT_FACT_AUTHENTICATED);
+		px_relay_set_private(s->relay);
+		px_log_info("%016llx auth result=ok user=%s mech=%s",
+		            (unsigned long long)s->id, user,
+		            s->auth_mech == PX_AUTH_PLAIN ? "PLAIN" : "LOGIN");
+		px_session_done(s);
+		return;
+	}
+	/* 535, 454, 501 (cancelled)...: the backend's words. */
+	if (!px_reply_backend(s, res, false)) {
+		px_session_drop_relay(s);
+	} else {
+		px_log_info("%016llx auth result=fail user=%s mech=%s code=%d",
+		            (unsigned long long)s->id, user,
+		            s->auth_mech == PX_AUTH_PLAIN ? "PLAIN" : "LOGIN",
+		            res->code);
+	}
+	px_session_done(s);
+}
+
+/* px_session_auth_response - a client line in the middle of an exchange:
+ * to the backend as it is ("*" cancels there, RFC 4954 4). */
+static void
+px_session_auth_response(struct px_session *s, char *line, size_t len)
+{
+	s->auth_expect = false;
+	if (s->auth_nresp++ == 0 && s->auth_cand[0] == '\0')
+		px_sasl_user(s, line, len);
+	if (s->relay == NULL || !px_relay_usable(s->relay)) {
+		explicit_bzero(line, len);
+		px_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		px_session_drop_relay(s);
+		return;
+	}
+	px_session_set_busy(s);
+	s->op = OP_AUTH;
+	px_relay_command(s->relay, line, len);
+	explicit_bzero(line, len);
+}
+
+static void
+px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
+{
+	struct px_caps caps;
+	bool known = px_backend_caps_get(&caps);
+	const char *arg = cmd->arg.p, *sp;
+	size_t alen = cmd->arg.len, mlen;
+	char *line;
+
+	if (s->li.mode != PX_MODE_SUBMISSION || !known ||
+	    !(caps.auth & (PX_AUTH_PLAIN | PX_AUTH_LOGIN))) {
+		px_reply_error(s, 502, "5.5.1",
+		               "Error: command not implemented");
+		return;
+	}
+	if (!s->tls) {
+		px_reply_error(
+		    s, 538, "5.7.11",
+		    "Encryption required for requested authentication "
+		    "mechanism");
+		return;
+	}
+	if (s->helo == NULL || !s->esmtp) {
+		px_reply_error(s, 503, "5.5.1", "Error: send EHLO first");
+		return;
+	}
+	if (s->authenticated) {
+		px_reply_error(s, 503, "5.5.1", "Error: already authenticated");
+		return;
+	}
+	if (s->txn.active) {
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: MAIL transaction in progress");
+		return;
+	}
+	sp = memchr(arg, ' ', alen);
+	mlen = sp ? (size_t)(sp - arg) : alen;
+	s->auth_mech = 0;
+	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0)
+		s->auth_mech = PX_AUTH_PLAIN;
+	else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0)
+		s->auth_mech = PX_AUTH_LOGIN;
+	if (s->auth_mech == 0 || !(caps.auth & s->auth_mech)) {
+		px_reply_error(s, 504, "5.5.4",
+		               "Error: unsupported authentication mechanism");
+		return;
+	}
+	s->auth_cand[0] = '\0';
+	s->auth_nresp = 0;
+	if (sp != NULL) {
+		/* An initial response (RFC 4954 4): the first response. */
+		px_sasl_user(s, sp + 1, alen - mlen - 1);
+		s->auth_nresp = 1;
+	}
+	line = px_malloc(alen + 6);
+	memcpy(line, "AUTH ", 5);
+	memcpy(line + 5, arg, alen);
+	line[alen + 5] = '\0';
+	s->auth_line = line;
+	px_session_set_busy(s);
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_session_drop_relay(s);
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+		                         px_session_relay_cb, s);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
+		return;
+	}
+	px_session_auth_send(s);
+}
+
 /* TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314). */
 
 static void px_session_on_read(void *arg, enum px_read_what what);
@@ -1640,6 +1894,9 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 		return;
 	case PX_VERB_STARTTLS:
 		px_cmd_starttls(s);
+		return;
+	case PX_VERB_AUTH:
+		px_cmd_auth(s, &cmd);
 		return;
 	case PX_VERB_QUIT:
 		if (s->txn.active)
@@ -1989,7 +2246,10 @@ px_session_run(struct px_session *s)
 		if (len > 0 && s->line[len - 1] == '\r')
 			len--;
 		s->line[len] = '\0';
-		px_session_command(s, s->line, len);
+		if (s->auth_expect)
+			px_session_auth_response(s, s->line, len);
+		else
+			px_session_command(s, s->line, len);
 	}
 	s->in_run = false;
 	if (s->closing)
@@ -2041,10 +2301,18 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 				             res->reply_len);
 			px_txn_end(s, "tempfail");
 			px_session_drop_relay(s);
+			px_session_auth_clear(s);
 			px_session_done(s);
 			return;
 		}
+		if (s->auth_line != NULL) {
+			px_session_auth_send(s);
+			return;
+		}
 		px_session_send_mail(s);
+		return;
+	case OP_AUTH:
+		px_session_auth_reply(s, res);
 		return;
 	case OP_XFORWARD:
 		if (res->status != PX_RELAY_REPLY)
