@@ -123,10 +123,6 @@ px_cfg_listen_tls(struct px_cfgerr *e, struct px_listen *l,
 		return px_cfg_fail(e, config_setting_get_member(g, "required"),
 		                   "tls: required makes no sense with implicit "
 		                   "(every session is under TLS)");
-	if (t->implicit && l->proxy_protocol)
-		return px_cfg_fail(e, config_setting_get_member(g, "implicit"),
-		                   "tls: implicit TLS behind proxy_protocol is "
-		                   "not supported");
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL)
 		return px_cfg_fail(e, g, "tls: %s",

@@ -530,6 +530,9 @@ px_session_close(struct px_session *s, const char *reason)
 		px_session_drop_relay(s);
 	}
 	px_relay_release(&s->relay);
+	/* In the middle of a handshake nothing can be said any more. */
+	if (s->state == S_TLS)
+		px_session_drop_socket(s);
 	if (s->bev == NULL || px_sock_flush(s->bev)) {
 		px_session_free_later(s);
 		return;
@@ -1748,11 +1751,11 @@ px_session_tls_start(struct px_session *s)
 	struct timeval wt = px_timeval(s->cfg->timeouts.command);
 	SSL *ssl = SSL_new(s->tls_cfg->ctx);
 
+	struct evbuffer *left = s->rd != NULL ? px_reader_input(s->rd) : NULL;
+	struct bufferevent *under = NULL;
+
 	s->tls_pending = false;
 	s->state = S_TLS;
-	px_reader_free(&s->rd);
-	bufferevent_free(s->bev);
-	s->bev = NULL;
 	if (ssl == NULL) {
 		ERR_clear_error();
 		px_log_err("%016llx SSL_new failed", (unsigned long long)s->id);
@@ -1760,18 +1763,44 @@ px_session_tls_start(struct px_session *s)
 		px_session_close(s, "tls");
 		return;
 	}
-	s->bev = bufferevent_openssl_socket_new(s->base, s->fd, ssl,
-	                                        BUFFEREVENT_SSL_ACCEPTING,
-	                                        BEV_OPT_CLOSE_ON_FREE);
+	if (left != NULL && evbuffer_get_length(left) > 0) {
+		/* Implicit TLS behind a PROXY header: the start of the
+		 * ClientHello came with the header and is already read.  An
+		 * OpenSSL filter over the plain bufferevent, whose input gets
+		 * those bytes, reads them first (the session keeps the fd).
+		 * STARTTLS never gets here: its leftovers were discarded. */
+		struct evbuffer *uin;
+
+		under = s->bev;
+		uin = bufferevent_get_input(under);
+		/* Only a socket bufferevent adds to its input (the end is
+		 * frozen): we do it once, as it would have. */
+		evbuffer_unfreeze(uin, 0);
+		evbuffer_add_buffer(uin, left);
+		evbuffer_freeze(uin, 0);
+		px_reader_free(&s->rd);
+		s->bev = bufferevent_openssl_filter_new(
+		    s->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		px_reader_free(&s->rd);
+		bufferevent_free(s->bev);
+		s->bev = bufferevent_openssl_socket_new(
+		    s->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev != NULL)
+			s->fd = -1;
+	}
 	if (s->bev == NULL) {
 		SSL_free(ssl);
+		if (under != NULL)
+			bufferevent_free(under);
 		px_log_err("%016llx cannot start TLS",
 		           (unsigned long long)s->id);
 		px_session_drop_socket(s);
 		px_session_close(s, "tls");
 		return;
 	}
-	s->fd = -1;
 	/* Many SMTP clients close without close_notify after QUIT: an EOF,
 	 * not an error. */
 	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
@@ -1782,6 +1811,10 @@ px_session_tls_start(struct px_session *s)
 	s->rd = px_reader_new_bev(s->base, s->bev, PX_IN_HIGH,
 	                          px_session_on_read, s);
 	px_session_set_busy(s);
+	/* Bytes already waiting below the filter: no read event will say
+	 * so, since the client now waits for our ServerHello. */
+	if (under != NULL)
+		bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
 }
 
 /* px_cmd_starttls - RFC 3207 4. */

@@ -294,3 +294,75 @@ def test_tls_config_ok(make_mx, cert):
     mx.write_config()
     rc, out = check_config(mx.conf_path)
     assert rc == 0, out
+
+
+class _BioClient:
+    """A TLS client over a MemoryBIO pair, so the PROXY header and the
+    ClientHello leave in one write."""
+
+    def __init__(self, port, header):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.local_port = self.sock.getsockname()[1]
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = tls_client_context().wrap_bio(self.inc, self.out)
+        self.buf = b""
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(header + self.out.read())
+        for _ in range(100):  # bounded: a handshake is a few round trips
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._pump()
+        self._flush()
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _pump(self):
+        self._flush()
+        data = self.sock.recv(65536)
+        if not data:
+            raise ServerClosed("closed")
+        self.inc.write(data)
+
+    def line(self):
+        for _ in range(100):
+            if b"\r\n" in self.buf:
+                l, self.buf = self.buf.split(b"\r\n", 1)
+                return l.decode()
+            try:
+                self.buf += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self._pump()
+        raise AssertionError("no line")
+
+    def cmd(self, text):
+        self.obj.write(text.encode() + b"\r\n")
+        self._flush()
+        lines = [self.line()]
+        while lines[-1][3:4] == "-":
+            lines.append(self.line())
+        return lines
+
+
+def test_implicit_tls_behind_proxy_protocol(make_mx, cert, backend):
+    from helpers import v1
+
+    mx = make_mx(listeners=[dict(tls_listener(cert, implicit=True), proxy_protocol=True)])
+    c = _BioClient(mx.port, v1("203.0.113.44", "192.0.2.1", 42044, 465))
+    try:
+        assert c.line() == "220 mx.test ESMTP mxguard"
+        assert c.cmd("EHLO client.example")[0] == "250-mx.test"
+        assert c.cmd("MAIL FROM:<%s>" % SENDER)[0].startswith("250")
+        assert c.cmd("QUIT")[0].startswith("221")
+    finally:
+        c.sock.close()
+    s = mx.session(port=42044)
+    assert s["connect"]["client"] == "[203.0.113.44]:42044"
+    assert mx.wait_log(r"%s tls version=\S+ cipher=\S+ bits=\d+ implicit=yes" % s["sid"])
