@@ -1348,12 +1348,16 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 		return;
 	/* A connect- or HELO-stage verdict (pregreet, later DNSBL) is
 	 * applied here, so the log shows sender and recipient (postscreen's
-	 * "enforce"). */
-	if (s->early.action == FLT_REJECT || s->early.action == FLT_TEMPFAIL) {
+	 * "enforce").  Not to an authenticated user: a roaming user's
+	 * address may well be on a list (Postfix's submission puts
+	 * permit_sasl_authenticated first). */
+	if (!s->authenticated && (s->early.action == FLT_REJECT ||
+	                          s->early.action == FLT_TEMPFAIL)) {
 		px_reply_verdict(s, &s->early, "Service unavailable");
 		return;
 	}
-	if (flt_chain_score(s->chain) >= s->cfg->actions.reject) {
+	if (!s->authenticated &&
+	    flt_chain_score(s->chain) >= s->cfg->actions.reject) {
 		px_reply_policy(s, 550, "5.7.1",
 		                "Error: rejected as spam (score %.1f)",
 		                flt_chain_score(s->chain));

@@ -170,3 +170,31 @@ def test_sender_login_match(make_mx, abackend, cert):
     assert_reply(c.cmd("RCPT TO:<%s>" % FOREIGN), 250)
     assert_reply(c.cmd("RSET"), 250)
     assert_reply(c.cmd("MAIL FROM:<>"), 250)
+
+
+def test_authenticated_user_on_a_dnsbl_listed_address(make_mx, abackend, cert, dns):
+    # The client's address is listed over dnsbl_threshold: anonymous RCPTs
+    # get 550 5.7.1, an authenticated user's do not.
+    from helpers import v1
+
+    dns.add("7.113.0.203.bl.test", "A", "127.0.0.2")
+    mx = make_mx(backend=abackend,
+                 listeners=[{"mode": "submission", "proxy_protocol": True, "tls": cert}],
+                 config={"dns": {"servers": [dns.address], "timeout": 2.0},
+                         "dnsbl": ({"zone": "bl.test", "weight": 10.0, "symbol": "RBL_TEST"},),
+                         "dnsbl_threshold": 5.0})
+    for authed, want in ((False, 550), (True, 250)):
+        c = Client(mx.port)
+        mx.clients.append(c)
+        c.send(v1("203.0.113.7", "192.0.2.1", 43000 + authed, 587))
+        assert c.banner().code == 220
+        assert c.ehlo().code == 250
+        assert c.cmd("STARTTLS").code == 220
+        c.start_tls()
+        assert_reply(c.ehlo(), 250)
+        if authed:
+            assert_reply(c.cmd("AUTH PLAIN " + PLAIN_IR), 235)
+        assert_reply(c.cmd("MAIL FROM:<%s>" % USER), 250)
+        assert_reply(c.cmd("RCPT TO:<%s>" % RCPT), want)
+        c.quit()
+    assert dns.queries
