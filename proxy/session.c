@@ -141,8 +141,10 @@ struct px_session {
 	const struct px_listen_tls *tls_cfg;
 	bool tls;
 	bool tls_pending; /* STARTTLS answered, 220 not yet sent */
-	char tls_version[16];
-	char tls_cipher[64];
+	/* OpenSSL's static names (SSL_get_version, SSL_CIPHER_get_name):
+	 * valid for the life of the process. */
+	const char *tls_version;
+	const char *tls_cipher;
 	int tls_bits, tls_alg_bits;
 	struct sockaddr_storage client;
 	char client_ip[48];
@@ -153,7 +155,7 @@ struct px_session {
 	/* SMTP AUTH passthrough (RFC 4954): the backend decides. */
 	char *auth_user;     /* once authenticated */
 	char *auth_line;     /* SECURITY: secret; wiped when sent */
-	char auth_cand[256]; /* the user name the exchange carries */
+	char *auth_cand;     /* the user name the exchange carries */
 	unsigned auth_mech;  /* PX_AUTH_PLAIN / PX_AUTH_LOGIN */
 	unsigned auth_nresp; /* SASL responses relayed so far */
 	bool auth_expect;    /* the next client line is a SASL response */
@@ -465,6 +467,7 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	free(s->line);
 	free(s->headers);
 	free(s->auth_user);
+	free(s->auth_cand);
 	if (s->auth_line != NULL)
 		explicit_bzero(s->auth_line, strlen(s->auth_line));
 	free(s->auth_line);
@@ -1459,12 +1462,13 @@ px_sasl_user(struct px_session *s, const char *b64, size_t len)
 	const unsigned char *user = out;
 	size_t ulen;
 
-	s->auth_cand[0] = '\0';
+	free(s->auth_cand);
+	s->auth_cand = NULL;
 	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(out) - 1)
 		return;
 	n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len);
 	if (n < 0)
-		return;
+		goto wipe;
 	pad = (b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
 	n -= pad;
 	if (s->auth_mech == PX_AUTH_PLAIN) {
@@ -1480,13 +1484,12 @@ px_sasl_user(struct px_session *s, const char *b64, size_t len)
 	} else {
 		ulen = (size_t)n;
 	}
-	if (ulen == 0 || ulen >= sizeof(s->auth_cand))
+	if (ulen == 0 || ulen > 255)
 		goto wipe;
 	for (size_t i = 0; i < ulen; i++)
 		if (user[i] < 0x21 || user[i] == 0x7f)
 			goto wipe;
-	memcpy(s->auth_cand, user, ulen);
-	s->auth_cand[ulen] = '\0';
+	s->auth_cand = px_strndup((const char *)user, ulen);
 wipe:
 	explicit_bzero(out, sizeof(out));
 }
@@ -1516,7 +1519,7 @@ px_session_auth_reply(struct px_session *s, const struct px_relay_result *res)
 		px_session_done(s);
 		return;
 	}
-	px_log_str(user, sizeof(user), s->auth_cand[0] ? s->auth_cand : NULL);
+	px_log_str(user, sizeof(user), s->auth_cand);
 	if (res->code == 334) {
 		/* A challenge: the client's next line is the response. */
 		px_write_reply(s, res->reply, res->reply_len);
@@ -1530,7 +1533,7 @@ px_session_auth_reply(struct px_session *s, const struct px_relay_result *res)
 		px_write_reply(s, res->reply, res->reply_len);
 		s->authenticated = true;
 		free(s->auth_user);
-		s->auth_user = px_strdup(s->auth_cand[0] ? s->auth_cand : "-");
+		s->auth_user = px_strdup(s->auth_cand ? s->auth_cand : "-");
 		flt_chain_fact_set(s->chain, FLT_FACT_AUTHENTICATED);
 		px_relay_set_private(s->relay);
 		px_log_info("%016llx auth result=ok user=%s mech=%s",
@@ -1557,7 +1560,7 @@ static void
 px_session_auth_response(struct px_session *s, char *line, size_t len)
 {
 	s->auth_expect = false;
-	if (s->auth_nresp++ == 0 && s->auth_cand[0] == '\0')
+	if (s->auth_nresp++ == 0 && s->auth_cand == NULL)
 		px_sasl_user(s, line, len);
 	if (s->relay == NULL || !px_relay_usable(s->relay)) {
 		explicit_bzero(line, len);
@@ -1618,7 +1621,8 @@ px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
 		               "Error: unsupported authentication mechanism");
 		return;
 	}
-	s->auth_cand[0] = '\0';
+	free(s->auth_cand);
+	s->auth_cand = NULL;
 	s->auth_nresp = 0;
 	if (sp != NULL) {
 		/* An initial response (RFC 4954 4): the first response. */
@@ -1682,10 +1686,8 @@ px_session_tls_done(struct px_session *s)
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
 	s->tls = true;
-	snprintf(s->tls_version, sizeof(s->tls_version), "%s",
-	         SSL_get_version(ssl));
-	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s",
-	         SSL_get_cipher_name(ssl));
+	s->tls_version = SSL_get_version(ssl);
+	s->tls_cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
 	s->tls_bits = SSL_get_cipher_bits(ssl, &s->tls_alg_bits);
 	px_log_info("%016llx tls version=%s cipher=%s bits=%d implicit=%s",
 	            (unsigned long long)s->id, s->tls_version, s->tls_cipher,
