@@ -66,11 +66,12 @@ static const char *const px_known_keys[] = {
     "accepted_domains_file",
     "backend_tls",
     "sender_login_match",
+    "routes",
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl",  "uribl",           "spf",  "dkim", "dmarc", "metrics", "tls",
-    "routes", "recipients_file", "etrn", "auth", "helo",  NULL,
+    "dnswl", "uribl",           "spf",  "dkim", "dmarc", "metrics",
+    "tls",   "recipients_file", "etrn", "auth", "helo",  NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */

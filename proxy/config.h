@@ -77,6 +77,18 @@ enum px_store_error {
 
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
+/* One `routes` entry: mail for domain (or ".domain": its subdomains)
+ * goes to that backend instead of the default one. */
+struct px_route {
+	char *domain;
+	char *backend_str;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct px_domains *match;
+	unsigned id; /* the route number of its backend: routes to the same
+	              * backend share one (the default backend's is 0) */
+};
+
 enum px_backend_tls_mode {
 	PX_BACKEND_TLS_OPPORTUNISTIC = 0,
 	PX_BACKEND_TLS_REQUIRED,
@@ -123,6 +135,10 @@ struct px_config {
 	struct px_domains *accepted; /* never NULL after a load */
 	bool relay_configured;   /* accepted_domains* or relay_networks set */
 	bool sender_login_match; /* MAIL FROM must be the AUTH user */
+	/* routes = ( { domain; backend; } ) (config_relay.c): route i + 1
+	 * is routes[i]; route 0 is `backend`. */
+	struct px_route *routes;
+	size_t nroutes;
 	char **rules;
 	size_t nrules;
 	char *user;
@@ -242,6 +258,18 @@ const char *px_config_relay_warning(const struct px_config *cfg);
  * is as written in the config, or NULL when it has none. */
 const struct px_listen_tls *px_config_listen_tls(const struct px_config *cfg,
                                                  const char *address);
+
+/* px_config_route - the route for a recipient mailbox (as relay control
+ * sees it): 0 for the default backend, else the id of the first routes[]
+ * entry that matches its domain (i + 1 for routes[i], or the id of an
+ * earlier entry, or 0, with the same backend). */
+unsigned px_config_route(const struct px_config *cfg, const char *rcpt);
+
+/* px_config_backend - route's backend address and its text. */
+const struct sockaddr_storage *px_config_backend(const struct px_config *cfg,
+                                                 unsigned route,
+                                                 socklen_t *len_r,
+                                                 const char **str_r);
 
 /* px_config_ref - take a reference; returns cfg. Thread-safe. */
 struct px_config *px_config_ref(struct px_config *cfg);

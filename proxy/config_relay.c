@@ -2,7 +2,7 @@
 /*
  * config_relay.c - the relay control settings: accepted_domains (read by
  * config.c as strings) and accepted_domains_file, built into one
- * px_domains set; sender_login_match; and the warning for a config that
+ * px_domains set; sender_login_match; routes; and the warning for a config that
  * accepts no recipient.
  *
  * px_cfg_relay(): build cfg->accepted; errors as "FILE:LINE: message", for
@@ -77,6 +77,104 @@ px_cfg_domains_file(struct px_cfgerr *e, struct px_config *cfg,
 	return 0;
 }
 
+/*
+ * px_cfg_routes - routes = ( { domain = "a.example"; backend = "host:port";
+ * }, ... ): per-domain backends.  A routed domain must also be accepted
+ * (accepted_domains), as the issue's contract says: routing is not a way
+ * around relay control.
+ */
+static int
+px_cfg_routes(struct px_cfgerr *e, struct px_config *cfg,
+              const config_setting_t *root)
+{
+	static const char *const keys[] = {"domain", "backend", NULL};
+	const config_setting_t *rs = config_setting_get_member(root, "routes");
+	int n;
+
+	if (rs == NULL)
+		return 0;
+	if (!config_setting_is_list(rs) && !config_setting_is_array(rs))
+		return px_cfg_fail(
+		    e, rs,
+		    "\"routes\" must be a list ( { domain = ...; "
+		    "backend = ...; }, ... )");
+	n = config_setting_length(rs);
+	cfg->routes = px_calloc((size_t)n + 1, sizeof(*cfg->routes));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(rs, i);
+		struct px_route *r = &cfg->routes[i];
+		const char *err;
+		char probe[300];
+
+		cfg->nroutes++;
+		if (px_cfg_check_keys(e, g, "routes", keys) < 0 ||
+		    px_cfg_string(e, g, "domain", &r->domain, true) < 0 ||
+		    px_cfg_string(e, g, "backend", &r->backend_str, true) < 0)
+			return -1;
+		r->match = px_domains_new();
+		if (r->domain[0] == '[' ||
+		    px_domains_add(r->match, r->domain, &err) < 0)
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "domain"),
+			    "routes domain \"%s\": not a domain name",
+			    r->domain);
+		px_domains_seal(r->match);
+		/* ".sub.example" is checked with a name below it. */
+		snprintf(probe, sizeof(probe), "%s%s",
+		         r->domain[0] == '.' ? "x" : "", r->domain);
+		if (!px_domains_match(cfg->accepted, probe, strlen(probe)))
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "domain"),
+			    "routes domain \"%s\" is not in accepted_domains",
+			    r->domain);
+		if (px_addr_parse(r->backend_str, true, &r->addr, &r->addrlen,
+		                  &err) < 0)
+			return px_cfg_fail(
+			    e, config_setting_get_member(g, "backend"),
+			    "routes backend \"%s\": %s", r->backend_str, err);
+		/* One backend, one destination, whichever domain led there:
+		 * its recipients may share a transaction. */
+		r->id = (unsigned)i + 1;
+		if (px_addr_same_ip(&r->addr, &cfg->backend) &&
+		    px_addr_port(&r->addr) == px_addr_port(&cfg->backend))
+			r->id = 0;
+		for (int j = 0; j < i && r->id == (unsigned)i + 1; j++)
+			if (px_addr_same_ip(&r->addr, &cfg->routes[j].addr) &&
+			    px_addr_port(&r->addr) ==
+			        px_addr_port(&cfg->routes[j].addr))
+				r->id = cfg->routes[j].id;
+	}
+	return 0;
+}
+
+unsigned
+px_config_route(const struct px_config *cfg, const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@');
+
+	if (at == NULL)
+		return 0;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (px_domains_match(cfg->routes[i].match, at + 1,
+		                     strlen(at + 1)))
+			return cfg->routes[i].id;
+	return 0;
+}
+
+const struct sockaddr_storage *
+px_config_backend(const struct px_config *cfg, unsigned route, socklen_t *len_r,
+                  const char **str_r)
+{
+	if (route == 0 || route > cfg->nroutes) {
+		*len_r = cfg->backend_len;
+		*str_r = cfg->backend_str;
+		return &cfg->backend;
+	}
+	*len_r = cfg->routes[route - 1].addrlen;
+	*str_r = cfg->routes[route - 1].backend_str;
+	return &cfg->routes[route - 1].addr;
+}
+
 int
 px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
              const config_setting_t *root)
@@ -102,7 +200,8 @@ px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
 		return -1;
 	px_domains_seal(cfg->accepted);
 	if (px_cfg_bool(e, root, "sender_login_match",
-	                &cfg->sender_login_match) < 0)
+	                &cfg->sender_login_match) < 0 ||
+	    px_cfg_routes(e, cfg, root) < 0)
 		return -1;
 	cfg->relay_configured =
 	    list != NULL || file != NULL || cfg->nrelay_networks > 0;
@@ -114,6 +213,12 @@ px_cfg_relay_free(struct px_config *cfg)
 {
 	px_domains_free(&cfg->accepted);
 	free(cfg->accepted_domains_file);
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		free(cfg->routes[i].domain);
+		free(cfg->routes[i].backend_str);
+		px_domains_free(&cfg->routes[i].match);
+	}
+	free(cfg->routes);
 }
 
 const char *

@@ -88,8 +88,9 @@ struct px_relay {
 	struct px_relay *pool_next, *pool_prev;
 	struct px_caps caps;
 	bool xclient_done;
-	bool tls;     /* under TLS with the backend */
-	bool private; /* carries a client's AUTH: never pooled */
+	bool tls;       /* under TLS with the backend */
+	bool private;   /* carries a client's AUTH: never pooled */
+	unsigned route; /* which backend (px_config_route) */
 	/* Copies of the client facts, for XCLIENT. */
 	char client_ip[64];
 	uint16_t client_port;
@@ -855,11 +856,18 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	 * px_reader reads (sockio.h); libevent watches the connect itself. */
 	bufferevent_disable(r->bev, EV_WRITE | EV_READ);
 	r->state = R_CONNECTING;
-	if (bufferevent_socket_connect(r->bev,
-	                               (struct sockaddr *)&r->cfg->backend,
-	                               (int)r->cfg->backend_len) < 0)
-		px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
-		                    "cannot connect to backend");
+	{
+		socklen_t len;
+		const char *str;
+		const struct sockaddr_storage *ss =
+		    px_config_backend(r->cfg, r->route, &len, &str);
+
+		if (bufferevent_socket_connect(r->bev, (struct sockaddr *)ss,
+		                               (int)len) >= 0)
+			return;
+	}
+	px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
+	                    "cannot connect to backend");
 }
 
 void
@@ -972,11 +980,13 @@ px_relay_release(struct px_relay **rp)
 
 struct px_relay *
 px_relay_take(struct event_base *base, struct px_config *cfg, uint64_t sid,
-              px_relay_cb *cb, void *arg)
+              px_relay_cb *cb, void *arg, unsigned route)
 {
+	struct px_relay *n;
+
 	for (struct px_relay *r = px_pool; r != NULL; r = r->pool_next) {
 		if (r->cfg != cfg || r->base != base || r->state != R_READY ||
-		    r->rd == NULL)
+		    r->rd == NULL || r->route != route)
 			continue;
 		px_pool_unlink(r);
 		r->sid = sid;
@@ -987,7 +997,21 @@ px_relay_take(struct event_base *base, struct px_config *cfg, uint64_t sid,
 		px_reader_set_timeout(r->rd, 0);
 		return r;
 	}
-	return px_relay_new(base, cfg, sid, cb, arg);
+	n = px_relay_new(base, cfg, sid, cb, arg);
+	n->route = route;
+	return n;
+}
+
+void
+px_relay_set_route(struct px_relay *r, unsigned route)
+{
+	r->route = route;
+}
+
+unsigned
+px_relay_route(const struct px_relay *r)
+{
+	return r->route;
 }
 
 bool

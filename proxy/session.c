@@ -100,6 +100,7 @@ enum px_relay_op {
 	OP_RSET,        /* ours (after a refused message): no reply */
 	OP_RSET_CLIENT, /* the client's RSET: reply 250 after */
 	OP_RSET_HELO,   /* HELO/EHLO in a transaction: its filters after */
+	OP_RSET_ROUTE,  /* the first recipient goes to another backend */
 	OP_MESSAGE,
 	OP_AUTH, /* an AUTH line or SASL response relayed */
 };
@@ -107,6 +108,7 @@ enum px_relay_op {
 struct px_txn {
 	bool active; /* MAIL accepted */
 	unsigned id;
+	unsigned route;         /* the backend holding our MAIL (routes) */
 	char *from;             /* mailbox, "" for <> */
 	char *mail_line;        /* what we send the backend */
 	char *first_rcpt;       /* first accepted recipient */
@@ -182,7 +184,9 @@ struct px_session {
 	    early; /* connect/HELO hard verdict, applied at RCPT */
 	/* Backend. */
 	struct px_relay *relay;
-	bool backend_txn; /* the backend has a MAIL in progress */
+	bool backend_txn;    /* the backend has a MAIL in progress */
+	unsigned want_route; /* the backend new relays connect to */
+	bool routing;        /* moving the MAIL to the first RCPT's route */
 	enum px_relay_op op;
 	char *headers;
 	/* DATA. */
@@ -202,6 +206,7 @@ static void px_session_relay_cb(void *arg, const struct px_relay_result *res);
 static void px_session_done(struct px_session *s);
 static bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
 static void px_session_tls_start(struct px_session *s);
+static void px_session_reroute(struct px_session *s, unsigned want);
 
 static uint64_t
 px_session_new_id(void)
@@ -430,8 +435,12 @@ px_session_backend_broken(struct px_session *s)
 static void
 px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
 {
-	px_log_warn("%016llx backend %s: %s", (unsigned long long)s->id,
-	            s->cfg->backend_str, res->why ? res->why : "failed");
+	socklen_t blen;
+	const char *bname;
+
+	(void)px_config_backend(s->cfg, s->want_route, &blen, &bname);
+	px_log_warn("%016llx backend %s: %s", (unsigned long long)s->id, bname,
+	            res->why ? res->why : "failed");
 	snprintf(s->txn.backend, sizeof(s->txn.backend), "%s",
 	         res->status == PX_RELAY_UNREACHABLE ? "unreachable"
 	         : res->status == PX_RELAY_TIMEOUT   ? "timeout"
@@ -1049,9 +1058,11 @@ px_session_open_backend(struct px_session *s)
 {
 	struct px_relay_client c;
 
-	if (s->relay == NULL)
+	if (s->relay == NULL) {
 		s->relay = px_relay_new(s->base, s->cfg, s->id,
 		                        px_session_relay_cb, s);
+		px_relay_set_route(s->relay, s->want_route);
+	}
 	px_relay_client_info(s, &c);
 	s->op = OP_OPEN;
 	px_relay_open(s->relay, &c);
@@ -1103,9 +1114,13 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 	}
 	if (s->relay != NULL && !px_relay_usable(s->relay))
 		px_session_drop_relay(s);
+	/* A new connection for MAIL goes to the default backend: the first
+	 * recipient moves it if routes say so. */
+	if (s->relay == NULL)
+		s->want_route = 0;
 	if (s->relay == NULL)
 		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s);
+		                         px_session_relay_cb, s, s->want_route);
 	if (!px_relay_usable(s->relay)) {
 		px_session_open_backend(s);
 		return;
@@ -1276,6 +1291,25 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 			px_session_done(s);
 		return;
 	}
+	if (s->cfg->nroutes > 0 && !s->authenticated) {
+		unsigned want = px_config_route(s->cfg, s->txn.rcpt);
+
+		if (s->txn.nrcpt > 0 && want != s->txn.route) {
+			/* Never a split message: the client sends this one
+			 * in another transaction (RFC 5321 4.5.3.1.10). */
+			px_reply(s, 452, "4.5.3",
+			         "Error: recipient for another destination; "
+			         "send it in a new transaction");
+			px_session_done(s);
+			return;
+		}
+		if (s->txn.nrcpt == 0 &&
+		    (s->relay == NULL || !px_relay_usable(s->relay) ||
+		     want != px_relay_route(s->relay) || !s->backend_txn)) {
+			px_session_reroute(s, want);
+			return;
+		}
+	}
 	if (s->relay == NULL || !px_relay_usable(s->relay)) {
 		struct px_relay_result res = {
 		    .status = PX_RELAY_LOST,
@@ -1319,6 +1353,53 @@ px_session_relay_allowed(struct px_session *s)
 	            (unsigned long long)s->id, s->txn.id, rcpt,
 	            px_rcpt_class_name(rc), s->client_ip);
 	return false;
+}
+
+/*
+ * Routes: MAIL went to the backend the session's relay is on; the first
+ * recipient that will be accepted decides the transaction's backend.  If
+ * it is another one, the MAIL there is reset (RSET), the relay released,
+ * and MAIL sent again on a relay to the right backend; then the RCPT.  A
+ * refusal of that MAIL is the answer to the RCPT, and the next RCPT tries
+ * again.  Later recipients for another backend get 452 4.5.3.
+ */
+static void
+px_session_route_switch(struct px_session *s)
+{
+	if (s->relay != NULL && px_relay_route(s->relay) != s->want_route)
+		px_relay_release(&s->relay);
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_session_drop_relay(s);
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+		                         px_session_relay_cb, s, s->want_route);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
+		return;
+	}
+	px_session_send_mail(s);
+}
+
+static void
+px_session_reroute(struct px_session *s, unsigned want)
+{
+	s->want_route = want;
+	s->routing = true;
+	if (px_session_rset_backend(s, OP_RSET_ROUTE))
+		return;
+	px_session_route_switch(s);
+}
+
+/* px_session_route_failed - moving the MAIL did not work: the RCPT gets
+ * the failure, the client's transaction goes on (its MAIL was accepted),
+ * and the next RCPT tries again. */
+static void
+px_session_route_failed(struct px_session *s, const struct px_relay_result *res)
+{
+	s->routing = false;
+	px_reply_relay_failure(s, res);
+	px_session_drop_relay(s);
+	px_session_done(s);
 }
 
 static void
@@ -1638,8 +1719,10 @@ px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
 	if (s->relay != NULL && !px_relay_usable(s->relay))
 		px_session_drop_relay(s);
 	if (s->relay == NULL)
+		s->want_route = 0; /* AUTH is the default backend's */
+	if (s->relay == NULL)
 		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s);
+		                         px_session_relay_cb, s, s->want_route);
 	if (!px_relay_usable(s->relay)) {
 		px_session_open_backend(s);
 		return;
@@ -2325,6 +2408,13 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	}
 	switch (op) {
 	case OP_OPEN:
+		if (res->status != PX_RELAY_REPLY && s->routing) {
+			struct px_relay_result r = *res;
+
+			r.status = PX_RELAY_UNREACHABLE;
+			px_session_route_failed(s, &r);
+			return;
+		}
 		if (res->status != PX_RELAY_REPLY) {
 			struct px_relay_result r = *res;
 
@@ -2368,6 +2458,22 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	case OP_MAIL:
 		if (res->status != PX_RELAY_REPLY)
 			break;
+		if (s->routing && res->code != 421) {
+			s->routing = false;
+			if (res->code == 250 || res->code == 251) {
+				s->backend_txn = true;
+				s->txn.route = px_relay_route(s->relay);
+				s->op = OP_RCPT;
+				px_relay_command(s->relay, s->txn.rcpt_line,
+				                 strlen(s->txn.rcpt_line));
+				return;
+			}
+			/* The MAIL's refusal answers the RCPT. */
+			if (!px_reply_backend(s, res, false))
+				px_session_drop_relay(s);
+			px_session_done(s);
+			return;
+		}
 		if (res->code == 421) {
 			px_reply_backend(s, res, false);
 			px_txn_end(s, "tempfail");
@@ -2382,6 +2488,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		if (res->code == 250 || res->code == 251) {
 			s->txn.active = true;
 			s->backend_txn = true;
+			s->txn.route = px_relay_route(s->relay);
 		} else {
 			px_txn_end(s, res->code >= 500 ? "reject" : "tempfail");
 		}
@@ -2408,6 +2515,11 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 				s->txn.first_rcpt = px_strdup(s->txn.rcpt);
 		}
 		px_session_done(s);
+		return;
+	case OP_RSET_ROUTE:
+		if (res->status != PX_RELAY_REPLY || res->code != 250)
+			px_session_drop_relay(s);
+		px_session_route_switch(s);
 		return;
 	case OP_RSET:
 	case OP_RSET_CLIENT:
@@ -2463,6 +2575,10 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		return;
 	}
 	default:
+		return;
+	}
+	if (s->routing) {
+		px_session_route_failed(s, res);
 		return;
 	}
 	/* The backend failed mid-transaction: 451, and the transaction is
