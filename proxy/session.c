@@ -14,6 +14,16 @@
  * by the read watermark while the session waits.  In DATA the input goes
  * through the decoder (data.c) into the spool (spool.c).
  *
+ * Also here: relay control at RCPT (relay_control.c decides), STARTTLS
+ * and implicit TLS (the socket moves to an OpenSSL bufferevent, the
+ * reader with it), AUTH passthrough to the backend, and routes (the
+ * first accepted recipient picks the transaction's backend).
+ *
+ * Socket ownership: the session owns the fd (and closes it) until TLS
+ * starts; then the TLS bufferevent does, except behind a PROXY header with
+ * implicit TLS, where a filter runs over the plain bufferevent and the
+ * session keeps the fd.
+ *
  * Lifetimes: struct px_session lives from accept to the deferred free after
  * close; the transaction part (s->txn) is reset at each RSET, HELO/EHLO and
  * end of message.  Callbacks from the relay and the filter chain check
@@ -23,7 +33,8 @@
  * RFC 5321 sections: 3.1 (greeting), 4.1.1 (commands), 4.1.4 (order of
  * commands), 4.2 (replies), 4.5.2 (transparency), 4.5.3 (limits and
  * timeouts); RFC 2920 (pipelining), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
- * RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 2034 (enhanced codes).
+ * RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 2034 (enhanced codes),
+ * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH).
  */
 #include "session.h"
 
