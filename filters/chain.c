@@ -229,6 +229,12 @@ flt_fact_has(const struct flt_call *call, unsigned facts)
 }
 
 void
+flt_chain_fact_set(struct flt_chain *c, unsigned facts)
+{
+	c->facts |= facts;
+}
+
+void
 flt_spf_set(struct flt_call *call, enum flt_spf result, const char *domain)
 {
 	struct flt_chain *c = call->chain;

@@ -266,7 +266,10 @@ flt_dnsbl_rcpt(struct flt_call *call)
 	const char *zone = NULL;
 	double sum = 0;
 
-	if (s->cfg->dnsbl_threshold <= 0)
+	/* Not for a user who authenticated (SMTP AUTH): a roaming user's
+	 * address may well be listed. */
+	if (s->cfg->dnsbl_threshold <= 0 ||
+	    flt_fact_has(call, FLT_FACT_AUTHENTICATED))
 		return 1;
 	for (unsigned i = 0; i < set->n; i++) {
 		if (!set->lk[i].listed)

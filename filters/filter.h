@@ -223,6 +223,11 @@ double flt_chain_score(const struct flt_chain *c);
 void flt_chain_symbols(const struct flt_chain *c, char *buf, size_t size,
                        const char *none_text);
 
+/* flt_chain_fact_set - a fact the session itself knows (FLT_FACT_RELAY:
+ * the client is in relay_networks), for the filters to read; lasts for the
+ * session. */
+void flt_chain_fact_set(struct flt_chain *c, unsigned facts);
+
 /* flt_chain_client_name - the verified name (NULL if none) and *iprev_r. */
 const char *flt_chain_client_name(const struct flt_chain *c,
                                   enum flt_iprev *iprev_r);

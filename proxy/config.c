@@ -66,21 +66,15 @@ static const char *const px_known_keys[] = {
     "reputation",
     "ratelimit",
     "metrics",
+    "accepted_domains_file",
+    "backend_tls",
+    "sender_login_match",
+    "routes",
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl",
-    "uribl",
-    "dkim",
-    "dmarc",
-    "tls",
-    "routes",
-    "recipients_file",
-    "accepted_domains_file",
-    "etrn",
-    "auth",
-    "helo",
-    NULL,
+    "dnswl",           "uribl", "dkim", "dmarc", "tls",
+    "recipients_file", "etrn",  "auth", "helo",  NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */
@@ -306,8 +300,8 @@ static int
 px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
               const config_setting_t *root)
 {
-	static const char *const keys[] = {
-	    "address", "mode", "proxy_protocol", "tls", "require_tls", NULL};
+	static const char *const keys[] = {"address", "mode", "proxy_protocol",
+	                                   "tls", NULL};
 	config_setting_t *ls = config_setting_get_member(root, "listen");
 	int n;
 
@@ -353,6 +347,9 @@ px_cfg_listen(struct px_cfgerr *e, struct px_config *cfg,
 			return px_cfg_fail(
 			    e, config_setting_get_member(g, "address"),
 			    "listen address \"%s\": %s", l->address, err);
+		if (px_cfg_listen_tls(e, l,
+		                      config_setting_get_member(g, "tls")) < 0)
+			return -1;
 		for (int j = 0; j < i; j++)
 			if (strcmp(cfg->listen[j].address, l->address) == 0)
 				return px_cfg_fail(
@@ -454,6 +451,9 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 		cfg->nrelay_networks++;
 	}
 	px_strv_free(nets, nnets);
+	if (px_cfg_relay(e, cfg, root) < 0 ||
+	    px_cfg_backend_tls(e, cfg, root) < 0)
+		return -1;
 
 	if ((g = config_setting_get_member(root, "pregreet")) != NULL) {
 		char *action = NULL;
@@ -825,8 +825,10 @@ px_config_free(struct px_config *cfg)
 {
 	free(cfg->path);
 	free(cfg->hostname);
-	for (size_t i = 0; i < cfg->nlisten; i++)
+	for (size_t i = 0; i < cfg->nlisten; i++) {
 		free(cfg->listen[i].address);
+		px_cfg_listen_tls_free(&cfg->listen[i]);
+	}
 	free(cfg->listen);
 	free(cfg->backend_str);
 	free(cfg->store);
@@ -834,6 +836,8 @@ px_config_free(struct px_config *cfg)
 		free(cfg->accepted_domains[i]);
 	free(cfg->accepted_domains);
 	free(cfg->relay_networks);
+	px_cfg_relay_free(cfg);
+	px_cfg_backend_tls_free(cfg);
 	for (size_t i = 0; i < cfg->nrules; i++)
 		free(cfg->rules[i]);
 	free(cfg->rules);

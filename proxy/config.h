@@ -14,6 +14,8 @@
 
 #include "netaddr.h"
 
+struct px_domains;
+
 enum px_mode {
 	PX_MODE_MX = 0,
 	PX_MODE_SUBMISSION,
@@ -73,12 +75,44 @@ enum px_store_error {
 	PX_STORE_ERROR_TEMPFAIL,
 };
 
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
+/* One `routes` entry: mail for domain (or ".domain": its subdomains)
+ * goes to that backend instead of the default one. */
+struct px_route {
+	char *domain;
+	char *backend_str;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct px_domains *match;
+	unsigned id; /* the route number of its backend: routes to the same
+	              * backend share one (the default backend's is 0) */
+};
+
+enum px_backend_tls_mode {
+	PX_BACKEND_TLS_OPPORTUNISTIC = 0,
+	PX_BACKEND_TLS_REQUIRED,
+	PX_BACKEND_TLS_OFF,
+};
+
+/* A listener's `tls = { ... }` (config_tls.c).  ctx is NULL without TLS;
+ * it is built at each load, so a SIGHUP reloads certificate and key. */
+struct px_listen_tls {
+	struct ssl_ctx_st *ctx;
+	char *cert;
+	char *key;
+	char *ciphers;
+	bool implicit; /* TLS from the first byte (port 465, RFC 8314) */
+	bool required; /* MAIL refused before STARTTLS (530 5.7.0) */
+};
+
 struct px_listen {
 	char *address; /* as written, for logs */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum px_mode mode;
 	bool proxy_protocol;
+	struct px_listen_tls tls;
 };
 
 struct px_config {
@@ -95,6 +129,16 @@ struct px_config {
 	size_t naccepted_domains;
 	struct px_cidr *relay_networks;
 	size_t nrelay_networks;
+	/* Relay control (config_relay.c): accepted_domains and the
+	 * accepted_domains_file, read at each load (so SIGHUP rereads it). */
+	char *accepted_domains_file;
+	struct px_domains *accepted; /* never NULL after a load */
+	bool relay_configured;   /* accepted_domains* or relay_networks set */
+	bool sender_login_match; /* MAIL FROM must be the AUTH user */
+	/* routes = ( { domain; backend; } ) (config_relay.c): route i + 1
+	 * is routes[i]; route 0 is `backend`. */
+	struct px_route *routes;
+	size_t nroutes;
 	char **rules;
 	size_t nrules;
 	char *user;
@@ -206,6 +250,13 @@ struct px_config {
 		char *address;  /* host:port of /metrics; NULL: off */
 		char *password; /* HTTP Basic, any user; NULL: none */
 	} metrics;
+	/* backend_tls = { } (config_tls.c). */
+	struct {
+		enum px_backend_tls_mode mode;
+		char *ca_file;
+		char *verify_name;
+		struct ssl_ctx_st *ctx; /* NULL when mode is off */
+	} backend_tls;
 };
 
 /*
@@ -214,6 +265,28 @@ struct px_config {
  * the caller frees.  Blocking (may resolve a backend host name).
  */
 int px_config_load(const char *path, struct px_config **cfg_r, char **error_r);
+
+/* px_config_relay_warning - a warning about relay control to show at
+ * startup, on reload and with -t (a config that refuses every recipient),
+ * or NULL. */
+const char *px_config_relay_warning(const struct px_config *cfg);
+
+/* px_config_listen_tls - the TLS settings of the listener whose address
+ * is as written in the config, or NULL when it has none. */
+const struct px_listen_tls *px_config_listen_tls(const struct px_config *cfg,
+                                                 const char *address);
+
+/* px_config_route - the route for a recipient mailbox (as relay control
+ * sees it): 0 for the default backend, else the id of the first routes[]
+ * entry that matches its domain (i + 1 for routes[i], or the id of an
+ * earlier entry, or 0, with the same backend). */
+unsigned px_config_route(const struct px_config *cfg, const char *rcpt);
+
+/* px_config_backend - route's backend address and its text. */
+const struct sockaddr_storage *px_config_backend(const struct px_config *cfg,
+                                                 unsigned route,
+                                                 socklen_t *len_r,
+                                                 const char **str_r);
 
 /* px_config_ref - take a reference; returns cfg. Thread-safe. */
 struct px_config *px_config_ref(struct px_config *cfg);

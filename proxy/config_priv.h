@@ -61,4 +61,19 @@ void px_cfg_auth_defaults(struct px_config *cfg);
 int px_cfg_auth(struct px_cfgerr *e, struct px_config *cfg,
                 const config_setting_t *root);
 
+/* config_relay.c: accepted_domains, accepted_domains_file (after
+ * accepted_domains and relay_networks are read). */
+int px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
+                 const config_setting_t *root);
+void px_cfg_relay_free(struct px_config *cfg);
+
+/* config_tls.c: a listener's tls = { } group (g may be NULL). */
+int px_cfg_listen_tls(struct px_cfgerr *e, struct px_listen *l,
+                      const config_setting_t *g);
+void px_cfg_listen_tls_free(struct px_listen *l);
+/* config_tls.c: backend_tls = { }. */
+int px_cfg_backend_tls(struct px_cfgerr *e, struct px_config *cfg,
+                       const config_setting_t *root);
+void px_cfg_backend_tls_free(struct px_config *cfg);
+
 #endif

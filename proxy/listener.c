@@ -92,6 +92,7 @@ px_listeners_bind(const struct px_config *cfg, const char **error_r)
 		         l->address);
 		b->info.mode = l->mode;
 		b->info.proxy_protocol = l->proxy_protocol;
+		b->info.tls_implicit = l->tls.implicit;
 		px_nbound++;
 		continue;
 	fail:

@@ -19,6 +19,7 @@ struct px_listen_info {
 	char address[PX_ADDRSTRLEN];
 	enum px_mode mode;
 	bool proxy_protocol;
+	bool tls_implicit; /* TLS before the banner (fixed while bound) */
 };
 
 /* px_listeners_bind - create, bind and listen on every cfg->listen entry

@@ -98,7 +98,9 @@ px_same_listeners(const struct px_config *a, const struct px_config *b)
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (strcmp(a->listen[i].address, b->listen[i].address) != 0 ||
 		    a->listen[i].mode != b->listen[i].mode ||
-		    a->listen[i].proxy_protocol != b->listen[i].proxy_protocol)
+		    a->listen[i].proxy_protocol !=
+		        b->listen[i].proxy_protocol ||
+		    a->listen[i].tls.implicit != b->listen[i].tls.implicit)
 			return false;
 	return true;
 }
@@ -125,6 +127,8 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 		px_log_warn("reload: listener changes take effect only after a "
 		            "restart");
 	px_config_unref(&old);
+	if (px_config_relay_warning(cfg) != NULL)
+		px_log_warn("%s", px_config_relay_warning(cfg));
 	px_config_set_current(cfg);
 	px_log_set_level((enum px_log_level)cfg->log.level);
 	px_log_info("reload: configuration %s loaded", px_config_path);
@@ -211,6 +215,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		if (px_config_relay_warning(cfg) != NULL)
+			fprintf(stderr, "%s: warning: %s\n", px_config_path,
+			        px_config_relay_warning(cfg));
 		printf("%s: configuration OK\n", px_config_path);
 		px_config_unref(&cfg);
 		return 0;
@@ -220,6 +227,8 @@ main(int argc, char **argv)
 	evthread_use_pthreads();
 	px_log_init("mxguard", daemonize || cfg->log.syslog, cfg->log.facility);
 	px_log_set_level((enum px_log_level)cfg->log.level);
+	if (px_config_relay_warning(cfg) != NULL)
+		px_log_warn("%s", px_config_relay_warning(cfg));
 	/* Signals are caught from before the port is open: a SIGHUP from a
 	 * script that saw the port listen must not kill us (its default
 	 * action); signals that come during startup are handled once the main

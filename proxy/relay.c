@@ -25,8 +25,12 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -45,6 +49,7 @@
 #include "smtp_parse.h"
 #include "sockio.h"
 #include "spool.h"
+#include "txnlog.h"
 
 /* Back-pressure: refill the socket buffer when it drains below LOW. */
 #define PX_RELAY_OUT_HIGH (256 * 1024)
@@ -56,6 +61,8 @@ enum px_relay_state {
 	R_CONNECTING,
 	R_BANNER,
 	R_EHLO,
+	R_STARTTLS, /* STARTTLS sent (backend_tls) */
+	R_TLS,      /* the handshake */
 	R_XCLIENT,
 	R_EHLO2,
 	R_READY,
@@ -81,6 +88,9 @@ struct px_relay {
 	struct px_relay *pool_next, *pool_prev;
 	struct px_caps caps;
 	bool xclient_done;
+	bool tls;       /* under TLS with the backend */
+	bool private;   /* carries a client's AUTH: never pooled */
+	unsigned route; /* which backend (px_config_route) */
 	/* Copies of the client facts, for XCLIENT. */
 	char client_ip[64];
 	uint16_t client_port;
@@ -170,6 +180,12 @@ px_relay_free(struct px_relay **rp)
 	free(r->reply);
 	px_config_unref(&r->cfg);
 	free(r);
+}
+
+void
+px_relay_set_private(struct px_relay *r)
+{
+	r->private = true;
 }
 
 bool
@@ -375,6 +391,141 @@ px_relay_answer_final(struct px_relay *r)
 	r->cb(r->arg, &res);
 }
 
+/* px_relay_after_ehlo - the EHLO (or STARTTLS) reply is handled: XCLIENT
+ * if offered, else ready.  Returns px_relay_on_reply's value. */
+static bool
+px_relay_after_ehlo(struct px_relay *r)
+{
+	if (r->state == R_EHLO && r->caps.xclient &&
+	    (r->caps.xclient_attrs & PX_XATTR_ADDR)) {
+		px_relay_xclient(r);
+		return true;
+	}
+	r->state = R_READY;
+	px_relay_set_read_timeout(r, 0);
+	px_relay_answer(r, PX_RELAY_REPLY, NULL);
+	return false;
+}
+
+static void px_relay_on_read(void *arg, enum px_read_what what);
+static void px_relay_writecb(struct bufferevent *bev, void *arg);
+static void px_relay_failed(struct px_relay *r, bool timeout, const char *why);
+
+/* px_relay_tls_readcb - the TLS bufferevent has data: to the reader. */
+static void
+px_relay_tls_readcb(struct bufferevent *bev, void *arg)
+{
+	struct px_relay *r = arg;
+
+	if (r->rd != NULL)
+		px_reader_bev_data(r->rd);
+}
+
+/* px_relay_tls_done - the handshake with the backend is over: EHLO again
+ * (RFC 3207 4.2), then XCLIENT as without TLS. */
+static void
+px_relay_tls_done(struct px_relay *r)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(r->bev);
+	bool verify = SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE;
+
+	r->tls = true;
+	px_log_info("%016llx backend tls version=%s cipher=%s verified=%s",
+	            (unsigned long long)r->sid, SSL_get_version(ssl),
+	            SSL_get_cipher_name(ssl),
+	            !verify                                   ? "no"
+	            : SSL_get_verify_result(ssl) == X509_V_OK ? "yes"
+	                                                      : "failed");
+	px_relay_ehlo(r, R_EHLO);
+}
+
+static void
+px_relay_tls_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct px_relay *r = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (r->state == R_TLS)
+			px_relay_tls_done(r);
+		return;
+	}
+	if (r->state == R_TLS) {
+		unsigned long err = bufferevent_get_openssl_error(bev);
+		char buf[256], q[600];
+
+		if (err == 0)
+			err = ERR_peek_last_error();
+		if (err != 0)
+			ERR_error_string_n(err, buf, sizeof(buf));
+		else
+			snprintf(buf, sizeof(buf), "%s",
+			         (what & BEV_EVENT_EOF) ? "connection closed"
+			                                : "failed");
+		while (bufferevent_get_openssl_error(bev) != 0)
+			;
+		ERR_clear_error();
+		px_log_str(q, sizeof(q), buf);
+		px_log_warn("%016llx backend tls handshake failed reason=%s",
+		            (unsigned long long)r->sid, q);
+		px_relay_failed(r, (what & BEV_EVENT_TIMEOUT) != 0,
+		                "backend TLS handshake failed");
+		return;
+	}
+	ERR_clear_error();
+	if ((what & BEV_EVENT_READING) && r->rd != NULL) {
+		px_reader_bev_event(r->rd, what);
+		return;
+	}
+	px_relay_failed(r, (what & BEV_EVENT_TIMEOUT) != 0,
+	                (what & BEV_EVENT_TIMEOUT)
+	                    ? "backend timeout"
+	                    : "backend connection error");
+}
+
+/*
+ * px_relay_tls_start - the backend said 220 to STARTTLS: layer an OpenSSL
+ * filter over the socket's bufferevent (which then reads for it; our plain
+ * reader goes, with anything the backend sent after its 220) and shake
+ * hands as the client, checking the certificate when backend_tls says so.
+ */
+static void
+px_relay_tls_start(struct px_relay *r)
+{
+	struct timeval wt = px_timeval(r->cfg->timeouts.backend);
+	const char *name = r->cfg->backend_tls.verify_name;
+	struct bufferevent *f;
+	SSL *ssl = SSL_new(r->cfg->backend_tls.ctx);
+
+	px_reader_free(&r->rd);
+	if (ssl == NULL) {
+		ERR_clear_error();
+		px_relay_die(r, PX_RELAY_UNREACHABLE, "SSL_new failed");
+		return;
+	}
+	if (name != NULL) {
+		SSL_set_tlsext_host_name(ssl, name);
+		SSL_set1_host(ssl, name);
+	}
+	f = bufferevent_openssl_filter_new(r->base, r->bev, ssl,
+	                                   BUFFEREVENT_SSL_CONNECTING,
+	                                   BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL) {
+		SSL_free(ssl);
+		px_relay_die(r, PX_RELAY_UNREACHABLE, "cannot start TLS");
+		return;
+	}
+	/* The filter owns the socket's bufferevent from now on. */
+	r->bev = f;
+	r->state = R_TLS;
+	bufferevent_setcb(f, px_relay_tls_readcb, px_relay_writecb,
+	                  px_relay_tls_eventcb, r);
+	bufferevent_set_timeouts(f, NULL, &wt);
+	bufferevent_enable(f, EV_WRITE);
+	r->rd = px_reader_new_bev(r->base, f, PX_REPLY_MAX * 2,
+	                          px_relay_on_read, r);
+	px_relay_set_read_timeout(r, r->cfg->timeouts.backend);
+}
+
 /* px_relay_on_reply - one complete reply arrived in state r->state.
  * Returns true if the relay may go on reading (no answer was given). */
 static bool
@@ -397,15 +548,38 @@ px_relay_on_reply(struct px_relay *r, int code)
 		memset(&r->caps, 0, sizeof(r->caps));
 		px_caps_parse(r->reply, r->reply_len, &r->caps);
 		px_backend_caps_set(&r->caps);
-		if (r->state == R_EHLO && r->caps.xclient &&
-		    (r->caps.xclient_attrs & PX_XATTR_ADDR)) {
-			px_relay_xclient(r);
-			return true;
+		if (r->state == R_EHLO && !r->tls &&
+		    r->cfg->backend_tls.mode != PX_BACKEND_TLS_OFF) {
+			if (r->caps.starttls) {
+				px_relay_send(r, "STARTTLS", 8, R_STARTTLS);
+				return true;
+			}
+			if (r->cfg->backend_tls.mode ==
+			    PX_BACKEND_TLS_REQUIRED) {
+				px_log_warn(
+				    "%016llx backend offers no STARTTLS "
+				    "and backend_tls.mode is required",
+				    (unsigned long long)r->sid);
+				px_relay_refused(r);
+				return false;
+			}
 		}
-		r->state = R_READY;
-		px_relay_set_read_timeout(r, 0);
-		px_relay_answer(r, PX_RELAY_REPLY, NULL);
-		return false;
+		return px_relay_after_ehlo(r);
+	case R_STARTTLS:
+		if (code == 220) {
+			px_relay_tls_start(r);
+			return false;
+		}
+		px_log_warn("%016llx backend refused STARTTLS: %.*s",
+		            (unsigned long long)r->sid,
+		            (int)(r->reply_len > 2 ? r->reply_len - 2 : 0),
+		            r->reply);
+		if (r->cfg->backend_tls.mode == PX_BACKEND_TLS_REQUIRED) {
+			px_relay_refused(r);
+			return false;
+		}
+		r->state = R_EHLO;
+		return px_relay_after_ehlo(r);
 	case R_XCLIENT:
 		if (code == 220) {
 			r->xclient_done = true;
@@ -540,8 +714,6 @@ px_relay_writecb(struct bufferevent *bev, void *arg)
 		px_sock_drained(bev);
 }
 
-static void px_relay_failed(struct px_relay *r, bool timeout, const char *why);
-
 static void
 px_relay_on_read(void *arg, enum px_read_what what)
 {
@@ -668,6 +840,8 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	r->client_helo = client->helo ? px_strdup(client->helo) : NULL;
 	snprintf(r->proto, sizeof(r->proto), "%s", client->proto);
 	r->xclient_done = false;
+	r->tls = false;
+	r->private = false;
 	r->reply_len = 0;
 	px_relay_close_socket(r);
 	r->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -682,11 +856,18 @@ px_relay_open(struct px_relay *r, const struct px_relay_client *client)
 	 * px_reader reads (sockio.h); libevent watches the connect itself. */
 	bufferevent_disable(r->bev, EV_WRITE | EV_READ);
 	r->state = R_CONNECTING;
-	if (bufferevent_socket_connect(r->bev,
-	                               (struct sockaddr *)&r->cfg->backend,
-	                               (int)r->cfg->backend_len) < 0)
-		px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
-		                    "cannot connect to backend");
+	{
+		socklen_t len;
+		const char *str;
+		const struct sockaddr_storage *ss =
+		    px_config_backend(r->cfg, r->route, &len, &str);
+
+		if (bufferevent_socket_connect(r->bev, (struct sockaddr *)ss,
+		                               (int)len) >= 0)
+			return;
+	}
+	px_relay_fail_later(r, PX_RELAY_UNREACHABLE,
+	                    "cannot connect to backend");
 }
 
 void
@@ -776,8 +957,8 @@ px_relay_release(struct px_relay **rp)
 	*rp = NULL;
 	/* Only a clean connection that carries no client's identity: after
 	 * XCLIENT the backend's idea of the client belongs to that client. */
-	if (r->state != R_READY || r->xclient_done || r->rd == NULL ||
-	    r->bev == NULL ||
+	if (r->state != R_READY || r->xclient_done || r->private ||
+	    r->rd == NULL || r->bev == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(r->bev)) > 0 ||
 	    px_pool_len >= r->cfg->backend_pool.max_idle) {
 		px_relay_quit(r);
@@ -799,11 +980,13 @@ px_relay_release(struct px_relay **rp)
 
 struct px_relay *
 px_relay_take(struct event_base *base, struct px_config *cfg, uint64_t sid,
-              px_relay_cb *cb, void *arg)
+              px_relay_cb *cb, void *arg, unsigned route)
 {
+	struct px_relay *n;
+
 	for (struct px_relay *r = px_pool; r != NULL; r = r->pool_next) {
 		if (r->cfg != cfg || r->base != base || r->state != R_READY ||
-		    r->rd == NULL)
+		    r->rd == NULL || r->route != route)
 			continue;
 		px_pool_unlink(r);
 		r->sid = sid;
@@ -814,7 +997,21 @@ px_relay_take(struct event_base *base, struct px_config *cfg, uint64_t sid,
 		px_reader_set_timeout(r->rd, 0);
 		return r;
 	}
-	return px_relay_new(base, cfg, sid, cb, arg);
+	n = px_relay_new(base, cfg, sid, cb, arg);
+	n->route = route;
+	return n;
+}
+
+void
+px_relay_set_route(struct px_relay *r, unsigned route)
+{
+	r->route = route;
+}
+
+unsigned
+px_relay_route(const struct px_relay *r)
+{
+	return r->route;
 }
 
 bool

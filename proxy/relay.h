@@ -67,12 +67,18 @@ struct px_relay *px_relay_new(struct event_base *base, struct px_config *cfg,
 
 /*
  * px_relay_take - a relay for session sid: an idle, greeted connection of
- * this loop's pool made with the same cfg when there is one
+ * this loop's pool made with the same cfg to the same route when there is one
  * (px_relay_usable() is then true: go straight to MAIL), else a new
  * unconnected one (call px_relay_open()).  Loop thread only.
  */
 struct px_relay *px_relay_take(struct event_base *base, struct px_config *cfg,
-                               uint64_t sid, px_relay_cb *cb, void *arg);
+                               uint64_t sid, px_relay_cb *cb, void *arg,
+                               unsigned route);
+
+/* px_relay_set_route, px_relay_route - which backend (px_config_route(): 0
+ * the default, i + 1 routes[i]); set before px_relay_open(). */
+void px_relay_set_route(struct px_relay *r, unsigned route);
+unsigned px_relay_route(const struct px_relay *r);
 
 /*
  * px_relay_release - the session is done with *rp (sets it NULL): a clean,
@@ -112,6 +118,10 @@ const struct px_caps *px_relay_caps(const struct px_relay *r);
 /* px_relay_xclient_done - XCLIENT was accepted: the backend knows the real
  * client, so no Received header is needed. */
 bool px_relay_xclient_done(const struct px_relay *r);
+
+/* px_relay_set_private - the connection now carries one client's SMTP
+ * AUTH: px_relay_release() closes it instead of pooling it. */
+void px_relay_set_private(struct px_relay *r);
 
 /* px_relay_command - send one command line (no CRLF) and answer with the
  * reply. */

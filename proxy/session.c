@@ -14,6 +14,16 @@
  * by the read watermark while the session waits.  In DATA the input goes
  * through the decoder (data.c) into the spool (spool.c).
  *
+ * Also here: relay control at RCPT (relay_control.c decides), STARTTLS
+ * and implicit TLS (the socket moves to an OpenSSL bufferevent, the
+ * reader with it), AUTH passthrough to the backend, and routes (the
+ * first accepted recipient picks the transaction's backend).
+ *
+ * Socket ownership: the session owns the fd (and closes it) until TLS
+ * starts; then the TLS bufferevent does, except behind a PROXY header with
+ * implicit TLS, where a filter runs over the plain bufferevent and the
+ * session keeps the fd.
+ *
  * Lifetimes: struct px_session lives from accept to the deferred free after
  * close; the transaction part (s->txn) is reset at each RSET, HELO/EHLO and
  * end of message.  Callbacks from the relay and the filter chain check
@@ -23,15 +33,20 @@
  * RFC 5321 sections: 3.1 (greeting), 4.1.1 (commands), 4.1.4 (order of
  * commands), 4.2 (replies), 4.5.2 (transparency), 4.5.3 (limits and
  * timeouts); RFC 2920 (pipelining), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
- * RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 2034 (enhanced codes).
+ * RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 2034 (enhanced codes),
+ * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH).
  */
 #include "session.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +67,7 @@
 #include "netaddr.h"
 #include "proxy_proto.h"
 #include "relay.h"
+#include "relay_control.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 #include "sockio.h"
@@ -72,6 +88,7 @@ enum px_sstate {
 	S_GREET,     /* greet_delay running, or connect filters */
 	S_CMD,       /* reading commands */
 	S_DATA,      /* reading message data */
+	S_TLS,       /* TLS handshake (after STARTTLS, or implicit) */
 };
 
 /* Where a transaction ended, for the log. */
@@ -97,12 +114,15 @@ enum px_relay_op {
 	OP_RSET,        /* ours (after a refused message): no reply */
 	OP_RSET_CLIENT, /* the client's RSET: reply 250 after */
 	OP_RSET_HELO,   /* HELO/EHLO in a transaction: its filters after */
+	OP_RSET_ROUTE,  /* the first recipient goes to another backend */
 	OP_MESSAGE,
+	OP_AUTH, /* an AUTH line or SASL response relayed */
 };
 
 struct px_txn {
 	bool active; /* MAIL accepted */
 	unsigned id;
+	unsigned route;         /* the backend holding our MAIL (routes) */
 	char *from;             /* mailbox, "" for <> */
 	char *mail_line;        /* what we send the backend */
 	char *first_rcpt;       /* first accepted recipient */
@@ -133,10 +153,30 @@ struct px_session {
 	struct px_listen_info li;
 	struct bufferevent *bev; /* the write side (and the socket) */
 	struct px_reader *rd;    /* the read side */
+	int fd; /* ours until TLS starts, then the TLS bufferevent's (-1) */
+	/* TLS (RFC 3207, RFC 8314): the listener's settings (in s->cfg),
+	 * NULL without; what the handshake gave. */
+	const struct px_listen_tls *tls_cfg;
+	bool tls;
+	bool tls_pending; /* STARTTLS answered, 220 not yet sent */
+	/* OpenSSL's static names (SSL_get_version, SSL_CIPHER_get_name):
+	 * valid for the life of the process. */
+	const char *tls_version;
+	const char *tls_cipher;
+	int tls_bits, tls_alg_bits;
 	struct sockaddr_storage client;
 	char client_ip[48];
 	uint16_t client_port;
-	bool counted; /* holds a px_conn_acquire() slot */
+	bool counted;       /* holds a px_conn_acquire() slot */
+	bool relay_client;  /* in relay_networks: may relay anywhere */
+	bool authenticated; /* SMTP AUTH succeeded: may relay anywhere */
+	/* SMTP AUTH passthrough (RFC 4954): the backend decides. */
+	char *auth_user;     /* once authenticated */
+	char *auth_line;     /* SECURITY: secret; wiped when sent */
+	char *auth_cand;     /* the user name the exchange carries */
+	unsigned auth_mech;  /* PX_AUTH_PLAIN / PX_AUTH_LOGIN */
+	unsigned auth_nresp; /* SASL responses relayed so far */
+	bool auth_expect;    /* the next client line is a SASL response */
 	const char *proxy_version;
 	enum px_sstate state;
 	bool busy;
@@ -160,7 +200,9 @@ struct px_session {
 	    early; /* connect/HELO hard verdict, applied at RCPT */
 	/* Backend. */
 	struct px_relay *relay;
-	bool backend_txn; /* the backend has a MAIL in progress */
+	bool backend_txn;    /* the backend has a MAIL in progress */
+	unsigned want_route; /* the backend new relays connect to */
+	bool routing;        /* moving the MAIL to the first RCPT's route */
 	enum px_relay_op op;
 	char *headers;
 	/* DATA. */
@@ -180,6 +222,8 @@ static void px_txn_end(struct px_session *s, const char *result);
 static void px_session_relay_cb(void *arg, const struct px_relay_result *res);
 static void px_session_done(struct px_session *s);
 static bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
+static void px_session_tls_start(struct px_session *s);
+static void px_session_reroute(struct px_session *s, unsigned want);
 
 static uint64_t
 px_session_new_id(void)
@@ -223,10 +267,12 @@ px_session_set_timeout(struct px_session *s)
 {
 	if (s->closing || s->rd == NULL)
 		return;
-	px_reader_set_timeout(s->rd, s->busy ? 0
-	                             : s->state == S_DATA
-	                                 ? s->cfg->timeouts.data_block
-	                                 : s->cfg->timeouts.command);
+	/* The TLS handshake is bounded by the command timeout. */
+	px_reader_set_timeout(s->rd,
+	                      s->state == S_TLS    ? s->cfg->timeouts.command
+	                      : s->busy            ? 0
+	                      : s->state == S_DATA ? s->cfg->timeouts.data_block
+	                                           : s->cfg->timeouts.command);
 }
 
 /* px_session_set_busy - wait for a filter or the backend: the client's
@@ -256,6 +302,9 @@ px_session_drop_socket(struct px_session *s)
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	s->bev = NULL;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
 }
 
 /* px_write_reply - queue a formatted reply and remember it for the log. */
@@ -417,8 +466,12 @@ px_session_listener_index(const struct px_session *s)
 static void
 px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
 {
-	px_log_warn("%016llx backend %s: %s", (unsigned long long)s->id,
-	            s->cfg->backend_str, res->why ? res->why : "failed");
+	socklen_t blen;
+	const char *bname;
+
+	(void)px_config_backend(s->cfg, s->want_route, &blen, &bname);
+	px_log_warn("%016llx backend %s: %s", (unsigned long long)s->id, bname,
+	            res->why ? res->why : "failed");
 	snprintf(s->txn.backend, sizeof(s->txn.backend), "%s",
 	         res->status == PX_RELAY_UNREACHABLE ? "unreachable"
 	         : res->status == PX_RELAY_TIMEOUT   ? "timeout"
@@ -451,8 +504,15 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	px_spool_free(&s->spool);
 	free(s->arstrip);
 	free(s->helo);
+	if (s->line != NULL)
+		explicit_bzero(s->line, s->cfg->limits.line_length + 2);
 	free(s->line);
 	free(s->headers);
+	free(s->auth_user);
+	free(s->auth_cand);
+	if (s->auth_line != NULL)
+		explicit_bzero(s->auth_line, strlen(s->auth_line));
+	free(s->auth_line);
 	free(s->txn.from);
 	free(s->txn.mail_line);
 	free(s->txn.first_rcpt);
@@ -480,6 +540,11 @@ px_session_flushed(struct bufferevent *bev, void *arg)
 		return;
 	if (s->closing) {
 		px_session_free_later(s);
+		return;
+	}
+	if (s->tls_pending) {
+		/* The 220 to STARTTLS is out: now the handshake. */
+		px_session_tls_start(s);
 		return;
 	}
 	/* Output drained: go on with pipelined commands. */
@@ -513,6 +578,9 @@ px_session_close(struct px_session *s, const char *reason)
 		px_session_drop_relay(s);
 	}
 	px_relay_release(&s->relay);
+	/* In the middle of a handshake nothing can be said any more. */
+	if (s->state == S_TLS)
+		px_session_drop_socket(s);
 	if (s->bev == NULL || px_sock_flush(s->bev)) {
 		px_session_free_later(s);
 		return;
@@ -602,10 +670,11 @@ px_txn_end(struct px_session *s, const char *result)
 	         t->backend_final && t->backend[0] ? t->backend : "-");
 	px_log_info(
 	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
-	    "nrcpt=%u size=%zu helo=%s tls=- spf=%s score=%.1f symbols=%s%s "
+	    "nrcpt=%u size=%zu helo=%s tls=%s spf=%s score=%.1f symbols=%s%s "
 	    "backend=%s ms=%ld",
 	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
 	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
+	    s->tls ? s->tls_version : "-",
 	    spf == FLT_SPF_NOT_CHECKED ? "-" : flt_spf_result_name(spf),
 	    flt_chain_score(s->chain), syms, fields, backend,
 	    px_ms_since(&t->start));
@@ -682,10 +751,20 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 	px_session_connect_stage(s);
 }
 
+static void px_session_greet_rest(struct px_session *s);
+
 static void
 px_session_greet(struct px_session *s)
 {
 	px_metrics_connection_open();
+	/* The client is known now (socket peer or PROXY header). */
+	for (size_t i = 0; i < s->cfg->nrelay_networks; i++) {
+		if (px_cidr_match(&s->cfg->relay_networks[i], &s->client)) {
+			s->relay_client = true;
+			flt_chain_fact_set(s->chain, FLT_FACT_RELAY);
+			break;
+		}
+	}
 	px_log_info(
 	    "%016llx connect client=[%s]:%u listener=%s mode=%s proxy=%s",
 	    (unsigned long long)s->id, s->client_ip, s->client_port,
@@ -707,6 +786,28 @@ px_session_greet(struct px_session *s)
 	default:
 		s->counted = true;
 	}
+	if (s->li.tls_implicit && !s->tls) {
+		/* RFC 8314 3.3: TLS first; the banner comes after. */
+		if (s->tls_cfg == NULL) {
+			px_log_warn(
+			    "%016llx implicit TLS listener %s has no tls "
+			    "settings in the running config",
+			    (unsigned long long)s->id, s->li.address);
+			px_session_close(s, "tls");
+			return;
+		}
+		px_session_set_busy(s);
+		px_session_tls_start(s);
+		return;
+	}
+	px_session_greet_rest(s);
+}
+
+/* px_session_greet_rest - the banner (after greet_delay) and the connect
+ * filters. */
+static void
+px_session_greet_rest(struct px_session *s)
+{
 	s->state = S_GREET;
 	px_session_set_busy(s);
 	if (s->cfg->greet_delay > 0) {
@@ -805,14 +906,26 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 			s->adv_size = caps.size_max;
 		s->adv_smtputf8 = known && caps.smtputf8;
 		s->adv_dsn = known && caps.dsn;
-		n = snprintf(buf, sizeof(buf),
-		             "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		             "%s250-ENHANCEDSTATUSCODES\r\n%s%s",
-		             s->cfg->hostname, s->adv_size,
-		             !known || caps.eightbitmime ? "250-8BITMIME\r\n"
-		                                         : "",
-		             s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
-		             s->adv_dsn ? "250-DSN\r\n" : "");
+		/* RFC 3207 4.2: no STARTTLS once under TLS. */
+		n = snprintf(
+		    buf, sizeof(buf),
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
+		    "%s250-ENHANCEDSTATUSCODES\r\n%s%s%s",
+		    s->cfg->hostname, s->adv_size,
+		    !known || caps.eightbitmime ? "250-8BITMIME\r\n" : "",
+		    s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
+		    s->adv_dsn ? "250-DSN\r\n" : "",
+		    s->tls_cfg != NULL && !s->tls ? "250-STARTTLS\r\n" : "");
+		/* RFC 4954 4 and RFC 8314: AUTH on a submission listener,
+		 * under TLS only, with what the backend can check. */
+		if (s->li.mode == PX_MODE_SUBMISSION && s->tls && known &&
+		    (caps.auth & (PX_AUTH_PLAIN | PX_AUTH_LOGIN)) &&
+		    (size_t)n < sizeof(buf))
+			n += snprintf(
+			    buf + n, sizeof(buf) - (size_t)n,
+			    "250-AUTH%s%s\r\n",
+			    (caps.auth & PX_AUTH_PLAIN) ? " PLAIN" : "",
+			    (caps.auth & PX_AUTH_LOGIN) ? " LOGIN" : "");
 		/* The last line takes a space after the code. */
 		buf[n - 2] = '\0';
 		char *last = strrchr(buf, '\n');
@@ -998,9 +1111,11 @@ px_session_open_backend(struct px_session *s)
 {
 	struct px_relay_client c;
 
-	if (s->relay == NULL)
+	if (s->relay == NULL) {
 		s->relay = px_relay_new(s->base, s->cfg, s->id,
 		                        px_session_relay_cb, s);
+		px_relay_set_route(s->relay, s->want_route);
+	}
 	px_relay_client_info(s, &c);
 	s->op = OP_OPEN;
 	px_relay_open(s->relay, &c);
@@ -1052,9 +1167,13 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 	}
 	if (s->relay != NULL && !px_relay_usable(s->relay))
 		px_session_drop_relay(s);
+	/* A new connection for MAIL goes to the default backend: the first
+	 * recipient moves it if routes say so. */
+	if (s->relay == NULL)
+		s->want_route = 0;
 	if (s->relay == NULL)
 		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s);
+		                         px_session_relay_cb, s, s->want_route);
 	if (!px_relay_usable(s->relay)) {
 		px_session_open_backend(s);
 		return;
@@ -1074,6 +1193,24 @@ px_cmd_mail(struct px_session *s, const struct px_cmd *cmd)
 	}
 	if (s->txn.active) {
 		px_reply_error(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (s->tls_cfg != NULL && s->tls_cfg->required && !s->tls) {
+		/* RFC 3207 4: the listener's policy requires TLS. */
+		px_reply_error(s, 530, "5.7.0",
+		               "Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->authenticated && s->cfg->sender_login_match && !cmd->null_path &&
+	    (cmd->addr.len != strlen(s->auth_user) ||
+	     strncasecmp(cmd->addr.p, s->auth_user, cmd->addr.len) != 0)) {
+		/* Postfix's reject_sender_login_mismatch, in its words. */
+		px_reply_policy(
+		    s, 553, "5.7.1",
+		    "<%.*s>: Sender address rejected: not owned by "
+		    "user %s",
+		    (int)(cmd->addr.len > 300 ? 300 : cmd->addr.len),
+		    cmd->addr.p, s->auth_user);
 		return;
 	}
 	px_txn_begin(s);
@@ -1207,6 +1344,25 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 			px_session_done(s);
 		return;
 	}
+	if (s->cfg->nroutes > 0 && !s->authenticated) {
+		unsigned want = px_config_route(s->cfg, s->txn.rcpt);
+
+		if (s->txn.nrcpt > 0 && want != s->txn.route) {
+			/* Never a split message: the client sends this one
+			 * in another transaction (RFC 5321 4.5.3.1.10). */
+			px_reply(s, 452, "4.5.3",
+			         "Error: recipient for another destination; "
+			         "send it in a new transaction");
+			px_session_done(s);
+			return;
+		}
+		if (s->txn.nrcpt == 0 &&
+		    (s->relay == NULL || !px_relay_usable(s->relay) ||
+		     want != px_relay_route(s->relay) || !s->backend_txn)) {
+			px_session_reroute(s, want);
+			return;
+		}
+	}
 	if (s->relay == NULL || !px_relay_usable(s->relay)) {
 		struct px_relay_result res = {
 		    .status = PX_RELAY_LOST,
@@ -1220,6 +1376,83 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 	}
 	s->op = OP_RCPT;
 	px_relay_command(s->relay, s->txn.rcpt_line, strlen(s->txn.rcpt_line));
+}
+
+/*
+ * px_session_relay_allowed - relay control, before anything else at RCPT
+ * and before the backend hears of the recipient: a client in relay_networks
+ * or an authenticated one may send anywhere; any other only to an accepted
+ * domain, without sender-specified routing (relay_control.h).  Replies and
+ * returns false when refused.
+ */
+static bool
+px_session_relay_allowed(struct px_session *s)
+{
+	enum px_rcpt_class rc;
+	char rcpt[600], tmp[560];
+
+	if (s->relay_client || s->authenticated)
+		return true;
+	rc = px_rcpt_classify(s->cfg->accepted, s->txn.rcpt,
+	                      strlen(s->txn.rcpt));
+	if (rc == PX_RCPT_LOCAL)
+		return true;
+	/* Postfix's wording, so scripts and users see what they know. */
+	px_reply_policy(s, 554, "5.7.1", "<%s>: Relay access denied",
+	                s->txn.rcpt);
+	snprintf(tmp, sizeof(tmp), "<%s>", s->txn.rcpt);
+	px_log_str(rcpt, sizeof(rcpt), tmp);
+	px_log_info("%016llx.%u relay denied rcpt=%s why=%s client=[%s]",
+	            (unsigned long long)s->id, s->txn.id, rcpt,
+	            px_rcpt_class_name(rc), s->client_ip);
+	return false;
+}
+
+/*
+ * Routes: MAIL went to the backend the session's relay is on; the first
+ * recipient that will be accepted decides the transaction's backend.  If
+ * it is another one, the MAIL there is reset (RSET), the relay released,
+ * and MAIL sent again on a relay to the right backend; then the RCPT.  A
+ * refusal of that MAIL is the answer to the RCPT, and the next RCPT tries
+ * again.  Later recipients for another backend get 452 4.5.3.
+ */
+static void
+px_session_route_switch(struct px_session *s)
+{
+	if (s->relay != NULL && px_relay_route(s->relay) != s->want_route)
+		px_relay_release(&s->relay);
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_session_drop_relay(s);
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+		                         px_session_relay_cb, s, s->want_route);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
+		return;
+	}
+	px_session_send_mail(s);
+}
+
+static void
+px_session_reroute(struct px_session *s, unsigned want)
+{
+	s->want_route = want;
+	s->routing = true;
+	if (px_session_rset_backend(s, OP_RSET_ROUTE))
+		return;
+	px_session_route_switch(s);
+}
+
+/* px_session_route_failed - moving the MAIL did not work: the RCPT gets
+ * the failure, the client's transaction goes on (its MAIL was accepted),
+ * and the next RCPT tries again. */
+static void
+px_session_route_failed(struct px_session *s, const struct px_relay_result *res)
+{
+	s->routing = false;
+	px_reply_relay_failure(s, res);
+	px_session_drop_relay(s);
+	px_session_done(s);
 }
 
 static void
@@ -1249,14 +1482,20 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	                              : px_strndup(cmd->addr.p, cmd->addr.len);
 	s->txn.rcpt_line = px_strdup(line);
 	s->fs.rcpt = s->txn.rcpt;
+	if (!px_session_relay_allowed(s))
+		return;
 	/* A connect- or HELO-stage verdict (pregreet, later DNSBL) is
 	 * applied here, so the log shows sender and recipient (postscreen's
-	 * "enforce"). */
-	if (s->early.action == FLT_REJECT || s->early.action == FLT_TEMPFAIL) {
+	 * "enforce").  Not to an authenticated user: a roaming user's
+	 * address may well be on a list (Postfix's submission puts
+	 * permit_sasl_authenticated first). */
+	if (!s->authenticated && (s->early.action == FLT_REJECT ||
+	                          s->early.action == FLT_TEMPFAIL)) {
 		px_reply_verdict(s, &s->early, "Service unavailable");
 		return;
 	}
-	if (flt_chain_score(s->chain) >= s->cfg->actions.reject) {
+	if (!s->authenticated &&
+	    flt_chain_score(s->chain) >= s->cfg->actions.reject) {
 		px_reply_policy(s, 550, "5.7.1",
 		                "Error: rejected as spam (score %.1f)",
 		                flt_chain_score(s->chain));
@@ -1328,6 +1567,446 @@ px_cmd_rset(struct px_session *s)
 	px_reply(s, 250, "2.0.0", "Ok");
 }
 
+/*
+ * SMTP AUTH passthrough (RFC 4954): on a submission listener under TLS the
+ * client's AUTH line and each SASL response go to the backend as they are,
+ * and each backend reply (334 challenges, then 235 or an error) comes back
+ * as it is: the backend checks the password, mxguard never sees it in the
+ * clear beyond relaying it and never logs it.  The backend connection then
+ * belongs to this session (never pooled).  The user name for the log and
+ * sender_login_match is read from the PLAIN (RFC 4616) or LOGIN exchange.
+ */
+
+/* px_session_auth_clear - the exchange is over (either way). */
+static void
+px_session_auth_clear(struct px_session *s)
+{
+	if (s->auth_line != NULL)
+		explicit_bzero(s->auth_line, strlen(s->auth_line));
+	free(s->auth_line);
+	s->auth_line = NULL;
+	s->auth_expect = false;
+	s->auth_nresp = 0;
+}
+
+/* px_sasl_user - decode one base64 SASL response and take the user name:
+ * PLAIN "authzid NUL authcid NUL passwd" gives authcid, LOGIN's first
+ * response is the name.  Unprintable names are not kept. */
+static void
+px_sasl_user(struct px_session *s, const char *b64, size_t len)
+{
+	unsigned char out[768];
+	int n, pad = 0;
+	const unsigned char *user = out;
+	size_t ulen;
+
+	free(s->auth_cand);
+	s->auth_cand = NULL;
+	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(out) - 1)
+		return;
+	n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len);
+	if (n < 0)
+		goto wipe;
+	pad = (b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
+	n -= pad;
+	if (s->auth_mech == PX_AUTH_PLAIN) {
+		const unsigned char *z = memchr(out, '\0', (size_t)n), *z2;
+
+		if (z == NULL)
+			goto wipe;
+		user = z + 1;
+		z2 = memchr(user, '\0', (size_t)(out + n - user));
+		if (z2 == NULL)
+			goto wipe;
+		ulen = (size_t)(z2 - user);
+	} else {
+		ulen = (size_t)n;
+	}
+	if (ulen == 0 || ulen > 255)
+		goto wipe;
+	for (size_t i = 0; i < ulen; i++)
+		if (user[i] < 0x21 || user[i] == 0x7f)
+			goto wipe;
+	s->auth_cand = px_strndup((const char *)user, ulen);
+wipe:
+	explicit_bzero(out, sizeof(out));
+}
+
+/* px_session_auth_send - the backend is ready: the AUTH line. */
+static void
+px_session_auth_send(struct px_session *s)
+{
+	s->op = OP_AUTH;
+	px_relay_command(s->relay, s->auth_line, strlen(s->auth_line));
+	px_session_auth_clear(s);
+}
+
+/* px_session_auth_reply - the backend's answer to an AUTH step. */
+static void
+px_session_auth_reply(struct px_session *s, const struct px_relay_result *res)
+{
+	char user[600];
+
+	if (res->status != PX_RELAY_REPLY) {
+		px_log_warn("%016llx backend lost during AUTH: %s",
+		            (unsigned long long)s->id,
+		            res->why ? res->why : "failed");
+		px_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		px_session_auth_clear(s);
+		px_session_drop_relay(s);
+		px_session_done(s);
+		return;
+	}
+	px_log_str(user, sizeof(user), s->auth_cand);
+	if (res->code == 334) {
+		/* A challenge: the client's next line is the response. */
+		px_write_reply(s, res->reply, res->reply_len);
+		s->auth_expect = true;
+		px_session_done(s);
+		return;
+	}
+	s->auth_expect = false;
+	s->auth_nresp = 0;
+	if (res->code == 235) {
+		px_write_reply(s, res->reply, res->reply_len);
+		s->authenticated = true;
+		free(s->auth_user);
+		s->auth_user = px_strdup(s->auth_cand ? s->auth_cand : "-");
+		flt_chain_fact_set(s->chain, FLT_FACT_AUTHENTICATED);
+		px_relay_set_private(s->relay);
+		px_log_info("%016llx auth result=ok user=%s mech=%s",
+		            (unsigned long long)s->id, user,
+		            s->auth_mech == PX_AUTH_PLAIN ? "PLAIN" : "LOGIN");
+		px_session_done(s);
+		return;
+	}
+	/* 535, 454, 501 (cancelled)...: the backend's words. */
+	if (!px_reply_backend(s, res, false)) {
+		px_session_drop_relay(s);
+	} else {
+		px_log_info("%016llx auth result=fail user=%s mech=%s code=%d",
+		            (unsigned long long)s->id, user,
+		            s->auth_mech == PX_AUTH_PLAIN ? "PLAIN" : "LOGIN",
+		            res->code);
+	}
+	px_session_done(s);
+}
+
+/* px_session_auth_response - a client line in the middle of an exchange:
+ * to the backend as it is ("*" cancels there, RFC 4954 4). */
+static void
+px_session_auth_response(struct px_session *s, char *line, size_t len)
+{
+	s->auth_expect = false;
+	if (s->auth_nresp++ == 0 && s->auth_cand == NULL)
+		px_sasl_user(s, line, len);
+	if (s->relay == NULL || !px_relay_usable(s->relay)) {
+		explicit_bzero(line, len);
+		px_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		px_session_drop_relay(s);
+		return;
+	}
+	px_session_set_busy(s);
+	s->op = OP_AUTH;
+	px_relay_command(s->relay, line, len);
+	explicit_bzero(line, len);
+}
+
+static void
+px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
+{
+	struct px_caps caps;
+	bool known = px_backend_caps_get(&caps);
+	const char *arg = cmd->arg.p, *sp;
+	size_t alen = cmd->arg.len, mlen;
+	char *line;
+
+	if (s->li.mode != PX_MODE_SUBMISSION || !known ||
+	    !(caps.auth & (PX_AUTH_PLAIN | PX_AUTH_LOGIN))) {
+		px_reply_error(s, 502, "5.5.1",
+		               "Error: command not implemented");
+		return;
+	}
+	if (!s->tls) {
+		px_reply_error(
+		    s, 538, "5.7.11",
+		    "Encryption required for requested authentication "
+		    "mechanism");
+		return;
+	}
+	if (s->helo == NULL || !s->esmtp) {
+		px_reply_error(s, 503, "5.5.1", "Error: send EHLO first");
+		return;
+	}
+	if (s->authenticated) {
+		px_reply_error(s, 503, "5.5.1", "Error: already authenticated");
+		return;
+	}
+	if (s->txn.active) {
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: MAIL transaction in progress");
+		return;
+	}
+	sp = memchr(arg, ' ', alen);
+	mlen = sp ? (size_t)(sp - arg) : alen;
+	s->auth_mech = 0;
+	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0)
+		s->auth_mech = PX_AUTH_PLAIN;
+	else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0)
+		s->auth_mech = PX_AUTH_LOGIN;
+	if (s->auth_mech == 0 || !(caps.auth & s->auth_mech)) {
+		px_reply_error(s, 504, "5.5.4",
+		               "Error: unsupported authentication mechanism");
+		return;
+	}
+	free(s->auth_cand);
+	s->auth_cand = NULL;
+	s->auth_nresp = 0;
+	if (sp != NULL) {
+		/* An initial response (RFC 4954 4): the first response. */
+		px_sasl_user(s, sp + 1, alen - mlen - 1);
+		s->auth_nresp = 1;
+	}
+	line = px_malloc(alen + 6);
+	memcpy(line, "AUTH ", 5);
+	memcpy(line + 5, arg, alen);
+	line[alen + 5] = '\0';
+	s->auth_line = line;
+	px_session_set_busy(s);
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_session_drop_relay(s);
+	if (s->relay == NULL)
+		s->want_route = 0; /* AUTH is the default backend's */
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+		                         px_session_relay_cb, s, s->want_route);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
+		return;
+	}
+	px_session_auth_send(s);
+}
+
+/* TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314). */
+
+static void px_session_on_read(void *arg, enum px_read_what what);
+static void px_session_eventcb(struct bufferevent *bev, short what, void *arg);
+
+/* px_session_tls_error - log why a handshake failed (OpenSSL's queue,
+ * then the socket error) and clear the thread's error queue. */
+static void
+px_session_tls_error(struct px_session *s, short what)
+{
+	unsigned long err = s->bev ? bufferevent_get_openssl_error(s->bev) : 0;
+	char buf[256], reason[600];
+
+	if (err == 0)
+		err = ERR_peek_last_error();
+	if (err != 0)
+		ERR_error_string_n(err, buf, sizeof(buf));
+	else
+		snprintf(buf, sizeof(buf), "%s",
+		         (what & BEV_EVENT_EOF) ? "connection closed"
+		         : errno != 0           ? strerror(errno)
+		                                : "failed");
+	while (s->bev != NULL && bufferevent_get_openssl_error(s->bev) != 0)
+		;
+	ERR_clear_error();
+	/* OpenSSL's texts hold spaces: quoted, as every log value. */
+	px_log_info("%016llx tls handshake failed client=[%s]:%u reason=%s",
+	            (unsigned long long)s->id, s->client_ip, s->client_port,
+	            px_log_str(reason, sizeof(reason), buf));
+}
+
+/* px_session_tls_done - the handshake is over: RFC 3207 4.2, the client
+ * starts again with EHLO (we forget what it said before), then go on. */
+static void
+px_session_tls_done(struct px_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->tls = true;
+	s->tls_version = SSL_get_version(ssl);
+	s->tls_cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+	s->tls_bits = SSL_get_cipher_bits(ssl, &s->tls_alg_bits);
+	px_log_info("%016llx tls version=%s cipher=%s bits=%d implicit=%s",
+	            (unsigned long long)s->id, s->tls_version, s->tls_cipher,
+	            s->tls_bits, s->li.tls_implicit ? "yes" : "no");
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	s->fs.helo = NULL;
+	s->fs.esmtp = false;
+	s->adv_smtputf8 = s->adv_dsn = false;
+	s->adv_size = 0;
+	if (s->li.tls_implicit) {
+		/* Implicit TLS (never STARTTLS there): the banner now. */
+		px_session_greet_rest(s);
+		return;
+	}
+	s->state = S_CMD;
+	px_session_done(s);
+}
+
+static void
+px_session_tls_readcb(struct bufferevent *bev, void *arg)
+{
+	struct px_session *s = arg;
+
+	if (s->closing || s->rd == NULL)
+		return;
+	px_reader_bev_data(s->rd);
+}
+
+static void
+px_session_tls_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct px_session *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		if (!s->closing && s->state == S_TLS)
+			px_session_tls_done(s);
+		return;
+	}
+	if (s->state == S_TLS && !s->closing) {
+		/* SECURITY: a failed or abandoned handshake: nothing is
+		 * said in the clear; the socket and the SSL go. */
+		px_session_tls_error(s, what);
+		px_session_drop_socket(s);
+		px_session_close(s, "tls");
+		return;
+	}
+	ERR_clear_error();
+	if ((what & BEV_EVENT_READING) && s->rd != NULL && !s->closing) {
+		px_reader_bev_event(s->rd, what);
+		return;
+	}
+	px_session_eventcb(bev, what, s);
+}
+
+/*
+ * px_session_tls_start - hand the socket to an OpenSSL bufferevent as the
+ * server side of a handshake.  The plain reader and bufferevent go (their
+ * buffers are empty: the 220 was sent, pipelined input discarded); the
+ * socket is the TLS bufferevent's from now on (it closes it and frees the
+ * SSL).  The session stays busy in S_TLS until px_session_tls_done.
+ */
+static void
+px_session_tls_start(struct px_session *s)
+{
+	struct timeval wt = px_timeval(s->cfg->timeouts.command);
+	SSL *ssl = SSL_new(s->tls_cfg->ctx);
+
+	struct evbuffer *left = s->rd != NULL ? px_reader_input(s->rd) : NULL;
+	struct bufferevent *under = NULL;
+
+	s->tls_pending = false;
+	s->state = S_TLS;
+	if (ssl == NULL) {
+		ERR_clear_error();
+		px_log_err("%016llx SSL_new failed", (unsigned long long)s->id);
+		px_session_drop_socket(s);
+		px_session_close(s, "tls");
+		return;
+	}
+	if (left != NULL && evbuffer_get_length(left) > 0) {
+		/* Implicit TLS behind a PROXY header: the start of the
+		 * ClientHello came with the header and is already read.  An
+		 * OpenSSL filter over the plain bufferevent, whose input gets
+		 * those bytes, reads them first (the session keeps the fd).
+		 * STARTTLS never gets here: its leftovers were discarded. */
+		struct evbuffer *uin;
+
+		under = s->bev;
+		uin = bufferevent_get_input(under);
+		/* Only a socket bufferevent adds to its input (the end is
+		 * frozen): we do it once, as it would have. */
+		evbuffer_unfreeze(uin, 0);
+		evbuffer_add_buffer(uin, left);
+		evbuffer_freeze(uin, 0);
+		px_reader_free(&s->rd);
+		s->bev = bufferevent_openssl_filter_new(
+		    s->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		px_reader_free(&s->rd);
+		bufferevent_free(s->bev);
+		s->bev = bufferevent_openssl_socket_new(
+		    s->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (s->bev != NULL)
+			s->fd = -1;
+	}
+	if (s->bev == NULL) {
+		SSL_free(ssl);
+		if (under != NULL)
+			bufferevent_free(under);
+		px_log_err("%016llx cannot start TLS",
+		           (unsigned long long)s->id);
+		px_session_drop_socket(s);
+		px_session_close(s, "tls");
+		return;
+	}
+	/* Many SMTP clients close without close_notify after QUIT: an EOF,
+	 * not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	bufferevent_setcb(s->bev, px_session_tls_readcb, px_session_flushed,
+	                  px_session_tls_eventcb, s);
+	bufferevent_set_timeouts(s->bev, NULL, &wt);
+	bufferevent_enable(s->bev, EV_WRITE);
+	s->rd = px_reader_new_bev(s->base, s->bev, PX_IN_HIGH,
+	                          px_session_on_read, s);
+	px_session_set_busy(s);
+	/* Bytes already waiting below the filter: no read event will say
+	 * so, since the client now waits for our ServerHello. */
+	if (under != NULL)
+		bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+/* px_cmd_starttls - RFC 3207 4. */
+static void
+px_cmd_starttls(struct px_session *s)
+{
+	struct evbuffer *in = px_reader_input(s->rd);
+	size_t junk;
+
+	if (s->tls_cfg == NULL) {
+		px_reply_error(s, 502, "5.5.1",
+		               "Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		px_reply_error(s, 554, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (s->txn.active) {
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: MAIL transaction in progress");
+		return;
+	}
+	px_reply(s, 220, "2.0.0", "Ready to start TLS");
+	/* SECURITY (CVE-2011-0411 class): whatever the client sent after
+	 * STARTTLS in the clear must never run as if it came under TLS. */
+	junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		px_log_warn("%016llx discarded %zu bytes pipelined after "
+		            "STARTTLS from [%s]",
+		            (unsigned long long)s->id, junk, s->client_ip);
+		evbuffer_drain(in, junk);
+	}
+	/* The backend connection knew the old HELO: a fresh one after. */
+	px_relay_release(&s->relay);
+	px_session_set_busy(s);
+	s->state = S_TLS;
+	if (px_sock_flush(s->bev)) {
+		px_session_tls_start(s);
+		return;
+	}
+	/* px_session_flushed starts it once the 220 is out. */
+	s->tls_pending = true;
+	px_reader_stop(s->rd);
+}
+
 /* px_session_command - handle one command line (without CRLF). */
 static void
 px_session_command(struct px_session *s, const char *line, size_t len)
@@ -1391,6 +2070,12 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 		return;
 	case PX_VERB_NOOP:
 		px_reply(s, 250, "2.0.0", "Ok");
+		return;
+	case PX_VERB_STARTTLS:
+		px_cmd_starttls(s);
+		return;
+	case PX_VERB_AUTH:
+		px_cmd_auth(s, &cmd);
 		return;
 	case PX_VERB_QUIT:
 		if (s->txn.active)
@@ -1529,7 +2214,10 @@ px_session_build_headers(struct px_session *s, bool spam)
 	bool told = px_relay_xclient_done(s->relay) ||
 	            (caps->xforward && (caps->xforward_attrs & PX_XATTR_ADDR));
 
-	if (!told) {
+	/* XCLIENT and XFORWARD have no attribute for TLS: under TLS the
+	 * Received header is how the backend learns of it (as Postfix
+	 * writes it: "(using TLSv1.3 with cipher ... (256/256 bits))"). */
+	if (!told || s->tls) {
 		time_t now = time(NULL);
 		struct tm tm;
 		char helo[300];
@@ -1549,18 +2237,26 @@ px_session_build_headers(struct px_session *s, bool spam)
 			if ((unsigned char)*p <= ' ' ||
 			    (unsigned char)*p >= 0x7f || *p == '(' || *p == ')')
 				*p = '?';
-		/* "with" protocol names: RFC 3848, and UTF8SMTP from
-		 * RFC 6531 section 3.7.4. */
+		char using[160] = "";
+
+		if (s->tls)
+			snprintf(using, sizeof(using),
+			         "\t(using %s with cipher %s (%d/%d bits))\r\n",
+			         s->tls_version, s->tls_cipher, s->tls_bits,
+			         s->tls_alg_bits);
+		/* "with" protocol names: RFC 3848 (ESMTPS under TLS), and
+		 * UTF8SMTP(S) from RFC 6531 section 3.7.4. */
 		n += (size_t)snprintf(
 		    buf + n, sizeof(buf) - n,
-		    "Received: from %s (%s%s[%s])\r\n\tby %s "
-		    "(mxguard) with %s id %016llx.%u;\r\n\t%s\r\n",
+		    "Received: from %s (%s%s[%s])\r\n%s\tby %s "
+		    "(mxguard) with %s%s id %016llx.%u;\r\n\t%s\r\n",
 		    helo, rdns ? rdns : "", rdns ? " " : "", s->client_ip,
-		    s->cfg->hostname,
+		    using, s->cfg->hostname,
 		    s->txn.smtputf8 ? "UTF8SMTP"
 		    : s->esmtp      ? "ESMTP"
 		                    : "SMTP",
-		    (unsigned long long)s->id, s->txn.id, date);
+		    s->tls ? "S" : "", (unsigned long long)s->id, s->txn.id,
+		    date);
 	}
 	n += px_session_received_spf(s, buf + n, sizeof(buf) - n);
 	n += px_session_auth_results(s, buf + n, sizeof(buf) - n);
@@ -1785,11 +2481,16 @@ px_session_run(struct px_session *s)
 		if (len > 0 && s->line[len - 1] == '\r')
 			len--;
 		s->line[len] = '\0';
-		px_session_command(s, s->line, len);
+		if (s->auth_expect)
+			px_session_auth_response(s, s->line, len);
+		else
+			px_session_command(s, s->line, len);
 	}
 	s->in_run = false;
 	if (s->closing)
 		return;
+	/* STARTTLS may have replaced the socket's reader and bufferevent. */
+	in = px_reader_input(s->rd);
 	px_sock_flush(s->bev);
 	px_reader_resume(s->rd);
 	/* After EOF, once nothing complete is left to answer. */
@@ -1820,6 +2521,13 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	}
 	switch (op) {
 	case OP_OPEN:
+		if (res->status != PX_RELAY_REPLY && s->routing) {
+			struct px_relay_result r = *res;
+
+			r.status = PX_RELAY_UNREACHABLE;
+			px_session_route_failed(s, &r);
+			return;
+		}
 		if (res->status != PX_RELAY_REPLY) {
 			struct px_relay_result r = *res;
 
@@ -1835,10 +2543,18 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 				             res->reply_len);
 			px_txn_end(s, "tempfail");
 			px_session_drop_relay(s);
+			px_session_auth_clear(s);
 			px_session_done(s);
 			return;
 		}
+		if (s->auth_line != NULL) {
+			px_session_auth_send(s);
+			return;
+		}
 		px_session_send_mail(s);
+		return;
+	case OP_AUTH:
+		px_session_auth_reply(s, res);
 		return;
 	case OP_XFORWARD:
 		if (res->status != PX_RELAY_REPLY)
@@ -1855,6 +2571,22 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	case OP_MAIL:
 		if (res->status != PX_RELAY_REPLY)
 			break;
+		if (s->routing && res->code != 421) {
+			s->routing = false;
+			if (res->code == 250 || res->code == 251) {
+				s->backend_txn = true;
+				s->txn.route = px_relay_route(s->relay);
+				s->op = OP_RCPT;
+				px_relay_command(s->relay, s->txn.rcpt_line,
+				                 strlen(s->txn.rcpt_line));
+				return;
+			}
+			/* The MAIL's refusal answers the RCPT. */
+			if (!px_reply_backend(s, res, false))
+				px_session_drop_relay(s);
+			px_session_done(s);
+			return;
+		}
 		if (res->code == 421) {
 			px_reply_backend(s, res, false);
 			px_txn_end(s, "tempfail");
@@ -1869,6 +2601,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 		if (res->code == 250 || res->code == 251) {
 			s->txn.active = true;
 			s->backend_txn = true;
+			s->txn.route = px_relay_route(s->relay);
 		} else {
 			px_txn_end(s, res->code >= 500 ? "reject" : "tempfail");
 		}
@@ -1895,6 +2628,11 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 				s->txn.first_rcpt = px_strdup(s->txn.rcpt);
 		}
 		px_session_done(s);
+		return;
+	case OP_RSET_ROUTE:
+		if (res->status != PX_RELAY_REPLY || res->code != 250)
+			px_session_drop_relay(s);
+		px_session_route_switch(s);
 		return;
 	case OP_RSET:
 	case OP_RSET_CLIENT:
@@ -1952,6 +2690,10 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 	default:
 		return;
 	}
+	if (s->routing) {
+		px_session_route_failed(s, res);
+		return;
+	}
 	/* The backend failed mid-transaction: 451, and the transaction is
 	 * over on both sides (a new MAIL reconnects). */
 	px_reply_relay_failure(s, res);
@@ -1976,6 +2718,17 @@ px_session_on_read(void *arg, enum px_read_what what)
 		px_session_run(s);
 		return;
 	case PX_READ_TIMEOUT:
+		if (s->state == S_TLS) {
+			/* A handshake that never finished: nothing can be
+			 * said to the client. */
+			px_log_info("%016llx tls handshake timed out "
+			            "client=[%s]:%u",
+			            (unsigned long long)s->id, s->client_ip,
+			            s->client_port);
+			px_session_drop_socket(s);
+			px_session_close(s, "timeout");
+			return;
+		}
 		if (s->state != S_PROXY)
 			px_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
 			         s->cfg->hostname);
@@ -2045,7 +2798,11 @@ px_session_start(struct px_loop *loop, const struct px_listen_info *li, int fd,
 	memcpy(&ss, peer, peerlen < sizeof(ss) ? peerlen : sizeof(ss));
 	px_session_set_client(s, &ss);
 	s->proxy_version = "-";
-	s->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->tls_cfg = px_config_listen_tls(s->cfg, li->address);
+	/* The session closes fd itself (px_session_drop_socket): STARTTLS
+	 * frees this bufferevent and keeps the socket. */
+	s->fd = fd;
+	s->bev = bufferevent_socket_new(s->base, fd, 0);
 	s->free_ev = evtimer_new(s->base, px_session_free_cb, s);
 	px_loop_register(loop, s->id, s);
 

@@ -216,6 +216,29 @@ px_xattrs_parse(const char *s, size_t n)
 	return bits;
 }
 
+/* px_auth_parse - the mechanisms after "AUTH" that we know. */
+static unsigned
+px_auth_parse(const char *s, size_t n)
+{
+	unsigned bits = 0;
+	size_t i = 0;
+
+	while (i < n) {
+		size_t w;
+
+		while (i < n && s[i] == ' ')
+			i++;
+		w = i;
+		while (i < n && s[i] != ' ')
+			i++;
+		if (i > w && px_word_eq(s + w, i - w, "PLAIN"))
+			bits |= PX_AUTH_PLAIN;
+		else if (i > w && px_word_eq(s + w, i - w, "LOGIN"))
+			bits |= PX_AUTH_LOGIN;
+	}
+	return bits;
+}
+
 /* px_size_parse - RFC 1870 SIZE argument; a bad number means no limit
  * given, one too large for 64 bits is clamped */
 static unsigned long long
@@ -301,6 +324,8 @@ px_caps_parse(const char *buf, size_t len, struct px_caps *caps)
 			caps->binarymime = true;
 		else if (px_word_eq(kw, kwlen, "STARTTLS"))
 			caps->starttls = true;
+		else if (px_word_eq(kw, kwlen, "AUTH"))
+			caps->auth |= px_auth_parse(args, alen);
 		else if (px_word_eq(kw, kwlen, "XCLIENT")) {
 			caps->xclient = true;
 			caps->xclient_attrs |= px_xattrs_parse(args, alen);

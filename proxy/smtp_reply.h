@@ -52,10 +52,17 @@ struct px_caps {
 	bool starttls;               /* RFC 3207 */
 	bool xclient;                /* Postfix XCLIENT */
 	bool xforward;               /* Postfix XFORWARD */
+	unsigned auth;               /* RFC 4954 AUTH: PX_AUTH_* bits */
 	/* XCLIENT / XFORWARD attribute names advertised, as bit sets of
 	 * PX_XATTR_* below. */
 	unsigned xclient_attrs;
 	unsigned xforward_attrs;
+};
+
+/* The SASL mechanisms mxguard can pass through (RFC 4616, and LOGIN). */
+enum {
+	PX_AUTH_PLAIN = 1 << 0,
+	PX_AUTH_LOGIN = 1 << 1,
 };
 
 enum {

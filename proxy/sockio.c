@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 bool
@@ -23,6 +24,13 @@ px_sock_flush(struct bufferevent *bev)
 
 	if (evbuffer_get_length(out) == 0)
 		return true;
+	/* SECURITY: under TLS the bytes must go through SSL_write, never
+	 * straight to the socket: libevent's OpenSSL bufferevent writes
+	 * them (its EV_WRITE stays enabled, see px_sock_drained). */
+	if (bufferevent_openssl_get_ssl(bev) != NULL) {
+		bufferevent_enable(bev, EV_WRITE);
+		return false;
+	}
 	if (fd >= 0 && !(bufferevent_get_enabled(bev) & EV_WRITE)) {
 		/* A socket bufferevent keeps the front of its output frozen
 		 * so only its own writer drains it; we are that writer now,
@@ -42,7 +50,10 @@ px_sock_drained(struct bufferevent *bev)
 {
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return false;
-	bufferevent_disable(bev, EV_WRITE);
+	/* An OpenSSL bufferevent arms its write event only while it has
+	 * something to send (and the handshake may need it): leave it be. */
+	if (bufferevent_openssl_get_ssl(bev) == NULL)
+		bufferevent_disable(bev, EV_WRITE);
 	return true;
 }
 
@@ -58,8 +69,10 @@ px_sock_drained(struct bufferevent *bev)
 #define PX_READ_CHUNK 65536
 
 struct px_reader {
-	struct event *ev;
-	struct evbuffer *in;
+	struct event *ev;        /* socket mode: the fd's read event */
+	struct bufferevent *bev; /* bufferevent mode (TLS); not owned */
+	struct event *timer;     /* bufferevent mode: the idle timeout */
+	struct evbuffer *in;     /* socket mode: owned; else the bev's */
 	size_t high;
 	double timeout;
 	bool paused;
@@ -73,6 +86,14 @@ px_reader_arm(struct px_reader *r)
 {
 	struct timeval tv = px_timeval(r->timeout);
 
+	if (r->bev != NULL) {
+		bufferevent_enable(r->bev, EV_READ);
+		if (r->timeout > 0)
+			evtimer_add(r->timer, &tv);
+		else
+			evtimer_del(r->timer);
+		return;
+	}
 	if (r->timeout > 0) {
 		event_add(r->ev, &tv);
 		return;
@@ -139,6 +160,50 @@ px_reader_new(struct event_base *base, int fd, size_t high, px_reader_fn *cb,
 	return r;
 }
 
+static void
+px_reader_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct px_reader *r = arg;
+
+	r->cb(r->arg, PX_READ_TIMEOUT);
+}
+
+struct px_reader *
+px_reader_new_bev(struct event_base *base, struct bufferevent *bev, size_t high,
+                  px_reader_fn *cb, void *arg)
+{
+	struct px_reader *r = px_calloc(1, sizeof(*r));
+
+	r->bev = bev;
+	r->in = bufferevent_get_input(bev);
+	r->high = high;
+	r->cb = cb;
+	r->arg = arg;
+	r->timer = evtimer_new(base, px_reader_timer, r);
+	/* libevent stops reading above high and goes on below it by
+	 * itself: back-pressure without px_reader_resume. */
+	bufferevent_setwatermark(bev, EV_READ, 0, high);
+	px_reader_arm(r);
+	return r;
+}
+
+void
+px_reader_bev_data(struct px_reader *r)
+{
+	if (r->stopped)
+		return;
+	px_reader_arm(r); /* the idle timeout starts again */
+	r->cb(r->arg, PX_READ_DATA);
+}
+
+void
+px_reader_bev_event(struct px_reader *r, short what)
+{
+	if (r->stopped)
+		return;
+	r->cb(r->arg, (what & BEV_EVENT_EOF) ? PX_READ_EOF : PX_READ_ERROR);
+}
+
 void
 px_reader_free(struct px_reader **rp)
 {
@@ -147,8 +212,12 @@ px_reader_free(struct px_reader **rp)
 	if (r == NULL)
 		return;
 	*rp = NULL;
-	event_free(r->ev);
-	evbuffer_free(r->in);
+	if (r->bev != NULL) {
+		event_free(r->timer);
+	} else {
+		event_free(r->ev);
+		evbuffer_free(r->in);
+	}
 	free(r);
 }
 
@@ -179,13 +248,18 @@ void
 px_reader_stop(struct px_reader *r)
 {
 	r->stopped = true;
+	if (r->bev != NULL) {
+		bufferevent_disable(r->bev, EV_READ);
+		evtimer_del(r->timer);
+		return;
+	}
 	event_del(r->ev);
 }
 
 void
 px_reader_resume(struct px_reader *r)
 {
-	if (!r->paused || r->stopped ||
+	if (r->bev != NULL || !r->paused || r->stopped ||
 	    evbuffer_get_length(r->in) >= r->high / 2)
 		return;
 	r->paused = false;

@@ -57,6 +57,20 @@ typedef void px_reader_fn(void *arg, enum px_read_what what);
 struct px_reader *px_reader_new(struct event_base *base, int fd, size_t high,
                                 px_reader_fn *cb, void *arg);
 
+/*
+ * px_reader_new_bev - the same interface over a bufferevent that reads by
+ * itself (libevent's OpenSSL one, under TLS): its input buffer is the
+ * reader's, high its read watermark, the idle timeout a timer of ours.  The
+ * bufferevent's owner forwards its read callback to px_reader_bev_data()
+ * and read-side EOF/errors to px_reader_bev_event(); bev is not owned and
+ * must outlive the reader.
+ */
+struct px_reader *px_reader_new_bev(struct event_base *base,
+                                    struct bufferevent *bev, size_t high,
+                                    px_reader_fn *cb, void *arg);
+void px_reader_bev_data(struct px_reader *r);
+void px_reader_bev_event(struct px_reader *r, short what);
+
 /* px_reader_free - stop and free; *rp = NULL; accepts NULL. */
 void px_reader_free(struct px_reader **rp);
 

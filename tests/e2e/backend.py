@@ -121,6 +121,9 @@ class Conn:
         self.xforward_lines = []
         self.closed = False
         self.closed_by = None  # "peer" or "us"
+        self.tls_version = None  # after STARTTLS: "TLSv1.3"...
+        self.tls_error = None  # a failed handshake's exception text
+        self.auth_user = None  # after a successful AUTH
 
     def __repr__(self):
         return "Conn(%d, commands=%r, closed=%r)" % (
@@ -143,8 +146,22 @@ class Backend:
         banner="backend.test ESMTP testbackend",
         host="127.0.0.1",
         hostname="backend.test",
+        tls=None,
+        auth=None,
     ):
+        """tls=(certfile, keyfile): offer STARTTLS (before TLS only) and
+        do the server side of it.  auth={"user": "password"}: offer AUTH
+        PLAIN LOGIN and check against these."""
         self.caps = list(DEFAULT_CAPS if caps is None else caps)
+        self.auth = auth
+        if auth is not None:
+            self.caps.append("AUTH PLAIN LOGIN")
+        self._sslctx = None
+        if tls is not None:
+            import ssl
+
+            self._sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._sslctx.load_cert_chain(tls[0], tls[1])
         if xclient:
             self.caps.append(XCLIENT_CAP)
         if xforward:
@@ -445,8 +462,55 @@ class Backend:
         writer.write(text.encode("utf-8", "surrogateescape"))
         await writer.drain()
 
-    def _ehlo_reply(self):
+    async def _auth(self, conn, reader, writer, args):
+        """RFC 4954 AUTH with PLAIN (RFC 4616) or LOGIN, checked against
+        self.auth; "*" cancels."""
+        import base64
+        import binascii
+
+        parts = args.split(" ", 1)
+        mech = parts[0].upper()
+        first = parts[1] if len(parts) > 1 else None
+
+        async def ask(challenge):
+            await self._reply(writer, "334 " + challenge)
+            line = (await self._readline(conn, reader)).rstrip(b"\r\n").decode("ascii", "replace")
+            self._note(lambda: conn.commands.append(line))
+            return line
+
+        def b64(text):
+            return base64.b64decode(text, validate=True)
+
+        try:
+            if mech == "PLAIN":
+                resp = first if first is not None else await ask("")
+                if resp == "*":
+                    return await self._reply(writer, "501 5.7.0 Authentication aborted")
+                _, user, pw = b64(resp).split(b"\0", 2)
+            elif mech == "LOGIN":
+                resp = first if first is not None else await ask("VXNlcm5hbWU6")
+                if resp == "*":
+                    return await self._reply(writer, "501 5.7.0 Authentication aborted")
+                user = b64(resp)
+                resp = await ask("UGFzc3dvcmQ6")
+                if resp == "*":
+                    return await self._reply(writer, "501 5.7.0 Authentication aborted")
+                pw = b64(resp)
+            else:
+                return await self._reply(writer, "504 5.5.4 Unrecognized authentication type")
+        except (binascii.Error, ValueError):
+            return await self._reply(writer, "501 5.5.2 Cannot decode response")
+        u, p = user.decode("utf-8", "replace"), pw.decode("utf-8", "replace")
+        if self.auth.get(u) == p:
+            self._note(lambda: setattr(conn, "auth_user", u))
+            await self._reply(writer, "235 2.7.0 Authentication successful")
+        else:
+            await self._reply(writer, "535 5.7.8 Error: authentication failed: bad credentials")
+
+    def _ehlo_reply(self, conn=None):
         lines = [self.hostname] + self.caps
+        if self._sslctx is not None and conn is not None and conn.tls_version is None:
+            lines.append("STARTTLS")
         out = []
         for i, l in enumerate(lines):
             sep = " " if i == len(lines) - 1 else "-"
@@ -475,7 +539,7 @@ class Backend:
                 greeted = True
                 txn = None
                 reply = override or (
-                    self._ehlo_reply() if verb == "EHLO" else "250 " + self.hostname
+                    self._ehlo_reply(conn) if verb == "EHLO" else "250 " + self.hostname
                 )
                 await self._reply(writer, reply)
             elif verb == "XCLIENT":
@@ -583,6 +647,23 @@ class Backend:
                 await self._reply(writer, override or "250 2.0.0 Ok")
             elif verb == "NOOP":
                 await self._reply(writer, override or "250 2.0.0 Ok")
+            elif verb == "AUTH" and self.auth is not None:
+                await self._auth(conn, reader, writer, args)
+            elif verb == "STARTTLS" and self._sslctx is not None and conn.tls_version is None:
+                await self._reply(writer, override or "220 2.0.0 Ready to start TLS")
+                if override and not override.startswith("220"):
+                    continue
+                try:
+                    await writer.start_tls(self._sslctx)
+                except (OSError, ConnectionError) as e:  # ssl.SSLError is an OSError
+                    self._note(lambda: setattr(conn, "tls_error", str(e)))
+                    raise _Eof()
+                version = writer.get_extra_info("ssl_object").version()
+                self._note(lambda: setattr(conn, "tls_version", version))
+                # RFC 3207 4.2: the client starts over with EHLO.
+                greeted = False
+                txn = None
+                xforward = {}
             elif verb == "QUIT":
                 await self._reply(writer, override or "221 2.0.0 Bye")
                 self._note(lambda: setattr(conn, "closed_by", "peer-quit"))

@@ -125,6 +125,11 @@ def default_config(workdir, backend, port):
         },
         "spool": {"dir": os.path.join(workdir, "spool"), "memory_max": 1048576},
         "actions": {"tag": 5.0, "tempfail": 10.0, "reject": 15.0},
+        # Relay control: the tests mail test.example (helpers.RCPT and
+        # friends); a test about relaying brings its own settings.  No
+        # relay_networks, so the loopback client is held to the rules an
+        # Internet client meets.
+        "accepted_domains": ["test.example"],
         # No reverse DNS lookups unless a test asks (with its own DNS
         # server): tests never send DNS traffic off the machine.
         "fcrdns": False,

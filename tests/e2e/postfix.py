@@ -109,8 +109,20 @@ def _alive(pid):
         return False
 
 
+TLS_CF = """\
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+"""
+
+
 class Postfix:
-    def __init__(self, user="nobody"):
+    def __init__(self, user="nobody", tls=None):
+        """tls=(certfile, keyfile): smtpd offers STARTTLS (level may)
+        and notes TLS in its Received header."""
+        self.tls = tls
         pw = pwd.getpwnam(user)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         self.dir = None
@@ -149,8 +161,13 @@ class Postfix:
         self.port = free_port()
         with open(os.path.join(self.dir, "conf", "main.cf"), "w") as f:
             f.write(MAIN_CF.format(dir=self.dir, domain=DOMAIN, uid=self.uid, gid=self.gid))
+            if self.tls is not None:
+                f.write(TLS_CF.format(cert=self.tls[0], key=self.tls[1]))
         with open(os.path.join(self.dir, "conf", "master.cf"), "w") as f:
             f.write(MASTER_CF.format(listen="127.0.0.1:%d" % self.port))
+            if self.tls is not None:
+                # smtpd gets its TLS entropy and session cache from here.
+                f.write("tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n")
         p = self._run("start", timeout=timeout)
         self.running = True
         if p.returncode != 0:

@@ -70,6 +70,21 @@ class ServerClosed(Exception):
     pass
 
 
+def tls_client_context(minimum=None, maximum=None):
+    """A TLS client context that checks no certificate (test certs are
+    self-signed), optionally limited to a protocol range."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
 class Client:
     def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, connect=True,
                  source=None):
@@ -109,6 +124,18 @@ class Client:
 
     def __exit__(self, *a):
         self.close()
+
+    # -- TLS -----------------------------------------------------------------
+
+    def start_tls(self, ctx=None, server_hostname=None):
+        """Turn the connection into a TLS client (after a 220 to STARTTLS,
+        or at once for implicit TLS).  ctx: an ssl.SSLContext, by default
+        one that accepts any certificate (the tests make their own)."""
+        assert not self.buf, "unread bytes before the TLS handshake: %r" % self.buf
+        if ctx is None:
+            ctx = tls_client_context()
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
+        return self.sock
 
     # -- sending -----------------------------------------------------------
 

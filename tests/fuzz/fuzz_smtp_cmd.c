@@ -9,12 +9,16 @@
  * xtext and encoded as xtext.  Beyond what ASan and UBSan catch, the
  * harness aborts when a result breaks the contract: a slice outside the
  * line, a parameter walk that does not advance, an accepted line holding a
- * NUL, CR or LF, or xtext output that is not valid xtext.
+ * NUL, CR or LF, or xtext output that is not valid xtext.  An accepted
+ * RCPT is also classified by relay control (relay_control.c) against a
+ * fixed domain set: SECURITY, a recipient whose local part holds '%', '!'
+ * or '@' must never come out as local.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay_control.h"
 #include "smtp_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,6 +52,43 @@ walk_params(struct px_slice ps, const char *line, size_t len)
 		abort();
 }
 
+static void
+check_relay(const struct px_cmd *cmd)
+{
+	static struct px_domains *d;
+	const char *at = NULL;
+	enum px_rcpt_class c;
+
+	if (d == NULL) {
+		const char *err;
+
+		d = px_domains_new();
+		if (px_domains_add(d, "example.test", &err) < 0 ||
+		    px_domains_add(d, ".sub.example.test", &err) < 0 ||
+		    px_domains_add(d, "[192.0.2.1]", &err) < 0)
+			abort();
+		px_domains_seal(d);
+	}
+	c = px_rcpt_classify(d, cmd->addr.p, cmd->addr.len);
+	if (c < PX_RCPT_LOCAL || c > PX_RCPT_UNPARSEABLE)
+		abort();
+	if (c != PX_RCPT_LOCAL)
+		return;
+	for (size_t i = cmd->addr.len; i > 0; i--)
+		if (cmd->addr.p[i - 1] == '@') {
+			at = cmd->addr.p + i - 1;
+			break;
+		}
+	if (at == NULL) {
+		if (!cmd->postmaster)
+			abort();
+		return;
+	}
+	for (const char *p = cmd->addr.p; p < at; p++)
+		if (*p == '%' || *p == '!' || *p == '@')
+			abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -76,6 +117,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (cmd.null_path && cmd.addr.len != 0)
 			abort();
 		walk_params(cmd.params, line, size);
+		if (cmd.verb == PX_VERB_RCPT)
+			check_relay(&cmd);
 	}
 
 	walk_params((struct px_slice){line, size}, line, size);

@@ -69,6 +69,28 @@ test_symbols_and_reset(void **state)
 	assert_null(c);
 }
 
+/* Facts the session sets itself (relay_networks, AUTH) are what filters
+ * read, and a transaction reset keeps them (they are the session's). */
+static void
+test_session_facts(void **state)
+{
+	struct flt_chain *c = flt_chain_new(&fs);
+	struct flt_call call;
+
+	memset(&call, 0, sizeof(call));
+	call.chain = c;
+	assert_false(flt_fact_has(&call, FLT_FACT_RELAY));
+	flt_chain_fact_set(c, FLT_FACT_RELAY);
+	assert_true(flt_fact_has(&call, FLT_FACT_RELAY));
+	assert_false(flt_fact_has(&call, FLT_FACT_AUTHENTICATED));
+	flt_chain_fact_set(c, FLT_FACT_AUTHENTICATED);
+	flt_chain_reset_txn(c);
+	assert_true(flt_fact_has(&call, FLT_FACT_RELAY));
+	assert_true(flt_fact_has(&call, FLT_FACT_AUTHENTICATED));
+	assert_false(flt_fact_has(&call, FLT_FACT_DNSWL));
+	flt_chain_free(&c);
+}
+
 static void
 test_decide(void **state)
 {
@@ -157,6 +179,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_symbols_and_reset, setup),
 	    cmocka_unit_test_setup(test_decide, setup),
+	    cmocka_unit_test_setup(test_session_facts, setup),
 	    cmocka_unit_test_setup(test_spam_headers, setup),
 	};
 

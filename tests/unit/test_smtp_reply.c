@@ -3,8 +3,8 @@
  * test_smtp_reply.c - table-driven tests of proxy/smtp_reply.c: backend
  * reply parsing (single and multi-line, mismatched codes, bare LF, bad
  * bytes, the PX_REPLY_MAX bound, enhanced status codes), EHLO capability
- * parsing (SIZE, XCLIENT / XFORWARD attribute lists, case, AUTH= lines)
- * and reply formatting.
+ * parsing (SIZE, XCLIENT / XFORWARD attribute lists, case, AUTH and AUTH=
+ * lines) and reply formatting.
  *
  * The reply parser is also driven the way the relay drives it: on a buffer
  * that grows byte by byte or by pseudo-random chunks (fixed seed), asking
@@ -324,12 +324,20 @@ static const struct caps_case caps_cases[] = {
       .xclient = true,
       .xclient_attrs = PX_XATTR_NAME | PX_XATTR_ADDR | PX_XATTR_PORT |
                        PX_XATTR_LOGIN | PX_XATTR_DESTADDR | PX_XATTR_DESTPORT}},
-    /* Old "AUTH=" lines and near misses are ignored. */
-    {"250-x\r\n250-AUTH=LOGIN PLAIN\r\n250-AUTH LOGIN PLAIN\r\n"
+    /* Old "AUTH=" lines and near misses are ignored; AUTH lists the
+     * mechanisms we can pass through, in any case, others skipped. */
+    {"250-x\r\n250-AUTH=LOGIN PLAIN\r\n250-AUTHX PLAIN\r\n"
      "250-SIZEX 10\r\n250-PIPELINING2\r\n250-XCLIENTS NAME\r\n"
      "250 8BITMIMEX\r\n",
      0,
      {0}},
+    {"250-x\r\n250-AUTH LOGIN PLAIN\r\n250 DSN\r\n",
+     0,
+     {.dsn = true, .auth = PX_AUTH_LOGIN | PX_AUTH_PLAIN}},
+    {"250-x\r\n250 AUTH CRAM-MD5 plain XOAUTH2\r\n",
+     0,
+     {.auth = PX_AUTH_PLAIN}},
+    {"250-x\r\n250 AUTH PLAINX LOGINS\r\n", 0, {0}},
     /* SIZE arguments. */
     {"250-x\r\n250 SIZE\r\n", 0, {.size = true}},
     {"250-x\r\n250 SIZE 0\r\n", 0, {.size = true}},
@@ -393,6 +401,7 @@ test_caps_table(void **state)
 		F(xforward)
 		F(xclient_attrs)
 		F(xforward_attrs)
+		F(auth)
 #undef F
 	}
 }
