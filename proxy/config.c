@@ -27,8 +27,8 @@
 #include "config_priv.h"
 
 /* Top-level settings this build knows, and those later checks will read
- * (accepted now, with a warning, so a config written for a newer mxguard
- * still loads). */
+ * (accepted and ignored, so a config written for a newer mxguard still
+ * loads). */
 static const char *const px_known_keys[] = {
     "hostname",
     "listen",

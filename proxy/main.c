@@ -16,6 +16,7 @@
  * to finish their transactions.
  */
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <grp.h>
@@ -213,6 +214,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		free(err);
 		return 1;
+	}
+	if (!check_only) {
+		/* -d changes to /: a reload must still find a relative -c. */
+		static char abs_path[PATH_MAX];
+
+		if (realpath(px_config_path, abs_path) != NULL)
+			px_config_path = abs_path;
 	}
 	if (check_only) {
 		if (px_config_relay_warning(cfg) != NULL)
