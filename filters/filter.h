@@ -266,5 +266,6 @@ extern const struct flt_ops flt_helo;
 extern const struct flt_ops flt_ratelimit;
 extern const struct flt_ops flt_greylist;
 extern const struct flt_ops flt_reputation;
+extern const struct flt_ops flt_rules;
 
 #endif

@@ -63,6 +63,7 @@ static const char *const px_known_keys[] = {
     "greylist",
     "reputation",
     "ratelimit",
+    "subject_prefix",
     NULL,
 };
 static const char *const px_future_keys[] = {
@@ -542,6 +543,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 
 	if (px_cfg_state(e, cfg, root) < 0)
 		return -1;
+	if (px_cfg_rules(e, cfg, root) < 0)
+		return -1;
 
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
 	    (px_cfg_check_keys(e, g, "actions", action_keys) < 0 ||
@@ -849,6 +852,7 @@ px_config_free(struct px_config *cfg)
 	}
 	free(cfg->rhsbl);
 	px_cfg_state_free(cfg);
+	px_cfg_rules_free(cfg);
 	free(cfg);
 }
 

@@ -14,6 +14,8 @@
 
 #include "netaddr.h"
 
+struct rule_set;
+
 enum px_mode {
 	PX_MODE_MX = 0,
 	PX_MODE_SUBMISSION,
@@ -95,8 +97,10 @@ struct px_config {
 	size_t naccepted_domains;
 	struct px_cidr *relay_networks;
 	size_t nrelay_networks;
-	char **rules;
+	char **rules; /* globs, as written */
 	size_t nrules;
+	struct rule_set *ruleset; /* compiled from rules (config_rules.c) */
+	char *subject_prefix;     /* Subject rewrite on tag; NULL: none */
 	char *user;
 	char *group;
 	unsigned loops;   /* event loops; 0 in the file = one per core */

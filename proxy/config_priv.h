@@ -48,4 +48,9 @@ int px_cfg_state(struct px_cfgerr *e, struct px_config *cfg,
                  const config_setting_t *root);
 void px_cfg_state_free(struct px_config *cfg);
 
+/* config_rules.c: rules (compiled into cfg->ruleset), subject_prefix. */
+int px_cfg_rules(struct px_cfgerr *e, struct px_config *cfg,
+                 const config_setting_t *root);
+void px_cfg_rules_free(struct px_config *cfg);
+
 #endif
