@@ -96,7 +96,9 @@ rule_meta_primary(struct rule_meta_parser *mp)
 		mp->p++;
 		rule_meta_expr(mp, 0);
 		rule_meta_space(mp);
-		if (mp->error == NULL && *mp->p != ')')
+		if (mp->error != NULL)
+			return;
+		if (*mp->p != ')')
 			mp->error = "missing )";
 		else
 			mp->p++;

@@ -180,6 +180,8 @@ test_mime_html(void **state)
 	t = rule_html_render(&msg, "ab<a href=\"x", 12, &n);
 	assert_string_equal(t, "ab");
 	free(t);
+	for (size_t i = 0; i < msg.nuris; i++)
+		free(msg.uris[i]);
 	free(msg.uris);
 }
 
