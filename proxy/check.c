@@ -10,6 +10,10 @@
  * mailfrom, rcptto: there is no SMTP dialogue) are skipped, and the output
  * says so.  Scores are SpamAssassin's score set 0 (no network tests).
  *
+ * `mxguard check [-c FILE] --list-rules` prints every loaded rule instead:
+ * name, type, score (set 0) and "partial" for a meta that names a skipped
+ * rule (it may miss where SpamAssassin hits), else "complete".
+ *
  * Exit status: the most severe of the messages' verdicts: 0 accept, 1 tag,
  * 2 tempfail, 3 reject; 64 usage error, 66 a message cannot be read, 78
  * the config or a rule file is broken (sysexits.h values).
@@ -173,7 +177,7 @@ px_check_main(int argc, char **argv)
 {
 	const char *path = "/etc/mxguard/mxguard.conf";
 	struct px_config *cfg = NULL;
-	bool json = false, first = true;
+	bool json = false, first = true, list = false;
 	char *err = NULL;
 	int i, worst = 0, bad = 0;
 
@@ -182,6 +186,8 @@ px_check_main(int argc, char **argv)
 			path = argv[++i];
 		else if (strcmp(argv[i], "--json") == 0)
 			json = true;
+		else if (strcmp(argv[i], "--list-rules") == 0)
+			list = true;
 		else if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
@@ -190,12 +196,26 @@ px_check_main(int argc, char **argv)
 		else
 			break;
 	}
-	if (i == argc)
+	if (i == argc && !list)
 		goto usage;
 	if (px_config_load(path, &cfg, &err) < 0) {
 		fprintf(stderr, "%s\n", err);
 		free(err);
 		return PX_CHECK_CONFIG;
+	}
+	if (list) {
+		const struct rule_set *set = cfg->ruleset;
+
+		for (size_t k = 0; k < rule_set_size(set); k++) {
+			if (rule_find(set, rule_name(set, k)) < 0)
+				continue; /* only scored or described */
+			printf("%s\t%s\t%g\t%s\n", rule_name(set, k),
+			       rule_type_name(rule_type(set, k)),
+			       rule_score(set, k, false),
+			       rule_partial(set, k) ? "partial" : "complete");
+		}
+		px_config_unref(&cfg);
+		return 0;
 	}
 	if (json)
 		printf("[");
@@ -216,6 +236,7 @@ px_check_main(int argc, char **argv)
 	return bad ? PX_CHECK_NOINPUT : worst;
 usage:
 	fprintf(stderr,
-	        "usage: mxguard check [-c FILE] [--json] MESSAGE.eml...\n");
+	        "usage: mxguard check [-c FILE] [--json] MESSAGE.eml...\n"
+	        "       mxguard check [-c FILE] --list-rules\n");
 	return PX_CHECK_USAGE;
 }

@@ -11,7 +11,8 @@
  *
  * Semantics follow SpamAssassin: header rules see the values of every
  * instance of the header, each ending in "\n"; a missing header is the
- * [if-unset:] text or "" (so `!~` hits on it); body rules run per
+ * [if-unset:] text or "" (so `!~` hits on it); MESSAGEID is every
+ * Message-Id, Resent-Message-Id and X-Message-Id; body rules run per
  * paragraph, rawbody per line, uri per URI; without tflags multiple a rule
  * counts once, with it every match counts (up to maxhits).  A meta rule's
  * operands are hit counts; it hits when its value is not 0.
@@ -229,6 +230,18 @@ rule_hdr_get(const struct rule *r, const struct rule_header *hdrs, size_t n,
 		}
 		return n > 0;
 	}
+	if (strcmp(name, "MESSAGEID") == 0) {
+		/* SpamAssassin's pseudo-header: every message id header. */
+		for (size_t i = 0; i < n; i++)
+			if (strcasecmp(hdrs[i].name, "Message-Id") == 0 ||
+			    strcasecmp(hdrs[i].name, "Resent-Message-Id") ==
+			        0 ||
+			    strcasecmp(hdrs[i].name, "X-Message-Id") == 0) {
+				rule_hdr_append(b, &hdrs[i], r->mod);
+				found = true;
+			}
+		return found;
+	}
 	if (strcmp(name, "EnvelopeFrom") == 0) {
 		if (envelope_from == NULL)
 			return false;
@@ -300,6 +313,13 @@ rule_meta_eval_one(struct rule_run *run, size_t i)
 
 	if (r->type != RULE_META)
 		return run->counts[i];
+	/* A meta naming a rule we skipped (an eval: test) cannot be
+	 * evaluated as SpamAssassin does: disabled, as SpamAssassin disables
+	 * metas with undefined dependencies. */
+	if (r->partial) {
+		run->counts[i] = 0;
+		return 0;
+	}
 	if (run->meta_state[i] == 2)
 		return run->counts[i];
 	if (run->meta_state[i] == 1)

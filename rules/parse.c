@@ -211,10 +211,13 @@ rule_clear_def(struct rule *r)
 	r->file = NULL;
 	free(r->reply);
 	r->reply = NULL;
+	free(r->src);
+	r->src = NULL;
 	r->defined = false;
 	r->negate = r->exists = r->mimeheader = false;
 	r->mod = RULE_HDR_DECODED;
 	r->action = RULE_ACTION_NONE;
+	r->partial = false;
 }
 
 struct rule_set *
@@ -253,6 +256,11 @@ rule_set_free(struct rule_set **setp)
 	}
 	for (int t = 0; t < RULE_NTYPES; t++)
 		free(set->by_type[t]);
+	for (size_t i = 0; i < set->ntags; i++) {
+		free(set->tags[i].name);
+		free(set->tags[i].value);
+	}
+	free(set->tags);
 	free(set->rules);
 	free(set->hash);
 	pcre2_compile_context_free(set->cctx);
@@ -263,6 +271,10 @@ rule_set_free(struct rule_set **setp)
 
 struct rule_parser {
 	struct rule_set *set;
+	/* the last pattern rule_regex() read */
+	const char *re_src;
+	size_t re_len;
+	uint32_t re_opts;
 	const char *file;
 	unsigned line;
 	char **error_r;
@@ -405,6 +417,9 @@ rule_regex(struct rule_parser *p, const char **sp, pcre2_code **re_r)
 	}
 	if (*s != '\0' && *s != ' ' && *s != '\t')
 		return rule_fail(p, "unexpected text after pattern");
+	p->re_src = start;
+	p->re_len = (size_t)(end - start);
+	p->re_opts = opts;
 	*re_r = pcre2_compile((PCRE2_SPTR)start, (PCRE2_SIZE)(end - start),
 	                      opts, &err, &off, p->set->cctx);
 	if (*re_r == NULL) {
@@ -431,6 +446,10 @@ rule_define(struct rule_parser *p, const char *name, enum rule_type type)
 	r->type = type;
 	r->file = rule_xstrdup(p->file);
 	r->line = p->line;
+	if (p->re_src != NULL) {
+		r->src = rule_xstrndup(p->re_src, p->re_len);
+		r->opts = p->re_opts;
+	}
 	return r;
 }
 
@@ -486,6 +505,11 @@ rule_parse_header(struct rule_parser *p, const char *name, const char *rest,
 			return 0;
 		}
 		spec[colon - spec] = '\0';
+	}
+	if (strncasecmp(spec, "X-Spam-Relays-", 14) == 0) {
+		/* SpamAssassin's parsed Received chain: we do not build it. */
+		p->set->skipped[RULE_SKIP_UNSUPPORTED]++;
+		return 0;
 	}
 	if (rule_regex(p, &s, &re) < 0)
 		return -1;
@@ -759,6 +783,65 @@ rule_conditional(struct rule_parser *p, const char *dir, const char *rest)
 	return 0;
 }
 
+/*
+ * SpamAssassin's ReplaceTags: `replace_tag NAME regex` (and replace_pre,
+ * replace_post, replace_inter), and `replace_rules R1 R2...` naming the
+ * rules whose patterns have <NAME> tags expanded (at finish, when every
+ * tag is known).
+ */
+static int
+rule_parse_replace(struct rule_parser *p, const char *what, const char *rest)
+{
+	static const struct {
+		const char *name;
+		enum rule_tag_kind kind;
+	} kinds[] = {{"tag", RULE_TAG},
+	             {"pre", RULE_TAG_PRE},
+	             {"post", RULE_TAG_POST},
+	             {"inter", RULE_TAG_INTER}};
+	char name[RULE_NAME_MAX + 1];
+	const char *s = rest;
+
+	if (strcmp(what, "rules") == 0) {
+		while (rule_word(&s, name, sizeof(name))) {
+			if (!rule_name_ok(name))
+				return rule_fail(p,
+				                 "replace_rules: bad rule "
+				                 "name \"%s\"",
+				                 name);
+			rule_get(p->set, name)->replace = true;
+		}
+		return 0;
+	}
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		struct rule_set *set = p->set;
+		const char *v;
+
+		if (strcmp(what, kinds[k].name) != 0)
+			continue;
+		if (!rule_word(&s, name, sizeof(name)))
+			return rule_fail(p, "replace_%s: missing name", what);
+		v = rule_skip_space(s);
+		for (size_t i = 0; i < set->ntags; i++)
+			if (set->tags[i].kind == kinds[k].kind &&
+			    strcmp(set->tags[i].name, name) == 0) {
+				free(set->tags[i].value);
+				set->tags[i].value = rule_xstrdup(v);
+				return 0;
+			}
+		set->tags = rule_xrealloc(set->tags, (set->ntags + 1) *
+		                                         sizeof(*set->tags));
+		set->tags[set->ntags].kind = kinds[k].kind;
+		set->tags[set->ntags].name = rule_xstrdup(name);
+		set->tags[set->ntags].value = rule_xstrdup(v);
+		set->ntags++;
+		return 0;
+	}
+	/* replace_start/replace_end: other tag delimiters, not ours */
+	p->set->skipped[RULE_SKIP_UNSUPPORTED]++;
+	return 0;
+}
+
 /* Directives of SpamAssassin's that carry no rule for us: accepted
  * silently (they configure SpamAssassin itself). */
 static const char *const rule_ignored[] = {
@@ -790,6 +873,7 @@ rule_parse_line(struct rule_parser *p, char *line)
 			return rule_fail(p, "directive too long");
 		return 0; /* blank */
 	}
+	p->re_src = NULL;
 	rc = rule_conditional(p, dir, s);
 	if (rc != 0)
 		return rc < 0 ? -1 : 0;
@@ -802,6 +886,8 @@ rule_parse_line(struct rule_parser *p, char *line)
 	for (unsigned i = 0; rule_ignored[i] != NULL; i++)
 		if (strcmp(dir, rule_ignored[i]) == 0)
 			return 0;
+	if (strncmp(dir, "replace_", 8) == 0)
+		return rule_parse_replace(p, dir + 8, s);
 
 	static const struct {
 		const char *dir;
@@ -916,6 +1002,142 @@ rule_set_parse(struct rule_set *set, const char *file, const char *text,
 	return 0;
 }
 
+/* ReplaceTags expansion. */
+
+static const struct rule_tag *
+rule_tag_find(const struct rule_set *set, enum rule_tag_kind kind,
+              const char *name, size_t len)
+{
+	for (size_t i = 0; i < set->ntags; i++)
+		if (set->tags[i].kind == kind &&
+		    strlen(set->tags[i].name) == len &&
+		    strncmp(set->tags[i].name, name, len) == 0)
+			return &set->tags[i];
+	return NULL;
+}
+
+struct rule_sbuf {
+	char *p;
+	size_t n, cap;
+};
+
+static void
+rule_sbuf_add(struct rule_sbuf *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) {
+		b->cap = (b->n + n + 1) * 2;
+		b->p = rule_xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+/* rule_tag_at - a <NAME> tag token at s: its name length, else 0. */
+static size_t
+rule_tag_at(const char *s)
+{
+	size_t n = 0;
+
+	if (*s != '<')
+		return 0;
+	while (isalnum((unsigned char)s[1 + n]) || s[1 + n] == '_')
+		n++;
+	return n > 0 && s[1 + n] == '>' ? n : 0;
+}
+
+/* rule_expand - expand the <TAG>s of src into b, each wrapped in pre and
+ * post, inter between adjacent tags; tag values are expanded in turn
+ * (without pre/post/inter), depth-limited. */
+static void
+rule_expand(const struct rule_set *set, const char *src, struct rule_sbuf *b,
+            const char *pre, const char *post, const char *inter,
+            unsigned depth)
+{
+	const char *s = src;
+	bool last_tag = false;
+
+	while (*s) {
+		size_t n = rule_tag_at(s);
+		const struct rule_tag *t =
+		    n ? rule_tag_find(set, RULE_TAG, s + 1, n) : NULL;
+
+		if (t == NULL || depth > 8) {
+			rule_sbuf_add(b, s, 1);
+			s++;
+			last_tag = false;
+			continue;
+		}
+		if (last_tag && inter != NULL)
+			rule_sbuf_add(b, inter, strlen(inter));
+		if (pre != NULL)
+			rule_sbuf_add(b, pre, strlen(pre));
+		rule_expand(set, t->value, b, NULL, NULL, NULL, depth + 1);
+		if (post != NULL)
+			rule_sbuf_add(b, post, strlen(post));
+		s += n + 2;
+		last_tag = true;
+	}
+}
+
+/* rule_replace - recompile r's pattern with its tags expanded. */
+static int
+rule_replace(struct rule_set *set, struct rule *r, char **error_r)
+{
+	static const char *const dirs[] = {"<pre ", "<post ", "<inter "};
+	static const enum rule_tag_kind kinds[] = {RULE_TAG_PRE, RULE_TAG_POST,
+	                                           RULE_TAG_INTER};
+	const char *val[3] = {NULL, NULL, NULL};
+	struct rule_sbuf src = {0}, out = {0};
+	pcre2_code *re;
+	PCRE2_SIZE off;
+	int err;
+
+	/* Take out the <pre X>, <post X>, <inter X> settings. */
+	for (const char *s = r->src; *s;) {
+		bool done = false;
+
+		for (int k = 0; k < 3 && !done; k++) {
+			size_t dl = strlen(dirs[k]);
+			const char *e;
+
+			if (strncmp(s, dirs[k], dl) != 0 ||
+			    (e = strchr(s + dl, '>')) == NULL)
+				continue;
+			const struct rule_tag *t = rule_tag_find(
+			    set, kinds[k], s + dl, (size_t)(e - s - dl));
+
+			val[k] = t ? t->value : NULL;
+			s = e + 1;
+			done = true;
+		}
+		if (!done)
+			rule_sbuf_add(&src, s++, 1);
+	}
+	rule_sbuf_add(&src, "", 0);
+	rule_expand(set, src.p, &out, val[0], val[1], val[2], 0);
+	rule_sbuf_add(&out, "", 0);
+	free(src.p);
+	re = pcre2_compile((PCRE2_SPTR)out.p, out.n, r->opts, &err, &off,
+	                   set->cctx);
+	if (re == NULL) {
+		/* The pattern compiled as written; expanded it may pass
+		 * PCRE2's size limits (some of SpamAssassin's do with a
+		 * 2-byte link size): skip the rule, as an unsupported form,
+		 * rather than refuse the whole set. */
+		(void)error_r;
+		free(out.p);
+		rule_clear_def(r);
+		set->skipped[RULE_SKIP_UNSUPPORTED]++;
+		return 0;
+	}
+	free(out.p);
+	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	pcre2_code_free(r->re);
+	r->re = re;
+	return 0;
+}
+
 /* Finishing: resolve references, find loops, index by type. */
 
 static int
@@ -950,6 +1172,13 @@ rule_set_finish(struct rule_set *set, char **error_r)
 	unsigned char *state;
 	size_t n = set->nrules;
 
+	for (size_t i = 0; i < n; i++) {
+		struct rule *r = &set->rules[i];
+
+		if (r->defined && r->replace && r->re != NULL &&
+		    r->src != NULL && rule_replace(set, r, error_r) < 0)
+			return -1;
+	}
 	/* Resolve names to indexes; a name nothing defines is 0, as in
 	 * SpamAssassin (an eval test we skipped, usually). */
 	for (size_t i = 0; i < n; i++) {
@@ -967,11 +1196,28 @@ rule_set_finish(struct rule_set *set, char **error_r)
 			if (j < 0 || !set->rules[j].defined) {
 				o->op = RM_NUM;
 				o->num = 0;
+				r->partial = true;
 			} else {
 				o->ref = (size_t)j;
 			}
 			free(o->name);
 			o->name = NULL;
+		}
+	}
+	/* Partial through other metas, to a fixed point. */
+	for (bool changed = true; changed;) {
+		changed = false;
+		for (size_t i = 0; i < n; i++) {
+			struct rule *r = &set->rules[i];
+
+			if (!r->defined || r->type != RULE_META || r->partial)
+				continue;
+			for (size_t k = 0; k < r->meta->nops; k++)
+				if (r->meta->ops[k].op == RM_REF &&
+				    set->rules[r->meta->ops[k].ref].partial) {
+					r->partial = changed = true;
+					break;
+				}
 		}
 	}
 	state = rule_xcalloc(n, 1);
@@ -1139,7 +1385,16 @@ rule_set_summary(const struct rule_set *set, char *buf, size_t size)
 		            set->nby_type[t]);
 		first = false;
 	}
-	RULE_APPEND("); %zu skipped", skipped);
+	RULE_APPEND(")");
+	size_t partial = 0;
+
+	for (size_t i = 0; i < set->nrules; i++)
+		if (set->rules[i].defined && set->rules[i].partial)
+			partial++;
+	if (partial > 0)
+		RULE_APPEND(", %zu metas disabled (they name skipped rules)",
+		            partial);
+	RULE_APPEND("; %zu skipped", skipped);
 	first = true;
 	for (int w = 0; w < RULE_NSKIPS; w++) {
 		if (set->skipped[w] == 0)
@@ -1151,6 +1406,12 @@ rule_set_summary(const struct rule_set *set, char *buf, size_t size)
 	if (!first)
 		RULE_APPEND(")");
 #undef RULE_APPEND
+}
+
+const char *
+rule_type_name(enum rule_type type)
+{
+	return type < RULE_NTYPES ? rule_type_names[type] : "?";
 }
 
 size_t
@@ -1185,6 +1446,12 @@ rule_score(const struct rule_set *set, size_t i, bool net)
 	if (strncmp(r->name, "T_", 2) == 0)
 		return 0.01;
 	return r->tflags & RULE_TF_NICE ? -1.0 : 1.0;
+}
+
+bool
+rule_partial(const struct rule_set *set, size_t i)
+{
+	return set->rules[i].partial;
 }
 
 const char *

@@ -108,6 +108,13 @@ const char *rule_describe(const struct rule_set *set, size_t i);
 /* rule_reported - a hit shows up as a symbol: not a __SUB rule, score not
  * 0. */
 bool rule_reported(const struct rule_set *set, size_t i, bool net);
+/* rule_partial - a meta that names a rule nothing defines (usually an
+ * eval: test that was skipped), directly or through other metas: it is
+ * disabled (never hits), as SpamAssassin disables metas with undefined
+ * dependencies. */
+bool rule_partial(const struct rule_set *set, size_t i);
+/* rule_type_name - "header", "body", ... */
+const char *rule_type_name(enum rule_type type);
 /* rule_find - index of name, or -1. */
 long rule_find(const struct rule_set *set, const char *name);
 /* rule_smtp_reply - an SMTP-stage rule's immediate action, and its reply

@@ -100,7 +100,24 @@ struct rule {
 	enum rule_action action;
 	char *reply;       /* "550 5.7.1 text", NULL for the default */
 	unsigned flag_bit; /* RULE_BUILTIN: the rule_mime_flag bit index */
-	bool meta_loop;    /* set by finish when part of a cycle */
+	char *src;         /* the pattern as written (replace_rules) */
+	uint32_t opts;     /* its PCRE2 options */
+	bool replace; /* listed in replace_rules: tags expanded at finish */
+	bool partial; /* a meta naming a rule nothing defines (a skipped eval
+	               * test), itself or through other metas */
+};
+
+enum rule_tag_kind {
+	RULE_TAG = 0,
+	RULE_TAG_PRE,
+	RULE_TAG_POST,
+	RULE_TAG_INTER,
+};
+
+struct rule_tag {
+	enum rule_tag_kind kind;
+	char *name;
+	char *value;
 };
 
 struct rule_set {
@@ -114,6 +131,9 @@ struct rule_set {
 	unsigned skipped[RULE_NSKIPS];
 	bool finished;
 	pcre2_compile_context *cctx;
+	/* ReplaceTags: replace_tag/pre/post/inter NAME value */
+	struct rule_tag *tags;
+	size_t ntags;
 };
 
 #endif

@@ -372,6 +372,58 @@ test_rules_smtp(void **state)
 	rule_set_free(&set);
 }
 
+/* SpamAssassin compatibility: ReplaceTags, MESSAGEID, metas naming
+ * skipped rules, the pseudo-headers we do not build. */
+static void
+test_rules_sa_compat(void **state)
+{
+	struct rule_set *set =
+	    load("replace_tag   V  (?:v|\\\\/)\n"
+	         "replace_tag   I  [i1!]\n"
+	         "replace_tag   VI <V><I>\n"
+	         "replace_inter W1 \\W?\n"
+	         "replace_post  P2 {1,2}\n"
+	         "body     PILL /<inter W1><V><I>agra/i\n"
+	         "body     NESTED /<VI>x/\n"
+	         "body     DOUBLE /<post P2><V>x/\n"
+	         "body     PLAIN /<V>/\n"
+	         "replace_rules PILL DOUBLE NESTED\n"
+	         "header   SHORT_ID MESSAGEID =~ /^<.{1,4}\\@/\n"
+	         "header   RELAYS X-Spam-Relays-Untrusted =~ /x/\n"
+	         "header   __EVALD eval:check_something()\n"
+	         "body     __WORD /word/\n"
+	         "meta     NEEDS_EVAL __WORD && !__EVALD\n"
+	         "meta     NEEDS_NEEDS NEEDS_EVAL || __WORD\n"
+	         "meta     FINE __WORD\n");
+	const char *text = "Message-Id: <ab@x>\r\nSubject: s\r\n\r\n"
+	                   "cheap v-1agra, vvx, v1x word\r\n";
+	struct rule_msg *msg = rule_msg_parse(text, strlen(text), false);
+	struct rule_run *run = rule_run_new(set);
+	char sum[512];
+
+	rule_run_message(run, msg, NULL);
+	assert_int_equal(hits_of(set, run, "PILL"), 1);
+	assert_int_equal(hits_of(set, run, "DOUBLE"), 1);
+	assert_int_equal(hits_of(set, run, "NESTED"), 1);
+	assert_int_equal(hits_of(set, run, "PLAIN"), 0); /* not listed */
+	assert_int_equal(hits_of(set, run, "SHORT_ID"), 1);
+	assert_true(rule_find(set, "RELAYS") < 0);
+	assert_int_equal(hits_of(set, run, "FINE"), 1);
+	/* Metas naming skipped rules are disabled, also through metas. */
+	assert_true(rule_partial(set, (size_t)rule_find(set, "NEEDS_EVAL")));
+	assert_true(rule_partial(set, (size_t)rule_find(set, "NEEDS_NEEDS")));
+	assert_int_equal(hits_of(set, run, "NEEDS_EVAL"), 0);
+	assert_int_equal(hits_of(set, run, "NEEDS_NEEDS"), 0);
+	rule_set_summary(set, sum, sizeof(sum));
+	assert_string_equal(
+	    sum, "9 rules loaded (header 1, body 5, meta 3), 2 metas "
+	         "disabled (they name skipped rules); 2 skipped "
+	         "(eval 1, unsupported form 1)");
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+}
+
 static double
 lookup(const char *name, size_t len, void *arg)
 {
@@ -495,6 +547,7 @@ main(void)
 	    cmocka_unit_test(test_rules_match_message),
 	    cmocka_unit_test(test_rules_smtp),
 	    cmocka_unit_test(test_rules_meta_eval),
+	    cmocka_unit_test(test_rules_sa_compat),
 	    cmocka_unit_test(test_rules_load_files),
 	};
 
