@@ -40,6 +40,10 @@ struct rule_run {
 	pcre2_jit_stack *jit;
 	/* the message being evaluated */
 	const struct rule_msg *msg;
+	/* its body paragraphs and rawbody lines joined by "\n", as they are
+	 * and lower-cased, for the literal prefilter */
+	char *joined[2][2];
+	size_t joined_len[2];
 };
 
 struct rule_run *
@@ -292,11 +296,54 @@ rule_eval_header(struct rule_run *run, const struct rule *r,
 	return hits;
 }
 
+/* rule_join - the strings joined by "\n", and a lower-cased copy. */
+static void
+rule_join(char *const *v, size_t n, char **out, char **lower, size_t *len_r)
+{
+	size_t len = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(v[i]) + 1;
+	*out = rule_xmalloc(len + 1);
+	*lower = rule_xmalloc(len + 1);
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(v[i]);
+
+		memcpy(*out + k, v[i], l);
+		k += l;
+		(*out)[k++] = '\n';
+	}
+	(*out)[k] = '\0';
+	for (size_t i = 0; i <= k; i++)
+		(*lower)[i] =
+		    (char)((*out)[i] >= 'A' && (*out)[i] <= 'Z' ? (*out)[i] + 32
+		                                                : (*out)[i]);
+	*len_r = k;
+}
+
 static unsigned
 rule_eval_array(struct rule_run *run, const struct rule *r, char *const *v,
-                size_t n)
+                size_t n, int which)
 {
 	unsigned limit = rule_limit(r), hits = 0;
+
+	/* None of the literals one of which every match holds is there:
+	 * no match anywhere. */
+	if (r->nlits > 0 && which >= 0 && run->joined[which][0] != NULL) {
+		const char *text = run->joined[which][r->lit_nocase ? 1 : 0];
+		bool found = false;
+
+		for (unsigned k = 0; k < r->nlits && !found; k++)
+			found = memmem(text, run->joined_len[which], r->lits[k],
+			               r->litlens[k]) != NULL;
+		if (!found)
+			return 0;
+	} else if (r->join_safe && which >= 0 && run->joined[which][0] &&
+	           n > 1 &&
+	           rule_match(run, r, run->joined[which][0],
+	                      run->joined_len[which], 1) == 0) {
+		return 0;
+	}
 
 	for (size_t i = 0; i < n && hits < limit; i++)
 		hits += rule_match(run, r, v[i], strlen(v[i]), limit - hits);
@@ -354,6 +401,10 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 	const struct rule_set *set = run->set;
 
 	run->msg = msg;
+	rule_join(msg->body, msg->nbody, &run->joined[0][0], &run->joined[0][1],
+	          &run->joined_len[0]);
+	rule_join(msg->rawbody, msg->nrawbody, &run->joined[1][0],
+	          &run->joined[1][1], &run->joined_len[1]);
 	for (int t = RULE_HEADER; t <= RULE_FULL; t++) {
 		for (size_t k = 0; k < set->nby_type[t]; k++) {
 			size_t i = set->by_type[t][k];
@@ -367,20 +418,20 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 			case RULE_BODY:
 				if (r->tflags & RULE_TF_NOSUBJECT &&
 				    msg->nbody > 0)
-					hits = rule_eval_array(run, r,
-					                       msg->body + 1,
-					                       msg->nbody - 1);
+					hits = rule_eval_array(
+					    run, r, msg->body + 1,
+					    msg->nbody - 1, 0);
 				else
 					hits = rule_eval_array(
-					    run, r, msg->body, msg->nbody);
+					    run, r, msg->body, msg->nbody, 0);
 				break;
 			case RULE_RAWBODY:
 				hits = rule_eval_array(run, r, msg->rawbody,
-				                       msg->nrawbody);
+				                       msg->nrawbody, 1);
 				break;
 			case RULE_URI:
 				hits = rule_eval_array(run, r, msg->uris,
-				                       msg->nuris);
+				                       msg->nuris, -1);
 				break;
 			case RULE_FULL:
 				hits = rule_match(run, r, msg->full,
@@ -401,4 +452,9 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 	}
 	rule_run_metas(run);
 	run->msg = NULL;
+	for (int w = 0; w < 2; w++)
+		for (int c = 0; c < 2; c++) {
+			free(run->joined[w][c]);
+			run->joined[w][c] = NULL;
+		}
 }

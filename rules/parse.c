@@ -213,6 +213,13 @@ rule_clear_def(struct rule *r)
 	r->reply = NULL;
 	free(r->src);
 	r->src = NULL;
+	for (unsigned i = 0; i < r->nlits; i++)
+		free(r->lits[i]);
+	free(r->lits);
+	free(r->litlens);
+	r->lits = NULL;
+	r->litlens = NULL;
+	r->nlits = 0;
 	r->defined = false;
 	r->negate = r->exists = r->mimeheader = false;
 	r->mod = RULE_HDR_DECODED;
@@ -1131,11 +1138,390 @@ rule_replace(struct rule_set *set, struct rule *r, char **error_r)
 		set->skipped[RULE_SKIP_UNSUPPORTED]++;
 		return 0;
 	}
-	free(out.p);
+	/* The expanded pattern is the source from now on (the literal
+	 * prefilter reads it). */
+	free(r->src);
+	r->src = out.p;
 	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
 	pcre2_code_free(r->re);
 	r->re = re;
 	return 0;
+}
+
+/*
+ * rule_literal - find the longest run of literal characters at the top
+ * level of r's pattern: every match contains it, so text without it
+ * cannot match (the prefilter of rule_eval_array; Perl's regex optimiser
+ * does the same with its "longest fixed substring").  Conservative: any
+ * construct not understood gives no literal, never a wrong one.
+ */
+#define RULE_LIT_MIN 3
+#define RULE_LITS    16
+#define RULE_LIT_MAX 64
+
+static size_t
+rule_skip_escape(const char *p)
+{
+	/* p at the letter/digit after '\': the length of the escape body */
+	const char *q = p + 1;
+
+	switch (*p) {
+	case 'x':
+		if (*q == '{') {
+			const char *e = strchr(q, '}');
+
+			return e ? (size_t)(e - p) + 1 : 0;
+		}
+		while (q < p + 3 && isxdigit((unsigned char)*q))
+			q++;
+		return (size_t)(q - p);
+	case 'p':
+	case 'P':
+	case 'N':
+	case 'k':
+	case 'g':
+	case 'o':
+		if (*q == '{' || *q == '<' || *q == '\'') {
+			char c = *q == '{' ? '}' : *q == '<' ? '>' : '\'';
+			const char *e = strchr(q + 1, c);
+
+			return e ? (size_t)(e - p) + 1 : 0;
+		}
+		return *q ? 2 : 1;
+	case 'c':
+		return *q ? 2 : 0;
+	case 'Q':
+	case 'E':
+		return 0; /* quoting: not handled */
+	default:
+		if (*p >= '0' && *p <= '7') {
+			while (q < p + 3 && *q >= '0' && *q <= '7')
+				q++;
+			return (size_t)(q - p);
+		}
+		return 1;
+	}
+}
+
+/* A set of literals, one of which every match contains. */
+struct rule_litset {
+	unsigned n;
+	unsigned char len[RULE_LITS];
+	char lit[RULE_LITS][RULE_LIT_MAX];
+};
+
+struct rule_litparse {
+	const char *p;
+	bool nocase;
+	bool fail;
+	unsigned depth;
+};
+
+/* rule_litset_better - a is a better prefilter than b (b may be empty). */
+static bool
+rule_litset_better(const struct rule_litset *a, const struct rule_litset *b)
+{
+	unsigned amin = 255, bmin = 255;
+
+	if (a->n == 0)
+		return false;
+	if (b->n == 0)
+		return true;
+	for (unsigned i = 0; i < a->n; i++)
+		amin = a->len[i] < amin ? a->len[i] : amin;
+	for (unsigned i = 0; i < b->n; i++)
+		bmin = b->len[i] < bmin ? b->len[i] : bmin;
+	if (amin != bmin)
+		return amin > bmin;
+	return a->n < b->n;
+}
+
+static void rule_lit_alt(struct rule_litparse *lp, struct rule_litset *out);
+
+/* rule_lit_seq - one branch: runs of literal characters and unquantified
+ * groups; the best of them. Stops at ')' or '|' (not consumed). */
+static void
+rule_lit_seq(struct rule_litparse *lp, struct rule_litset *best)
+{
+	char cur[RULE_LIT_MAX];
+	size_t curn = 0;
+
+	best->n = 0;
+#define RULE_LIT_END()                                                         \
+	do {                                                                   \
+		if (curn >= RULE_LIT_MIN) {                                    \
+			struct rule_litset one = {.n = 1};                     \
+			one.len[0] = (unsigned char)curn;                      \
+			memcpy(one.lit[0], cur, curn);                         \
+			if (rule_litset_better(&one, best))                    \
+				*best = one;                                   \
+		}                                                              \
+		curn = 0;                                                      \
+	} while (0)
+	while (*lp->p && *lp->p != ')' && *lp->p != '|' && !lp->fail) {
+		const char *p = lp->p;
+		char c = *p, lit;
+
+		if (c == '\\') {
+			if (p[1] == '\0') {
+				lp->fail = true;
+				return;
+			}
+			if (!isalnum((unsigned char)p[1])) {
+				lit = p[1];
+				lp->p += 2;
+				goto literal;
+			}
+			size_t n = rule_skip_escape(p + 1);
+
+			if (n == 0) {
+				lp->fail = true;
+				return;
+			}
+			RULE_LIT_END();
+			lp->p += 1 + n;
+			continue;
+		}
+		if (c == '[') {
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '\\' && p[1])
+					p++;
+				else if (*p == '[' && p[1] == ':') {
+					const char *e = strstr(p, ":]");
+
+					if (e == NULL) {
+						lp->fail = true;
+						return;
+					}
+					p = e + 1;
+				}
+				p++;
+			}
+			if (*p == '\0') {
+				lp->fail = true;
+				return;
+			}
+			lp->p = p + 1;
+			RULE_LIT_END();
+			continue;
+		}
+		if (c == '(') {
+			struct rule_litset sub = {0};
+			bool look = false;
+
+			RULE_LIT_END();
+			p++;
+			if (*p == '?') {
+				if (p[1] == ':') {
+					p += 2;
+				} else if (p[1] == '=' || p[1] == '!' ||
+				           (p[1] == '<' &&
+				            (p[2] == '=' || p[2] == '!'))) {
+					look = true;
+					p += p[1] == '<' ? 3 : 2;
+				} else {
+					/* named groups, inline flags, ...:
+					 * not handled */
+					lp->fail = true;
+					return;
+				}
+			}
+			lp->p = p;
+			if (++lp->depth > 32) {
+				lp->fail = true;
+				return;
+			}
+			rule_lit_alt(lp, &sub);
+			lp->depth--;
+			if (lp->fail || *lp->p != ')') {
+				lp->fail = true;
+				return;
+			}
+			lp->p++;
+			/* a group that may be absent guarantees nothing */
+			c = *lp->p;
+			if (c == '?' || c == '*' ||
+			    (c == '{' && (lp->p[1] == '0' || lp->p[1] == ',')))
+				look = true;
+			if (!look && rule_litset_better(&sub, best))
+				*best = sub;
+			continue;
+		}
+		if (c == '.' || c == '^' || c == '$' || c == '*' || c == '+' ||
+		    c == '?' || c == '{') {
+			if (c == '{') {
+				const char *e = strchr(p, '}');
+
+				lp->p = e ? e + 1 : p + 1;
+			} else {
+				lp->p++;
+			}
+			RULE_LIT_END();
+			continue;
+		}
+		lit = c;
+		lp->p++;
+	literal:
+		c = *lp->p;
+		if (c == '?' || c == '*' ||
+		    (c == '{' && (lp->p[1] == '0' || lp->p[1] == ','))) {
+			RULE_LIT_END();
+			continue;
+		}
+		if (curn < RULE_LIT_MAX)
+			cur[curn++] = lp->nocase
+			                  ? (char)tolower((unsigned char)lit)
+			                  : lit;
+		if (c == '+' || c == '{')
+			RULE_LIT_END(); /* once for sure, then maybe more */
+	}
+	RULE_LIT_END();
+#undef RULE_LIT_END
+}
+
+/* rule_lit_alt - branches separated by '|': every branch must give a
+ * set; the union is the group's. */
+static void
+rule_lit_alt(struct rule_litparse *lp, struct rule_litset *out)
+{
+	out->n = 0;
+	for (;;) {
+		struct rule_litset b;
+
+		rule_lit_seq(lp, &b);
+		if (lp->fail)
+			return;
+		if (b.n == 0 || out->n + b.n > RULE_LITS) {
+			/* a branch without a literal: skip to the end of the
+			 * group, nothing is guaranteed */
+			int d = 0;
+
+			out->n = 0;
+			while (*lp->p && !(d == 0 && *lp->p == ')')) {
+				if (*lp->p == '\\' && lp->p[1])
+					lp->p++;
+				else if (*lp->p == '[') {
+					/* classes may hold ( ) | */
+					lp->p++;
+					if (*lp->p == '^')
+						lp->p++;
+					if (*lp->p == ']')
+						lp->p++;
+					while (*lp->p && *lp->p != ']') {
+						if (*lp->p == '\\' && lp->p[1])
+							lp->p++;
+						lp->p++;
+					}
+					if (*lp->p == '\0')
+						break;
+				} else if (*lp->p == '(')
+					d++;
+				else if (*lp->p == ')')
+					d--;
+				lp->p++;
+			}
+			return;
+		}
+		for (unsigned i = 0; i < b.n; i++) {
+			out->len[out->n] = b.len[i];
+			memcpy(out->lit[out->n], b.lit[i], b.len[i]);
+			out->n++;
+		}
+		if (*lp->p != '|')
+			return;
+		lp->p++;
+	}
+}
+
+static void
+rule_literal(struct rule *r)
+{
+	struct rule_litparse lp = {.p = r->src};
+	struct rule_litset set;
+
+	if (r->src == NULL || (r->opts & PCRE2_EXTENDED))
+		return;
+	lp.nocase = (r->opts & PCRE2_CASELESS) != 0;
+	if (strncmp(lp.p, "(?i)", 4) == 0) {
+		lp.nocase = true;
+		lp.p += 4;
+	}
+	rule_lit_alt(&lp, &set);
+	if (lp.fail || *lp.p != '\0' || set.n == 0)
+		return;
+	r->nlits = set.n;
+	r->lits = rule_xcalloc(set.n, sizeof(*r->lits));
+	r->litlens = rule_xcalloc(set.n, sizeof(*r->litlens));
+	for (unsigned i = 0; i < set.n; i++) {
+		r->lits[i] = rule_xstrndup(set.lit[i], set.len[i]);
+		r->litlens[i] = set.len[i];
+	}
+	r->lit_nocase = lp.nocase;
+}
+
+/*
+ * rule_join_safe - a match of r in one paragraph is also a match in the
+ * paragraphs joined by "\n" (see join_safe): true unless the pattern has
+ * ^ or $ (without /m), \A \z \Z \G, negative lookarounds, atomic
+ * groups, conditionals or possessive quantifiers, which can see past a
+ * paragraph's end; "\n" otherwise reads as the end of the text does.
+ */
+static bool
+rule_join_safe(const struct rule *r)
+{
+	const char *p = r->src;
+
+	if (p == NULL)
+		return false;
+	while (*p) {
+		if (*p == '\\') {
+			if (p[1] == '\0')
+				return false;
+			if (strchr("AzZG", p[1]) != NULL)
+				return false;
+			p += 2;
+			continue;
+		}
+		if (*p == '[') {
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '\\' && p[1])
+					p++;
+				else if (*p == '[' && p[1] == ':') {
+					const char *e = strstr(p, ":]");
+
+					if (e == NULL)
+						return false;
+					p = e + 1;
+				}
+				p++;
+			}
+			if (*p == '\0')
+				return false;
+			p++;
+			continue;
+		}
+		if ((*p == '^' || *p == '$') && !(r->opts & PCRE2_MULTILINE))
+			return false;
+		if (*p == '(' && p[1] == '?' &&
+		    (p[2] == '!' || p[2] == '>' || p[2] == '(' ||
+		     (p[2] == '<' && p[3] == '!')))
+			return false;
+		if ((*p == '*' || *p == '+' || *p == '?' || *p == '}') &&
+		    p[1] == '+')
+			return false;
+		p++;
+	}
+	return true;
 }
 
 /* Finishing: resolve references, find loops, index by type. */
@@ -1178,6 +1564,16 @@ rule_set_finish(struct rule_set *set, char **error_r)
 		if (r->defined && r->replace && r->re != NULL &&
 		    r->src != NULL && rule_replace(set, r, error_r) < 0)
 			return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct rule *r = &set->rules[i];
+
+		if (r->defined &&
+		    (r->type == RULE_BODY || r->type == RULE_RAWBODY) &&
+		    r->nlits == 0) {
+			rule_literal(r);
+			r->join_safe = rule_join_safe(r);
+		}
 	}
 	/* Resolve names to indexes; a name nothing defines is 0, as in
 	 * SpamAssassin (an eval test we skipped, usually). */

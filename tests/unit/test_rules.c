@@ -424,6 +424,69 @@ test_rules_sa_compat(void **state)
 	rule_set_free(&set);
 }
 
+/* The literal prefilter never hides a match: patterns whose fixed part
+ * is around quantifiers, classes, escapes, groups and inline flags. */
+static void
+test_rules_literal_prefilter(void **state)
+{
+	static const struct {
+		const char *rule;
+		const char *text;
+		unsigned hits;
+	} cases[] = {
+	    {"/colou?r/", "what colour", 1},
+	    {"/colou?r/", "what color", 1},
+	    {"/fo+bar/", "fooobar", 1},
+	    {"/a{2}bcd/", "aabcd", 1},
+	    {"/(?i)FOO bar/", "foo BAR", 1},
+	    {"/x(?i)foo/", "xFOO", 1},
+	    {"/foo|barbaz/", "barbaz", 1},
+	    {"/\\x41BCD/", "ABCD", 1},
+	    {"/\\.com\\b/", "example.com now", 1},
+	    {"/[abc]def+/i", "ADEFFF", 1},
+	    {"/(?:ab)+cdef/", "ababcdef", 1},
+	    {"/\\/path\\-x/", "a /path-x b", 1},
+	    {"/^second para$/", "first\r\n\r\nsecond para\r\n", 1},
+	    {"/nowhere to be seen/", "other text", 0},
+	    {"/NoCase/i", "NOCASE", 1},
+	    {"/CaSe/", "case", 0},
+	    /* no literal: the joined-text check where it is safe */
+	    {"/\\d\\d-\\d\\d/", "12-34", 1},
+	    {"/\\d\\d-\\d\\d/", "12 34", 0},
+	    {"/^\\w+ \\w+$/", "one two", 1},
+	    {"/b(?!\\s)/", "zzz ab", 1},
+	    {"/(?<!\\s)q/", "q", 1},
+	    {"/[a-z]++q/", "abq", 0},
+	    {"/\\w\\.\\w/m", "x.y", 1},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256], msgtext[512];
+		struct rule_set *set;
+		struct rule_run *run;
+		struct rule_msg *msg;
+
+		snprintf(text, sizeof(text), "body R %s\nrawbody RAW %s\n",
+		         cases[i].rule, cases[i].rule);
+		set = load(text);
+		snprintf(msgtext, sizeof(msgtext), "Subject: s\r\n\r\n%s\r\n",
+		         cases[i].text);
+		msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+		run = rule_run_new(set);
+		rule_run_message(run, msg, NULL);
+		if (hits_of(set, run, "R") != cases[i].hits ||
+		    (strchr(cases[i].rule, '^') == NULL &&
+		     hits_of(set, run, "RAW") != cases[i].hits)) {
+			fprintf(stderr, "case %zu: %s on \"%s\"\n", i,
+			        cases[i].rule, cases[i].text);
+			fail();
+		}
+		rule_run_free(&run);
+		rule_msg_free(&msg);
+		rule_set_free(&set);
+	}
+}
+
 static double
 lookup(const char *name, size_t len, void *arg)
 {
@@ -548,6 +611,7 @@ main(void)
 	    cmocka_unit_test(test_rules_smtp),
 	    cmocka_unit_test(test_rules_meta_eval),
 	    cmocka_unit_test(test_rules_sa_compat),
+	    cmocka_unit_test(test_rules_literal_prefilter),
 	    cmocka_unit_test(test_rules_load_files),
 	};
 
