@@ -338,12 +338,14 @@ rule_eval_array(struct rule_run *run, const struct rule *r, char *const *v,
 			               r->litlens[k]) != NULL;
 		if (!found)
 			return 0;
-	} else if (r->join_safe && which >= 0 && run->joined[which][0] &&
-	           n > 1 &&
-	           rule_match(run, r, run->joined[which][0],
-	                      run->joined_len[which], 1) == 0) {
-		return 0;
 	}
+	/* One call on the joined text instead of one per paragraph, where
+	 * no match there means no match in any paragraph. */
+	if (r->join_safe && which >= 0 && run->joined[which][0] != NULL &&
+	    n > 1 &&
+	    rule_match(run, r, run->joined[which][0], run->joined_len[which],
+	               1) == 0)
+		return 0;
 
 	for (size_t i = 0; i < n && hits < limit; i++)
 		hits += rule_match(run, r, v[i], strlen(v[i]), limit - hits);
