@@ -10,6 +10,9 @@
  * mailfrom, rcptto: there is no SMTP dialogue) are skipped, and the output
  * says so.  Scores are SpamAssassin's score set 0 (no network tests).
  *
+ * Messages are scored on -j N threads (default: one per core), printed in
+ * the order given.
+ *
  * `mxguard check [-c FILE] --list-rules` prints every loaded rule instead:
  * name, type, score (set 0) and "partial" for a meta that names a skipped
  * rule (it may miss where SpamAssassin hits), else "complete".
@@ -18,9 +21,11 @@
  * 2 tempfail, 3 reject; 64 usage error, 66 a message cannot be read, 78
  * the config or a rule file is broken (sysexits.h values).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "check.h"
@@ -91,41 +96,81 @@ px_check_hit_cmp(const void *a, const void *b, void *arg)
 	              rule_name(set, *(const size_t *)b));
 }
 
-/* px_check_one - score one message; prints its block; returns the
- * verdict index (0..3) or -1 when it cannot be read. */
-static int
-px_check_one(const struct px_config *cfg, const char *path, bool json,
-             bool first)
+/* One message's result, computed by any thread, printed in order. */
+struct px_check_result {
+	const char *path;
+	int verdict; /* 0..3, -1: unreadable */
+	double score;
+	size_t *hits; /* rule indexes, sorted by name */
+	size_t nhits;
+};
+
+struct px_check_batch {
+	const struct px_config *cfg;
+	struct px_check_result *res;
+	size_t n;
+	size_t next; /* atomic: the next message to take */
+};
+
+/* px_check_score - decode and score one message (any thread). */
+static void
+px_check_score(const struct px_config *cfg, struct px_check_result *r)
 {
 	const struct rule_set *set = cfg->ruleset;
 	struct rule_msg *msg;
 	struct rule_run *run;
-	size_t len, *hits, nhits = 0;
+	size_t len;
 	char *buf;
-	double score = 0;
-	int verdict;
 
-	if (px_check_read(path, &buf, &len) < 0) {
-		fprintf(stderr, "mxguard check: %s: cannot read\n", path);
-		return -1;
+	if (px_check_read(r->path, &buf, &len) < 0) {
+		r->verdict = -1;
+		return;
 	}
 	msg = rule_msg_parse(buf, len < RULE_SCAN_MAX ? len : RULE_SCAN_MAX,
 	                     len > RULE_SCAN_MAX);
 	free(buf);
 	run = rule_run_new(set);
 	rule_run_message(run, msg, NULL);
-	hits = px_calloc(rule_set_size(set) + 1, sizeof(*hits));
+	r->hits = px_calloc(rule_set_size(set) + 1, sizeof(*r->hits));
 	for (size_t i = 0; i < rule_set_size(set); i++)
 		if (rule_run_count(run, i) > 0 &&
 		    rule_reported(set, i, false)) {
-			hits[nhits++] = i;
-			score += rule_score(set, i, false);
+			r->hits[r->nhits++] = i;
+			r->score += rule_score(set, i, false);
 		}
-	qsort_r(hits, nhits, sizeof(*hits), px_check_hit_cmp, (void *)set);
-	verdict = score >= cfg->actions.reject     ? 3
-	          : score >= cfg->actions.tempfail ? 2
-	          : score >= cfg->actions.tag      ? 1
-	                                           : 0;
+	qsort_r(r->hits, r->nhits, sizeof(*r->hits), px_check_hit_cmp,
+	        (void *)set);
+	r->verdict = r->score >= cfg->actions.reject     ? 3
+	             : r->score >= cfg->actions.tempfail ? 2
+	             : r->score >= cfg->actions.tag      ? 1
+	                                                 : 0;
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+}
+
+static void *
+px_check_thread(void *arg)
+{
+	struct px_check_batch *b = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED)) < b->n)
+		px_check_score(b->cfg, &b->res[i]);
+	return NULL;
+}
+
+/* px_check_print - one message's block (text) or object (JSON). */
+static void
+px_check_print(const struct px_config *cfg, const struct px_check_result *r,
+               bool json, bool first)
+{
+	const struct rule_set *set = cfg->ruleset;
+	const size_t *hits = r->hits;
+	size_t nhits = r->nhits;
+	int verdict = r->verdict;
+	double score = r->score;
+	const char *path = r->path;
+
 	if (json) {
 		printf("%s\n  {\"file\": ", first ? "" : ",");
 		px_json_str(stdout, path);
@@ -146,30 +191,24 @@ px_check_one(const struct px_config *cfg, const char *path, bool json,
 		}
 		printf("], \"skipped\": [\"network checks\", "
 		       "\"smtp-stage rules\"]}");
-	} else {
-		printf("%s%s: %s score=%.1f (tag %.1f, tempfail %.1f, "
-		       "reject %.1f)\n",
-		       first ? "" : "\n", path, px_check_verdicts[verdict],
-		       score, cfg->actions.tag, cfg->actions.tempfail,
-		       cfg->actions.reject);
-		printf("  hits:");
-		for (size_t k = 0; k < nhits; k++)
-			printf(" %s(%.1f)", rule_name(set, hits[k]),
-			       rule_score(set, hits[k], false));
-		printf("%s\n", nhits == 0 ? " none" : "");
-		for (size_t k = 0; k < nhits; k++) {
-			const char *d = rule_describe(set, hits[k]);
-
-			printf("  %-24s %6.1f  %s\n", rule_name(set, hits[k]),
-			       rule_score(set, hits[k], false), d ? d : "");
-		}
-		printf("  skipped: network checks (no DNS, no backend), "
-		       "SMTP-stage rules (no SMTP dialogue)\n");
+		return;
 	}
-	free(hits);
-	rule_run_free(&run);
-	rule_msg_free(&msg);
-	return verdict;
+	printf("%s%s: %s score=%.1f (tag %.1f, tempfail %.1f, reject %.1f)\n",
+	       first ? "" : "\n", path, px_check_verdicts[verdict], score,
+	       cfg->actions.tag, cfg->actions.tempfail, cfg->actions.reject);
+	printf("  hits:");
+	for (size_t k = 0; k < nhits; k++)
+		printf(" %s(%.1f)", rule_name(set, hits[k]),
+		       rule_score(set, hits[k], false));
+	printf("%s\n", nhits == 0 ? " none" : "");
+	for (size_t k = 0; k < nhits; k++) {
+		const char *d = rule_describe(set, hits[k]);
+
+		printf("  %-24s %6.1f  %s\n", rule_name(set, hits[k]),
+		       rule_score(set, hits[k], false), d ? d : "");
+	}
+	printf("  skipped: network checks (no DNS, no backend), SMTP-stage "
+	       "rules (no SMTP dialogue)\n");
 }
 
 int
@@ -178,6 +217,8 @@ px_check_main(int argc, char **argv)
 	const char *path = "/etc/mxguard/mxguard.conf";
 	struct px_config *cfg = NULL;
 	bool json = false, first = true, list = false;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned jobs = ncpu > 0 ? (unsigned)(ncpu < 64 ? ncpu : 64) : 1;
 	char *err = NULL;
 	int i, worst = 0, bad = 0;
 
@@ -188,7 +229,13 @@ px_check_main(int argc, char **argv)
 			json = true;
 		else if (strcmp(argv[i], "--list-rules") == 0)
 			list = true;
-		else if (strcmp(argv[i], "--") == 0) {
+		else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc) {
+			int j = atoi(argv[++i]);
+
+			if (j < 1 || j > 64)
+				goto usage;
+			jobs = (unsigned)j;
+		} else if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -217,26 +264,48 @@ px_check_main(int argc, char **argv)
 		px_config_unref(&cfg);
 		return 0;
 	}
+	/* Messages are scored on `jobs` threads (the set is read-only,
+	 * each thread has its own evaluation state) and printed in order. */
+	struct px_check_batch b = {.cfg = cfg, .n = (size_t)(argc - i)};
+	pthread_t tids[64];
+	unsigned nt = jobs < b.n ? jobs : (unsigned)b.n, started = 0;
+
+	b.res = px_calloc(b.n, sizeof(*b.res));
+	for (size_t k = 0; k < b.n; k++)
+		b.res[k].path = argv[i + (int)k];
+	for (unsigned t = 1; t < nt; t++)
+		if (pthread_create(&tids[started], NULL, px_check_thread, &b) ==
+		    0)
+			started++;
+	px_check_thread(&b);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(tids[t], NULL);
 	if (json)
 		printf("[");
-	for (; i < argc; i++) {
-		int v = px_check_one(cfg, argv[i], json, first);
+	for (size_t k = 0; k < b.n; k++) {
+		int v = b.res[k].verdict;
 
 		if (v < 0) {
+			fprintf(stderr, "mxguard check: %s: cannot read\n",
+			        b.res[k].path);
 			bad = 1;
 			continue;
 		}
+		px_check_print(cfg, &b.res[k], json, first);
 		first = false;
 		if (v > worst)
 			worst = v;
+		free(b.res[k].hits);
 	}
+	free(b.res);
 	if (json)
 		printf("\n]\n");
 	px_config_unref(&cfg);
 	return bad ? PX_CHECK_NOINPUT : worst;
 usage:
-	fprintf(stderr,
-	        "usage: mxguard check [-c FILE] [--json] MESSAGE.eml...\n"
-	        "       mxguard check [-c FILE] --list-rules\n");
+	fprintf(
+	    stderr,
+	    "usage: mxguard check [-c FILE] [-j N] [--json] MESSAGE.eml...\n"
+	    "       mxguard check [-c FILE] --list-rules\n");
 	return PX_CHECK_USAGE;
 }

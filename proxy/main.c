@@ -6,7 +6,7 @@
  *                             or syslog with -d)
  *   mxguard -t -c FILE        check FILE: exit 0, or print FILE:LINE:
  *                             message and exit 1
- *   mxguard check [-c FILE] [--json] MSG.eml...
+ *   mxguard check [-c FILE] [-j N] [--json] MSG.eml...
  *                             score messages offline (check.c)
  *   mxguard -V                print the version
  *
@@ -52,7 +52,7 @@ px_usage(FILE *fp)
 	fprintf(fp, "usage: mxguard [-d] [-c FILE]\n"
 	            "       mxguard -t [-c FILE]\n"
 	            "       mxguard ctl [-c FILE] COMMAND...\n"
-	            "       mxguard check [-c FILE] [--json] MSG.eml...\n"
+	            "       mxguard check [-c FILE] [-j N] [--json] MSG.eml...\n"
 	            "       mxguard -V\n");
 }
 

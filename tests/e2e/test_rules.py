@@ -280,6 +280,10 @@ def test_check_command(make_mx, tmp_path):
     assert rc == 1 and "tag score=6.0" in out and "TAGME(6.0)" in out, out
     rc, out, err = run_check(mx.conf_path, str(good), str(spam))
     assert rc == 3, out
+    # Scored on several threads or one: the same output, in order.
+    rc1, out1, _ = run_check(mx.conf_path, "-j", "1", str(good), str(spam))
+    rc4, out4, _ = run_check(mx.conf_path, "-j", "4", str(good), str(spam), str(tag))
+    assert rc1 == 3 and out1 == out and out4.startswith(out), (out, out4)
     assert "%s: reject score=1000.0" % spam in out and "GTUBE(1000.0)" in out, out
     rc, out, err = run_check(mx.conf_path, "--json", str(spam), str(good))
     assert rc == 3
