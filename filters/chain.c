@@ -32,8 +32,8 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
-    &flt_dnsbl, &flt_iprev,     &flt_pregreet, &flt_helo,
-    &flt_spf,   &flt_ratelimit, &flt_greylist, &flt_reputation,
+    &flt_dnsbl,     &flt_iprev,    &flt_pregreet,   &flt_helo,  &flt_spf,
+    &flt_ratelimit, &flt_greylist, &flt_reputation, &flt_rules,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
 

@@ -281,5 +281,6 @@ extern const struct flt_ops flt_spf;
 extern const struct flt_ops flt_ratelimit;
 extern const struct flt_ops flt_greylist;
 extern const struct flt_ops flt_reputation;
+extern const struct flt_ops flt_rules;
 
 #endif

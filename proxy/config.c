@@ -70,6 +70,7 @@ static const char *const px_known_keys[] = {
     "backend_tls",
     "sender_login_match",
     "routes",
+    "subject_prefix",
     NULL,
 };
 static const char *const px_future_keys[] = {
@@ -546,6 +547,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	if (px_cfg_state(e, cfg, root) < 0 ||
 	    px_cfg_metrics(e, cfg, root) < 0 || px_cfg_log(e, cfg, root) < 0)
 		return -1;
+	if (px_cfg_rules(e, cfg, root) < 0)
+		return -1;
 
 	if ((g = config_setting_get_member(root, "actions")) != NULL &&
 	    (px_cfg_check_keys(e, g, "actions", action_keys) < 0 ||
@@ -859,6 +862,7 @@ px_config_free(struct px_config *cfg)
 	free(cfg->rhsbl);
 	px_cfg_state_free(cfg);
 	px_cfg_metrics_free(cfg);
+	px_cfg_rules_free(cfg);
 	free(cfg);
 }
 

@@ -15,6 +15,7 @@
 #include "netaddr.h"
 
 struct px_domains;
+struct rule_set;
 
 enum px_mode {
 	PX_MODE_MX = 0,
@@ -139,8 +140,10 @@ struct px_config {
 	 * is routes[i]; route 0 is `backend`. */
 	struct px_route *routes;
 	size_t nroutes;
-	char **rules;
+	char **rules; /* globs, as written */
 	size_t nrules;
+	struct rule_set *ruleset; /* compiled from rules (config_rules.c) */
+	char *subject_prefix;     /* Subject rewrite on tag; NULL: none */
 	char *user;
 	char *group;
 	unsigned loops;   /* event loops; 0 in the file = one per core */

@@ -76,4 +76,9 @@ int px_cfg_backend_tls(struct px_cfgerr *e, struct px_config *cfg,
                        const config_setting_t *root);
 void px_cfg_backend_tls_free(struct px_config *cfg);
 
+/* config_rules.c: rules (compiled into cfg->ruleset), subject_prefix. */
+int px_cfg_rules(struct px_cfgerr *e, struct px_config *cfg,
+                 const config_setting_t *root);
+void px_cfg_rules_free(struct px_config *cfg);
+
 #endif

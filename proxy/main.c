@@ -6,6 +6,8 @@
  *                             or syslog with -d)
  *   mxguard -t -c FILE        check FILE: exit 0, or print FILE:LINE:
  *                             message and exit 1
+ *   mxguard check [-c FILE] [-j N] [--json] MSG.eml...
+ *                             score messages offline (check.c)
  *   mxguard -V                print the version
  *
  * Startup order: load the config, bind the listeners (as root), drop to
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "check.h"
 #include "config.h"
 #include "dns.h"
 #include "listener.h"
@@ -38,6 +41,7 @@
 #include "notify.h"
 #include "store.h"
 #include "relay.h"
+#include "rule.h"
 #include "workers.h"
 
 #define PX_DEFAULT_CONFIG "/etc/mxguard/mxguard.conf"
@@ -48,10 +52,12 @@ static struct event_base *px_main_base;
 static void
 px_usage(FILE *fp)
 {
-	fprintf(fp, "usage: mxguard [-d] [-c FILE]\n"
-	            "       mxguard -t [-c FILE]\n"
-	            "       mxguard ctl [-c FILE | -s SOCKET] COMMAND...\n"
-	            "       mxguard -V\n");
+	fprintf(fp,
+	        "usage: mxguard [-d] [-c FILE]\n"
+	        "       mxguard -t [-c FILE]\n"
+	        "       mxguard ctl [-c FILE | -s SOCKET] COMMAND...\n"
+	        "       mxguard check [-c FILE] [-j N] [--json] MSG.eml...\n"
+	        "       mxguard -V\n");
 }
 
 static int
@@ -184,6 +190,8 @@ main(int argc, char **argv)
 		}
 		return px_ctl_main(px_config_path, sock, argc - i, argv + i);
 	}
+	if (argc >= 2 && strcmp(argv[1], "check") == 0)
+		return px_check_main(argc - 2, argv + 2);
 	while ((ch = getopt(argc, argv, "c:dhtV")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -226,6 +234,10 @@ main(int argc, char **argv)
 		if (px_config_relay_warning(cfg) != NULL)
 			fprintf(stderr, "%s: warning: %s\n", px_config_path,
 			        px_config_relay_warning(cfg));
+		char summary[512];
+
+		rule_set_summary(cfg->ruleset, summary, sizeof(summary));
+		printf("%s: rules: %s\n", px_config_path, summary);
 		printf("%s: configuration OK\n", px_config_path);
 		px_config_unref(&cfg);
 		return 0;

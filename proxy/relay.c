@@ -102,6 +102,7 @@ struct px_relay {
 	size_t hlen;
 	struct px_spool *sp;
 	size_t sp_off;
+	size_t sp_skip; /* where streaming starts */
 	struct px_data_encoder enc;
 	char *chunk;
 	/* The last reply, CRLF-normalised. */
@@ -623,7 +624,7 @@ px_relay_on_reply(struct px_relay *r, int code)
 		 * the dot is queued. */
 		px_relay_set_read_timeout(r, 0);
 		px_data_encoder_init(&r->enc);
-		r->sp_off = 0;
+		r->sp_off = r->sp_skip;
 		/* Headers go first; they end in CRLF so the message starts
 		 * at a line start, as the encoder expects. */
 		bufferevent_setwatermark(r->bev, EV_WRITE, PX_RELAY_OUT_LOW, 0);
@@ -884,7 +885,7 @@ px_relay_command(struct px_relay *r, const char *line, size_t len)
 
 void
 px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
-                 struct px_spool *sp)
+                 struct px_spool *sp, size_t skip)
 {
 	r->reply_len = 0;
 	if (r->state != R_READY || r->bev == NULL) {
@@ -895,6 +896,7 @@ px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
 	r->headers = headers;
 	r->hlen = hlen;
 	r->sp = sp;
+	r->sp_skip = skip;
 	px_relay_send(r, "DATA", 4, R_DATA_CMD);
 }
 

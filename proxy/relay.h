@@ -132,10 +132,11 @@ void px_relay_command(struct px_relay *r, const char *line, size_t len);
  * then the spool's message dot-stuffed, then ".", and answer with the
  * backend's final reply (timeout: timeouts.data_done).  A reply other than
  * 354 to DATA is answered at once as the result.  sp must stay untouched
- * until the answer.
+ * until the answer.  skip: bytes at the start of the spool not sent (the
+ * header lines headers replaces, for a Subject rewrite; 0 normally).
  */
 void px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
-                      struct px_spool *sp);
+                      struct px_spool *sp, size_t skip);
 
 /* px_relay_quit - send QUIT if idle, and close without waiting for the
  * 221 (no callback); the relay can be opened again or freed. */

@@ -74,6 +74,7 @@
 #include "spf_report.h"
 #include "spool.h"
 #include "metrics.h"
+#include "subject.h"
 #include "txnlog.h"
 
 /* Stop reading a client whose unread input passes this (pipelined commands
@@ -2266,6 +2267,53 @@ px_session_build_headers(struct px_session *s, bool spam)
 	s->headers = px_strndup(buf, n);
 }
 
+/*
+ * px_session_subject - subject_prefix on a tagged message: the header
+ * section, rewritten, goes after our headers in s->headers; returns how
+ * many bytes of the spool it replaces (0: no rewrite).  Only the header
+ * section is read (up to PX_SUBJECT_MAX bytes; longer header sections are
+ * passed unchanged and logged).
+ */
+#define PX_SUBJECT_MAX 262144
+
+static size_t
+px_session_subject(struct px_session *s)
+{
+	size_t size = px_spool_size(s->spool), want, off = 0, hl = 0;
+	char *buf, *hdrs;
+
+	if (s->cfg->subject_prefix == NULL || s->cfg->subject_prefix[0] == 0)
+		return 0;
+	want = size < PX_SUBJECT_MAX ? size : PX_SUBJECT_MAX;
+	buf = px_malloc(want + 1);
+	while (off < want) {
+		const char *direct = NULL;
+		ssize_t n = px_spool_read(s->spool, off, buf + off, want - off,
+		                          &direct);
+
+		if (n <= 0)
+			break;
+		if (direct != NULL)
+			memcpy(buf + off, direct, (size_t)n);
+		off += (size_t)n;
+	}
+	hdrs = px_subject_rewrite(buf, off, off == size, s->cfg->subject_prefix,
+	                          &hl);
+	free(buf);
+	if (hdrs == NULL) {
+		px_log_warn("%016llx header section too long: Subject not "
+		            "rewritten",
+		            (unsigned long long)s->id);
+		return 0;
+	}
+	size_t ol = strlen(s->headers), nl = strlen(hdrs);
+
+	s->headers = px_realloc(s->headers, ol + nl + 1);
+	memcpy(s->headers + ol, hdrs, nl + 1);
+	free(hdrs);
+	return hl;
+}
+
 static void
 px_session_eom_done(void *arg, const struct flt_verdict *v)
 {
@@ -2317,7 +2365,8 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 	px_session_build_headers(s, action == FLT_TAG);
 	s->op = OP_MESSAGE;
 	s->txn.tagged = action == FLT_TAG;
-	px_relay_message(s->relay, s->headers, strlen(s->headers), s->spool);
+	px_relay_message(s->relay, s->headers, strlen(s->headers), s->spool,
+	                 action == FLT_TAG ? px_session_subject(s) : 0);
 }
 
 static void

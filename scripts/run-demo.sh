@@ -33,6 +33,7 @@ fi
 
 sed -e "s|^backend = .*|backend = \"$BACKEND\";|" \
     -e "s|dir = \"/var/spool/mxguard\";|dir = \"$SPOOL\";|" \
+    -e "s|\"../rules/default/|\"$ROOT/rules/default/|" \
     "$ROOT/contrib/mxguard.conf.example" > "$CONF"
 
 cat <<MSG

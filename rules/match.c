@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * match.c - evaluating a rule set: SMTP-stage rules on one string, content
+ * rules on a decoded message, meta rules on the hit counts.
+ *
+ * rule_run_new(), rule_run_free(), rule_run_reset(): an evaluation's
+ *   state (hit counts, PCRE2 match data and JIT stack): one per thread.
+ * rule_run_smtp(): connect/helo/mailfrom/rcptto rules.
+ * rule_run_message(): header, mimeheader, body, rawbody, uri, full and the
+ *   built-in MIME rules, then the metas.
+ *
+ * Semantics follow SpamAssassin: header rules see the values of every
+ * instance of the header, each ending in "\n"; a missing header is the
+ * [if-unset:] text or "" (so `!~` hits on it); MESSAGEID is every
+ * Message-Id, Resent-Message-Id and X-Message-Id; body rules run per
+ * paragraph, rawbody per line, uri per URI; without tflags multiple a rule
+ * counts once, with it every match counts (up to maxhits).  A meta rule's
+ * operands are hit counts; it hits when its value is not 0.
+ *
+ * SECURITY: patterns come from the operator but run on anyone's message:
+ * every match has a match limit and a depth limit (a pathological
+ * pattern gives "no match", never a stall), and a bounded JIT stack.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "mime.h"
+#include "rule_priv.h"
+
+#define RULE_MATCH_LIMIT  200000
+#define RULE_DEPTH_LIMIT  10000
+#define RULE_MULTIPLE_MAX 1000
+
+struct rule_run {
+	const struct rule_set *set;
+	unsigned *counts;
+	unsigned char *meta_state; /* 0 not yet, 1 running, 2 done */
+	pcre2_match_data *md;
+	pcre2_match_context *mctx;
+	pcre2_jit_stack *jit;
+	/* the message being evaluated */
+	const struct rule_msg *msg;
+	/* its body paragraphs and rawbody lines joined by "\n", as they are
+	 * and lower-cased, for the literal prefilter */
+	char *joined[2][2];
+	size_t joined_len[2];
+};
+
+struct rule_run *
+rule_run_new(const struct rule_set *set)
+{
+	struct rule_run *run = rule_xcalloc(1, sizeof(*run));
+
+	run->set = set;
+	run->counts = rule_xcalloc(set->nrules, sizeof(*run->counts));
+	run->meta_state = rule_xcalloc(set->nrules, 1);
+	run->md = pcre2_match_data_create(1, NULL);
+	run->mctx = pcre2_match_context_create(NULL);
+	if (run->md == NULL || run->mctx == NULL)
+		abort();
+	pcre2_set_match_limit(run->mctx, RULE_MATCH_LIMIT);
+	pcre2_set_depth_limit(run->mctx, RULE_DEPTH_LIMIT);
+	run->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
+	if (run->jit != NULL)
+		pcre2_jit_stack_assign(run->mctx, NULL, run->jit);
+	return run;
+}
+
+void
+rule_run_free(struct rule_run **runp)
+{
+	struct rule_run *run = *runp;
+
+	if (run == NULL)
+		return;
+	*runp = NULL;
+	pcre2_match_data_free(run->md);
+	pcre2_match_context_free(run->mctx);
+	pcre2_jit_stack_free(run->jit);
+	free(run->counts);
+	free(run->meta_state);
+	free(run);
+}
+
+void
+rule_run_reset(struct rule_run *run)
+{
+	memset(run->counts, 0, run->set->nrules * sizeof(*run->counts));
+}
+
+unsigned
+rule_run_count(const struct rule_run *run, size_t i)
+{
+	return run->counts[i];
+}
+
+void
+rule_run_set_count(struct rule_run *run, size_t i, unsigned count)
+{
+	run->counts[i] = count;
+}
+
+/* rule_match - matches of r in s (len bytes): 0 or 1, or with tflags
+ * multiple every match, up to limit. */
+static unsigned
+rule_match(struct rule_run *run, const struct rule *r, const char *s,
+           size_t len, unsigned limit)
+{
+	PCRE2_SIZE off = 0;
+	unsigned n = 0;
+
+	while (off <= len && n < limit) {
+		int rc = pcre2_match(r->re, (PCRE2_SPTR)s, len, off, 0, run->md,
+		                     run->mctx);
+		PCRE2_SIZE *ov;
+
+		if (rc < 0)
+			break; /* no match, or a limit: no match */
+		n++;
+		if (!(r->tflags & RULE_TF_MULTIPLE))
+			break;
+		ov = pcre2_get_ovector_pointer(run->md);
+		off = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+	}
+	return n;
+}
+
+static unsigned
+rule_limit(const struct rule *r)
+{
+	if (!(r->tflags & RULE_TF_MULTIPLE))
+		return 1;
+	return r->maxhits ? r->maxhits : RULE_MULTIPLE_MAX;
+}
+
+static void
+rule_add(struct rule_run *run, size_t i, unsigned hits)
+{
+	const struct rule *r = &run->set->rules[i];
+	unsigned limit = rule_limit(r);
+
+	run->counts[i] += hits;
+	if (run->counts[i] > limit)
+		run->counts[i] = limit;
+}
+
+enum rule_action
+rule_run_smtp(struct rule_run *run, enum rule_type type, const char *subject,
+              size_t *rule_r)
+{
+	const struct rule_set *set = run->set;
+	enum rule_action best = RULE_ACTION_NONE;
+	size_t len = strlen(subject);
+
+	for (size_t k = 0; k < set->nby_type[type]; k++) {
+		size_t i = set->by_type[type][k];
+		const struct rule *r = &set->rules[i];
+		unsigned hits = rule_match(run, r, subject, len, rule_limit(r));
+
+		if (hits == 0)
+			continue;
+		rule_add(run, i, hits);
+		if (r->action > best) {
+			best = r->action;
+			if (rule_r != NULL)
+				*rule_r = i;
+		}
+	}
+	return best;
+}
+
+/* Header values. */
+
+struct rule_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+rule_buf_add(struct rule_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = rule_xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+rule_buf_str(struct rule_buf *b, const char *s)
+{
+	rule_buf_add(b, s, strlen(s));
+}
+
+/* rule_hdr_append - the value of h for mod, with a final newline. */
+static void
+rule_hdr_append(struct rule_buf *b, const struct rule_header *h,
+                enum rule_hdr_mod mod)
+{
+	char *list;
+
+	switch (mod) {
+	case RULE_HDR_RAW:
+		rule_buf_str(b, h->raw);
+		break;
+	case RULE_HDR_ADDR:
+	case RULE_HDR_NAME:
+		list = rule_addr_list(h->value, mod == RULE_HDR_ADDR);
+		rule_buf_str(b, list);
+		free(list);
+		return; /* one per line already */
+	default:
+		rule_buf_str(b, h->value);
+	}
+	rule_buf_add(b, "\n", 1);
+}
+
+/* rule_hdr_get - the text a header rule matches, false if the header is
+ * absent. */
+static bool
+rule_hdr_get(const struct rule *r, const struct rule_header *hdrs, size_t n,
+             const char *envelope_from, struct rule_buf *b)
+{
+	bool found = false;
+	const char *name = r->header;
+
+	if (strcmp(name, "ALL") == 0) {
+		for (size_t i = 0; i < n; i++) {
+			rule_buf_str(b, hdrs[i].name);
+			rule_buf_add(b, ": ", 2);
+			rule_hdr_append(b, &hdrs[i], r->mod);
+		}
+		return n > 0;
+	}
+	if (strcmp(name, "MESSAGEID") == 0) {
+		/* SpamAssassin's pseudo-header: every message id header. */
+		for (size_t i = 0; i < n; i++)
+			if (strcasecmp(hdrs[i].name, "Message-Id") == 0 ||
+			    strcasecmp(hdrs[i].name, "Resent-Message-Id") ==
+			        0 ||
+			    strcasecmp(hdrs[i].name, "X-Message-Id") == 0) {
+				rule_hdr_append(b, &hdrs[i], r->mod);
+				found = true;
+			}
+		return found;
+	}
+	if (strcmp(name, "EnvelopeFrom") == 0) {
+		if (envelope_from == NULL)
+			return false;
+		rule_buf_str(b, envelope_from);
+		rule_buf_add(b, "\n", 1);
+		return true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool want;
+
+		if (strcmp(name, "ToCc") == 0)
+			want = strcasecmp(hdrs[i].name, "To") == 0 ||
+			       strcasecmp(hdrs[i].name, "Cc") == 0;
+		else
+			want = strcasecmp(hdrs[i].name, name) == 0;
+		if (!want)
+			continue;
+		rule_hdr_append(b, &hdrs[i], r->mod);
+		found = true;
+	}
+	return found;
+}
+
+static unsigned
+rule_eval_header(struct rule_run *run, const struct rule *r,
+                 const char *envelope_from)
+{
+	const struct rule_msg *m = run->msg;
+	const struct rule_header *hdrs = r->mimeheader ? m->mime_hdrs : m->hdrs;
+	size_t n = r->mimeheader ? m->nmime_hdrs : m->nhdrs;
+	struct rule_buf b = {0};
+	unsigned hits;
+	bool found;
+
+	found = rule_hdr_get(r, hdrs, n, envelope_from, &b);
+	if (r->exists) {
+		free(b.p);
+		return found;
+	}
+	if (!found) {
+		b.len = 0;
+		rule_buf_str(&b, r->unset ? r->unset : "");
+	}
+	hits = rule_match(run, r, b.p ? b.p : "", b.len, rule_limit(r));
+	free(b.p);
+	if (r->negate)
+		return hits == 0;
+	return hits;
+}
+
+/* rule_join - the strings joined by "\n", and a lower-cased copy. */
+static void
+rule_join(char *const *v, size_t n, char **out, char **lower, size_t *len_r)
+{
+	size_t len = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(v[i]) + 1;
+	*out = rule_xmalloc(len + 1);
+	*lower = rule_xmalloc(len + 1);
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(v[i]);
+
+		memcpy(*out + k, v[i], l);
+		k += l;
+		(*out)[k++] = '\n';
+	}
+	(*out)[k] = '\0';
+	for (size_t i = 0; i <= k; i++)
+		(*lower)[i] =
+		    (char)((*out)[i] >= 'A' && (*out)[i] <= 'Z' ? (*out)[i] + 32
+		                                                : (*out)[i]);
+	*len_r = k;
+}
+
+static unsigned
+rule_eval_array(struct rule_run *run, const struct rule *r, char *const *v,
+                size_t n, int which)
+{
+	unsigned limit = rule_limit(r), hits = 0;
+
+	/* None of the literals one of which every match holds is there:
+	 * no match anywhere. */
+	if (r->nlits > 0 && which >= 0 && run->joined[which][0] != NULL) {
+		const char *text = run->joined[which][r->lit_nocase ? 1 : 0];
+		bool found = false;
+
+		for (unsigned k = 0; k < r->nlits && !found; k++)
+			found = memmem(text, run->joined_len[which], r->lits[k],
+			               r->litlens[k]) != NULL;
+		if (!found)
+			return 0;
+	}
+	/* One call on the joined text instead of one per paragraph, where
+	 * no match there means no match in any paragraph. */
+	if (r->join_safe && which >= 0 && run->joined[which][0] != NULL &&
+	    n > 1 &&
+	    rule_match(run, r, run->joined[which][0], run->joined_len[which],
+	               1) == 0)
+		return 0;
+
+	for (size_t i = 0; i < n && hits < limit; i++)
+		hits += rule_match(run, r, v[i], strlen(v[i]), limit - hits);
+	return hits;
+}
+
+static double rule_meta_value(const struct rule_meta_op *op, void *arg);
+
+static double
+rule_meta_eval_one(struct rule_run *run, size_t i)
+{
+	const struct rule *r = &run->set->rules[i];
+	double v;
+
+	if (r->type != RULE_META)
+		return run->counts[i];
+	/* A meta naming a rule we skipped (an eval: test) cannot be
+	 * evaluated as SpamAssassin does: disabled, as SpamAssassin disables
+	 * metas with undefined dependencies. */
+	if (r->partial) {
+		run->counts[i] = 0;
+		return 0;
+	}
+	if (run->meta_state[i] == 2)
+		return run->counts[i];
+	if (run->meta_state[i] == 1)
+		return 0; /* a loop: finish refuses them; be safe anyway */
+	run->meta_state[i] = 1;
+	v = rule_meta_run(r->meta, rule_meta_value, run);
+	run->counts[i] = v != 0;
+	run->meta_state[i] = 2;
+	return run->counts[i];
+}
+
+static double
+rule_meta_value(const struct rule_meta_op *op, void *arg)
+{
+	return rule_meta_eval_one(arg, op->ref);
+}
+
+void
+rule_run_metas(struct rule_run *run)
+{
+	const struct rule_set *set = run->set;
+
+	memset(run->meta_state, 0, set->nrules);
+	for (size_t k = 0; k < set->nby_type[RULE_META]; k++)
+		rule_meta_eval_one(run, set->by_type[RULE_META][k]);
+}
+
+void
+rule_run_message(struct rule_run *run, const struct rule_msg *msg,
+                 const char *envelope_from)
+{
+	const struct rule_set *set = run->set;
+
+	run->msg = msg;
+	rule_join(msg->body, msg->nbody, &run->joined[0][0], &run->joined[0][1],
+	          &run->joined_len[0]);
+	rule_join(msg->rawbody, msg->nrawbody, &run->joined[1][0],
+	          &run->joined[1][1], &run->joined_len[1]);
+	for (int t = RULE_HEADER; t <= RULE_FULL; t++) {
+		for (size_t k = 0; k < set->nby_type[t]; k++) {
+			size_t i = set->by_type[t][k];
+			const struct rule *r = &set->rules[i];
+			unsigned hits = 0;
+
+			switch (t) {
+			case RULE_HEADER:
+				hits = rule_eval_header(run, r, envelope_from);
+				break;
+			case RULE_BODY:
+				if (r->tflags & RULE_TF_NOSUBJECT &&
+				    msg->nbody > 0)
+					hits = rule_eval_array(
+					    run, r, msg->body + 1,
+					    msg->nbody - 1, 0);
+				else
+					hits = rule_eval_array(
+					    run, r, msg->body, msg->nbody, 0);
+				break;
+			case RULE_RAWBODY:
+				hits = rule_eval_array(run, r, msg->rawbody,
+				                       msg->nrawbody, 1);
+				break;
+			case RULE_URI:
+				hits = rule_eval_array(run, r, msg->uris,
+				                       msg->nuris, -1);
+				break;
+			case RULE_FULL:
+				hits = rule_match(run, r, msg->full,
+				                  msg->full_len, rule_limit(r));
+				break;
+			default:
+				break;
+			}
+			if (hits > 0)
+				rule_add(run, i, hits);
+		}
+	}
+	for (size_t k = 0; k < set->nby_type[RULE_BUILTIN]; k++) {
+		size_t i = set->by_type[RULE_BUILTIN][k];
+
+		if (msg->flags & (1u << set->rules[i].flag_bit))
+			run->counts[i] = 1;
+	}
+	rule_run_metas(run);
+	run->msg = NULL;
+	for (int w = 0; w < 2; w++)
+		for (int c = 0; c < 2; c++) {
+			free(run->joined[w][c]);
+			run->joined[w][c] = NULL;
+		}
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rule_priv.h - the compiled rule set, shared by parse.c (building it),
+ * meta.c (expressions) and match.c (evaluating it).  Nothing outside
+ * rules/ includes this.
+ */
+#ifndef MX_RULE_PRIV_H
+#define MX_RULE_PRIV_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "rule.h"
+
+/* Allocation that never returns NULL (STYLE: one wrapper, abort). */
+void *rule_xmalloc(size_t n);
+void *rule_xcalloc(size_t n, size_t size);
+void *rule_xrealloc(void *p, size_t n);
+char *rule_xstrndup(const char *s, size_t n);
+char *rule_xstrdup(const char *s);
+/* rule_xasprintf - malloc'd printf. */
+char *rule_xasprintf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Meta expressions, compiled to reverse Polish notation. */
+enum rule_meta_opcode {
+	RM_NUM = 0,
+	RM_REF, /* a rule: by name until resolved, then by index */
+	RM_NOT,
+	RM_NEG,
+	RM_ADD,
+	RM_SUB,
+	RM_MUL,
+	RM_DIV,
+	RM_LT,
+	RM_GT,
+	RM_LE,
+	RM_GE,
+	RM_EQ,
+	RM_NE,
+	RM_AND,
+	RM_OR,
+};
+
+struct rule_meta_op {
+	enum rule_meta_opcode op;
+	double num;
+	size_t ref;
+	char *name; /* RM_REF before resolution */
+};
+
+struct rule_meta {
+	struct rule_meta_op *ops;
+	size_t nops;
+	size_t depth; /* the evaluation stack it needs */
+};
+
+/* rule_meta_compile - parse expr.  Returns NULL with a static *error_r. */
+struct rule_meta *rule_meta_compile(const char *expr, const char **error_r);
+void rule_meta_free(struct rule_meta **mp);
+/* rule_meta_run - evaluate with value(ref or name) for RM_REF. */
+double rule_meta_run(const struct rule_meta *m,
+                     double (*value)(const struct rule_meta_op *op, void *arg),
+                     void *arg);
+
+enum rule_hdr_mod {
+	RULE_HDR_DECODED = 0,
+	RULE_HDR_RAW,
+	RULE_HDR_ADDR,
+	RULE_HDR_NAME,
+};
+
+/* tflags */
+#define RULE_TF_NICE      (1u << 0)
+#define RULE_TF_MULTIPLE  (1u << 1)
+#define RULE_TF_NOSUBJECT (1u << 2)
+#define RULE_TF_NET       (1u << 3)
+
+struct rule {
+	char *name;
+	bool defined;
+	enum rule_type type;
+	bool mimeheader; /* RULE_HEADER on MIME part headers */
+	char *file;      /* where it was defined */
+	unsigned line;
+	pcre2_code *re;
+	bool negate; /* !~ */
+	char *header;
+	enum rule_hdr_mod mod;
+	bool exists; /* exists:Header */
+	char *unset; /* [if-unset: ...] */
+	struct rule_meta *meta;
+	double score[4];
+	bool scored;
+	char *describe;
+	unsigned tflags;
+	unsigned maxhits;
+	enum rule_action action;
+	char *reply;       /* "550 5.7.1 text", NULL for the default */
+	unsigned flag_bit; /* RULE_BUILTIN: the rule_mime_flag bit index */
+	char *src;         /* the pattern as written (replace_rules) */
+	uint32_t opts;     /* its PCRE2 options */
+	bool replace; /* listed in replace_rules: tags expanded at finish */
+	/* Literals one of which every match contains (lower-cased when
+	 * lit_nocase): body and rawbody rules none of whose literals is in
+	 * the text are not run per paragraph or line at all (rule_literal,
+	 * at finish). */
+	char **lits;
+	size_t *litlens;
+	unsigned nlits;
+	bool lit_nocase;
+	/* No match in the paragraphs joined by "\n" implies none in any one
+	 * of them (no anchors, negative lookarounds, atomic groups...): one
+	 * call on the joined text tells whether to run per paragraph. */
+	bool join_safe;
+	bool partial; /* a meta naming a rule nothing defines (a skipped eval
+	               * test), itself or through other metas */
+};
+
+enum rule_tag_kind {
+	RULE_TAG = 0,
+	RULE_TAG_PRE,
+	RULE_TAG_POST,
+	RULE_TAG_INTER,
+};
+
+struct rule_tag {
+	enum rule_tag_kind kind;
+	char *name;
+	char *value;
+};
+
+struct rule_set {
+	struct rule *rules; /* every name seen (defined or only scored) */
+	size_t nrules, cap;
+	size_t *hash; /* index + 1, open addressing; 0 = empty */
+	size_t hcap;
+	/* after rule_set_finish(): the defined rules, by type */
+	size_t *by_type[RULE_NTYPES];
+	size_t nby_type[RULE_NTYPES];
+	unsigned skipped[RULE_NSKIPS];
+	bool finished;
+	pcre2_compile_context *cctx;
+	/* ReplaceTags: replace_tag/pre/post/inter NAME value */
+	struct rule_tag *tags;
+	size_t ntags;
+};
+
+#endif

@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_rules.c - the rule parser (every directive, every error with its
+ * line number), the meta evaluator, rule matching on decoded messages and
+ * SMTP-stage strings, and rule_set_load's file handling.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mime.h"
+#include "rule.h"
+
+static struct rule_set *
+load(const char *text)
+{
+	struct rule_set *set = rule_set_new();
+	char *err = NULL;
+
+	if (rule_set_parse(set, "t.rules", text, strlen(text), &err) < 0 ||
+	    rule_set_finish(set, &err) < 0) {
+		fprintf(stderr, "unexpected error: %s\n", err);
+		fail();
+	}
+	return set;
+}
+
+/* Every error path: the text, and the "FILE:LINE: reason" start. */
+static const struct {
+	const char *text;
+	const char *error;
+} bad[] = {
+    {"body\n", "t.rules:1: body: missing or too long rule name"},
+    {"\nbody 1BAD /x/\n", "t.rules:2: body: bad rule name \"1BAD\""},
+    {"body B\n", "t.rules:1: missing pattern"},
+    {"body B x\n", "t.rules:1: pattern must start with / or m"},
+    {"body B /abc\n", "t.rules:1: unterminated pattern (no closing /)"},
+    {"body B /a(/\n", "t.rules:1: bad pattern at offset 2: missing closing"},
+    {"body B /a/q\n", "t.rules:1: unknown pattern flag 'q'"},
+    {"body B /a/ junk\n", "t.rules:1: unexpected text after pattern"},
+    {"body B m{a}z\n", "t.rules:1: unknown pattern flag 'z'"},
+    {"header H Subject\n", "t.rules:1: expected =~ or !~ after Subject"},
+    {"header H\n", "t.rules:1: missing header name"},
+    {"header H exists:\n", "t.rules:1: exists: needs a header name"},
+    {"header H Subject =~ /x/ [if-unset: y\n",
+     "t.rules:1: [if-unset: without ]"},
+    {"header H Subject =~ /x/ extra\n",
+     "t.rules:1: unexpected text after pattern"},
+    {"meta M\n", "t.rules:1: meta: missing expression"},
+    {"meta M (A && \n", "t.rules:1: meta M: unexpected end"},
+    {"meta M A B\n", "t.rules:1: meta M: unexpected text"},
+    {"meta M (A\n", "t.rules:1: meta M: missing )"},
+    {"meta M A)\n", "t.rules:1: meta M: unbalanced )"},
+    {"meta M A $ B\n", "t.rules:1: meta M: unexpected text"},
+    {"score S\n", "t.rules:1: score takes 1 or 4 numbers"},
+    {"score S 1 2\n", "t.rules:1: score takes 1 or 4 numbers"},
+    {"score S 1 2 3 4 5\n", "t.rules:1: score takes 1 or 4 numbers"},
+    {"score S one\n", "t.rules:1: score: \"one\" is not a number"},
+    {"tflags T maxhits=0\n", "t.rules:1: bad maxhits \"0\""},
+    {"tflags T maxhits=x\n", "t.rules:1: bad maxhits \"x\""},
+    {"helo H /x/ drop\n",
+     "t.rules:1: expected reject, tempfail or accept after the pattern"},
+    {"helo H /x/ reject \"450 4.7.1 no\"\n",
+     "t.rules:1: reply must start with a 5xx code"},
+    {"helo H /x/ tempfail \"550 5.7.1 no\"\n",
+     "t.rules:1: reply must start with a 4xx code"},
+    {"helo H /x/ reject \"550 no\n", "t.rules:1: unterminated reply text"},
+    {"mailfrom H /x/ accept \"250 ok\"\n",
+     "t.rules:1: expected reject, tempfail or accept after the pattern"},
+    {"endif\n", "t.rules:1: endif without if"},
+    {"else\n", "t.rules:1: else without if"},
+    {"body A /a/\nifplugin Foo\nbody B /b/\n", "t.rules:2: if without endif"},
+    {"ifplugin\n", "t.rules:1: ifplugin needs a plugin name"},
+    {"if (version >=\nendif\n", "t.rules:1: if: unexpected end"},
+    {"if can(Foo\nendif\n", "t.rules:1: if: missing )"},
+    {"meta A B\nmeta B C\nmeta C A\n", "t.rules:1: meta A depends on itself"},
+    {"body B /a\0b/\n", "t.rules:1: NUL byte in line"},
+};
+
+static void
+test_rules_errors(void **state)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct rule_set *set = rule_set_new();
+		char *err = NULL;
+		/* the NUL case has its length past the NUL */
+		size_t len = strlen(bad[i].text);
+		int rc;
+
+		if (strstr(bad[i].error, "NUL") != NULL)
+			len = 13;
+		rc = rule_set_parse(set, "t.rules", bad[i].text, len, &err);
+		if (rc == 0)
+			rc = rule_set_finish(set, &err);
+		if (rc != -1 || err == NULL ||
+		    strncmp(err, bad[i].error, strlen(bad[i].error)) != 0) {
+			fprintf(stderr, "case %zu: want \"%s\", got \"%s\"\n",
+			        i, bad[i].error, err ? err : "(none)");
+			fail();
+		}
+		free(err);
+		rule_set_free(&set);
+		assert_null(set);
+	}
+}
+
+static void
+test_rules_directives(void **state)
+{
+	struct rule_set *set =
+	    load("# a comment\n"
+	         "header   H1 Subject =~ /viagra/i   # trailing comment\n"
+	         "header   H2 From:addr =~ /\\@example\\.com$/\n"
+	         "header   H3 exists:X-Spam\n"
+	         "header   H4 X-Mailer !~ /outlook/ [if-unset: none]\n"
+	         "header   H5 eval:check_for_missing_to_header()\n"
+	         "header   H6 From:host =~ /x/\n"
+	         "mimeheader MH Content-Type =~ /\\.exe/i\n"
+	         "body     B1 /buy now/i\n"
+	         "body     B2 eval:check_stock_info()\n"
+	         "rawbody  R1 m{<font}i\n"
+	         "uri      U1 m!bit\\.ly/!\n"
+	         "full     F1 /^Received:/m\n"
+	         "meta     M1 (H1 && B1) || !H3\n"
+	         "connect  C1 /^unknown\\[/ tempfail\n"
+	         "helo     HE1 /^localhost$/i reject \"550 5.7.1 go away\"\n"
+	         "mailfrom MF1 /@spam\\.example$/ reject\n"
+	         "rcptto   RT1 /^postmaster@/ accept\n"
+	         "score    H1 2.5\n"
+	         "score    B1 1 2 3 4\n"
+	         "score    B9 1.0\n"
+	         "score    U1 (3.0)\n"
+	         "describe H1 Subject mentions pills\n"
+	         "tflags   B1 multiple maxhits=3 nice learn\n"
+	         "lang     de describe H1 Betreff\n"
+	         "report   _SUMMARY_\n"
+	         "loadplugin Mail::SpamAssassin::Plugin::Foo\n"
+	         "ifplugin Mail::SpamAssassin::Plugin::Bar\n"
+	         "body     B3 /in plugin/\n"
+	         "endif\n"
+	         "if (version >= 3.004000)\n"
+	         "body     B4 /new/\n"
+	         "else\n"
+	         "body     B5 /old/\n"
+	         "endif\n"
+	         "if !can(Mail::SpamAssassin::Conf::feature_x)\n"
+	         "body     B6 /never/\n"
+	         "endif\n"
+	         "if (version < 3.0)\n"
+	         "if (1)\n"
+	         "body     B7 /nested never/\n"
+	         "endif\n"
+	         "endif\n"
+	         "body     B8 /first/\n"
+	         "body     B8 /second/\n");
+	char sum[512];
+	const char *reply;
+
+	assert_int_equal(rule_set_count(set, RULE_HEADER), 5);
+	assert_int_equal(rule_set_count(set, RULE_BODY), 4);
+	assert_int_equal(rule_set_count(set, RULE_RAWBODY), 1);
+	assert_int_equal(rule_set_count(set, RULE_URI), 1);
+	assert_int_equal(rule_set_count(set, RULE_FULL), 1);
+	assert_int_equal(rule_set_count(set, RULE_META), 1);
+	assert_int_equal(rule_set_count(set, RULE_CONNECT), 1);
+	assert_int_equal(rule_set_count(set, RULE_HELO), 1);
+	assert_int_equal(rule_set_count(set, RULE_MAILFROM), 1);
+	assert_int_equal(rule_set_count(set, RULE_RCPTTO), 1);
+	assert_int_equal(rule_set_skipped(set, RULE_SKIP_EVAL), 2);
+	assert_int_equal(rule_set_skipped(set, RULE_SKIP_UNSUPPORTED), 1);
+	assert_int_equal(rule_set_skipped(set, RULE_SKIP_LANG), 1);
+	assert_int_equal(rule_set_skipped(set, RULE_SKIP_DIRECTIVE), 1);
+	rule_set_summary(set, sum, sizeof(sum));
+	assert_string_equal(
+	    sum, "17 rules loaded (header 5, body 4, rawbody 1, uri 1, full 1, "
+	         "meta 1, connect 1, helo 1, mailfrom 1, rcptto 1); 5 "
+	         "skipped (eval 2, unknown directive 1, unsupported form 1, "
+	         "lang 1)");
+	assert_true(rule_find(set, "B3") >= 0);
+	assert_true(rule_find(set, "B4") >= 0);
+	assert_true(rule_find(set, "B5") < 0);
+	assert_true(rule_find(set, "B6") < 0);
+	assert_true(rule_find(set, "B7") < 0);
+	assert_true(rule_find(set, "B9") < 0); /* scored, never defined */
+	assert_true(rule_find(set, "H5") < 0);
+	assert_true(rule_find(set, "H6") < 0);
+	long h1 = rule_find(set, "H1"), b1 = rule_find(set, "B1");
+
+	assert_true(h1 >= 0 && b1 >= 0);
+	assert_true(rule_score(set, (size_t)h1, false) == 2.5);
+	assert_true(rule_score(set, (size_t)b1, false) == 1);
+	assert_true(rule_score(set, (size_t)b1, true) == 2);
+	assert_true(rule_score(set, (size_t)rule_find(set, "U1"), false) == 3);
+	assert_true(rule_score(set, (size_t)rule_find(set, "B3"), false) == 1);
+	assert_string_equal(rule_describe(set, (size_t)h1),
+	                    "Subject mentions pills");
+	assert_int_equal(
+	    rule_smtp_action(set, (size_t)rule_find(set, "HE1"), &reply),
+	    RULE_ACTION_REJECT);
+	assert_string_equal(reply, "550 5.7.1 go away");
+	assert_int_equal(
+	    rule_smtp_action(set, (size_t)rule_find(set, "MF1"), &reply),
+	    RULE_ACTION_REJECT);
+	assert_null(reply);
+	assert_int_equal(
+	    rule_smtp_action(set, (size_t)rule_find(set, "C1"), NULL),
+	    RULE_ACTION_TEMPFAIL);
+	assert_int_equal(
+	    rule_smtp_action(set, (size_t)rule_find(set, "RT1"), NULL),
+	    RULE_ACTION_ACCEPT);
+	rule_set_free(&set);
+}
+
+static unsigned
+hits_of(struct rule_set *set, struct rule_run *run, const char *name)
+{
+	long i = rule_find(set, name);
+
+	if (i < 0) {
+		fprintf(stderr, "no rule %s\n", name);
+		fail();
+	}
+	return rule_run_count(run, (size_t)i);
+}
+
+static void
+test_rules_match_message(void **state)
+{
+	struct rule_set *set =
+	    load("header SUBJ Subject =~ /caf\\x{c3}\\x{a9}/\n"
+	         "header SUBJ_RAW Subject:raw =~ /=\\?utf-8\\?/i\n"
+	         "header FROM_ADDR From:addr =~ /^bob\\@example\\.org$/m\n"
+	         "header FROM_NAME From:name =~ /^Bob Smith$/m\n"
+	         "header TOCC ToCc =~ /carol/\n"
+	         "header ALLH ALL =~ /^X-Tag: yes$/m\n"
+	         "header HAS_TAG exists:X-Tag\n"
+	         "header NO_LIST exists:List-Id\n"
+	         "header NOT_OUTLOOK X-Mailer !~ /outlook/i\n"
+	         "header UNSET X-Nothing =~ /^def$/ [if-unset: def]\n"
+	         "header ENVFROM EnvelopeFrom =~ /bounce\\@/\n"
+	         "mimeheader ATT Content-Type =~ /name=\"?[^\"]*\\.exe/i\n"
+	         "body   BODY_PARA /^Second paragraph here\\.$/\n"
+	         "body   BODY_SUBJ /^caf/\n"
+	         "body   BODY_HTML /click me now/\n"
+	         "body   MULTI /money/\n"
+	         "tflags MULTI multiple maxhits=2\n"
+	         "body   NOSUBJ /caf/\n"
+	         "tflags NOSUBJ nosubject\n"
+	         "body   NOSCRIPT /evilscript/\n"
+	         "rawbody RAW_HTML /<b>click/\n"
+	         "uri    URI_HREF m{^https://bit\\.ly/abc$}\n"
+	         "uri    URI_WWW m{^http://www\\.example\\.net}\n"
+	         "full   FULL /^X-Tag: yes\\r?$/m\n"
+	         "meta   META_AND SUBJ && BODY_HTML\n"
+	         "meta   META_SUM (SUBJ + FROM_ADDR + NO_LIST) > 1\n"
+	         "meta   META_COUNT MULTI > 1\n"
+	         "meta   META_META META_AND && !NO_LIST\n"
+	         "meta   META_UNKNOWN SUBJ && EVAL_RULE_WE_SKIPPED\n");
+	const char *text =
+	    "Received: from x\r\n"
+	    "From: \"Bob Smith\" <bob@example.org>\r\n"
+	    "To: alice@example.org\r\n"
+	    "Cc: carol@example.org\r\n"
+	    "X-Tag: yes\r\n"
+	    "Subject: =?utf-8?q?caf=C3=A9?= time\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+	    "\r\n"
+	    "--XX\r\n"
+	    "Content-Type: multipart/alternative; boundary=YY\r\n"
+	    "\r\n"
+	    "--YY\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "\r\n"
+	    "First paragraph money money money.\r\n"
+	    "\r\n"
+	    "Second   paragraph\r\n here.\r\n"
+	    "--YY\r\n"
+	    "Content-Type: text/html\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "\r\n"
+	    /* <p><b>click</b> me now <a href="https://bit.ly/abc">x</a>
+	     * <script>evilscript</script> www.example.net</p> */
+	    "PHA+PGI+Y2xpY2s8L2I+"
+	    "IG1lIG5vdyA8YSBocmVmPSJodHRwczovL2JpdC5seS9h\r\n"
+	    "YmMiPng8L2E+IDxzY3JpcHQ+"
+	    "ZXZpbHNjcmlwdDwvc2NyaXB0PiB3d3cuZXhhbXBs\r\n"
+	    "ZS5uZXQ8L3A+\r\n"
+	    "--YY--\r\n"
+	    "--XX\r\n"
+	    "Content-Type: application/octet-stream; name=\"setup.exe\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "\r\n"
+	    "TVqQAAMAAAAEAAAA\r\n"
+	    "--XX--\r\n";
+	struct rule_msg *msg = rule_msg_parse(text, strlen(text), false);
+	struct rule_run *run = rule_run_new(set);
+
+	rule_run_message(run, msg, "bounce@example.org");
+	static const char *const want_hit[] = {
+	    "SUBJ",       "SUBJ_RAW",  "FROM_ADDR",   "FROM_NAME", "TOCC",
+	    "ALLH",       "HAS_TAG",   "NOT_OUTLOOK", "UNSET",     "ENVFROM",
+	    "ATT",        "BODY_PARA", "BODY_SUBJ",   "BODY_HTML", "RAW_HTML",
+	    "URI_HREF",   "URI_WWW",   "FULL",        "META_AND",  "META_SUM",
+	    "META_COUNT", "META_META", NULL};
+	static const char *const want_miss[] = {"NO_LIST", "NOSUBJ", "NOSCRIPT",
+	                                        "META_UNKNOWN", NULL};
+
+	for (int i = 0; want_hit[i]; i++)
+		if (hits_of(set, run, want_hit[i]) == 0) {
+			fprintf(stderr, "%s should hit\n", want_hit[i]);
+			fail();
+		}
+	for (int i = 0; want_miss[i]; i++)
+		if (hits_of(set, run, want_miss[i]) != 0) {
+			fprintf(stderr, "%s should not hit\n", want_miss[i]);
+			fail();
+		}
+	/* multiple with maxhits=2: three matches count 2 */
+	assert_int_equal(hits_of(set, run, "MULTI"), 2);
+	assert_int_equal(hits_of(set, run, "MIME_BAD_BASE64"), 0);
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+}
+
+static void
+test_rules_smtp(void **state)
+{
+	struct rule_set *set =
+	    load("helo HELO_IP /^\\[?\\d+\\.\\d+\\.\\d+\\.\\d+\\]?$/\n"
+	         "helo HELO_LOCAL /^localhost/i reject\n"
+	         "helo HELO_TEMP /^temp/ tempfail \"451 4.7.1 later\"\n"
+	         "connect GOOD /^mx\\.good\\.example\\[/ accept\n"
+	         "mailfrom NULLS /^$/\n"
+	         "rcptto TRAP /^trap@/ reject \"550 5.1.1 no such user\"\n"
+	         "meta   IP_AND_NULL HELO_IP && NULLS\n");
+	struct rule_run *run = rule_run_new(set);
+	size_t idx = 0;
+	const char *reply;
+
+	assert_int_equal(rule_run_smtp(run, RULE_HELO, "1.2.3.4", &idx),
+	                 RULE_ACTION_NONE);
+	assert_int_equal(hits_of(set, run, "HELO_IP"), 1);
+	assert_int_equal(rule_run_smtp(run, RULE_HELO, "LOCALHOST", &idx),
+	                 RULE_ACTION_REJECT);
+	assert_string_equal(rule_name(set, idx), "HELO_LOCAL");
+	assert_int_equal(rule_run_smtp(run, RULE_HELO, "tempo", &idx),
+	                 RULE_ACTION_TEMPFAIL);
+	rule_smtp_action(set, idx, &reply);
+	assert_string_equal(reply, "451 4.7.1 later");
+	assert_int_equal(rule_run_smtp(run, RULE_CONNECT,
+	                               "mx.good.example[192.0.2.1]", &idx),
+	                 RULE_ACTION_ACCEPT);
+	assert_int_equal(rule_run_smtp(run, RULE_MAILFROM, "", &idx),
+	                 RULE_ACTION_NONE);
+	assert_int_equal(
+	    rule_run_smtp(run, RULE_RCPTTO, "trap@example.org", &idx),
+	    RULE_ACTION_REJECT);
+	rule_run_metas(run);
+	assert_int_equal(hits_of(set, run, "IP_AND_NULL"), 1);
+	rule_run_reset(run);
+	assert_int_equal(hits_of(set, run, "HELO_IP"), 0);
+	rule_run_free(&run);
+	rule_set_free(&set);
+}
+
+/* SpamAssassin compatibility: ReplaceTags, MESSAGEID, metas naming
+ * skipped rules, the pseudo-headers we do not build. */
+static void
+test_rules_sa_compat(void **state)
+{
+	struct rule_set *set =
+	    load("replace_tag   V  (?:v|\\\\/)\n"
+	         "replace_tag   I  [i1!]\n"
+	         "replace_tag   VI <V><I>\n"
+	         "replace_inter W1 \\W?\n"
+	         "replace_post  P2 {1,2}\n"
+	         "body     PILL /<inter W1><V><I>agra/i\n"
+	         "body     NESTED /<VI>x/\n"
+	         "body     DOUBLE /<post P2><V>x/\n"
+	         "body     PLAIN /<V>/\n"
+	         "replace_rules PILL DOUBLE NESTED\n"
+	         "header   SHORT_ID MESSAGEID =~ /^<.{1,4}\\@/\n"
+	         "header   RELAYS X-Spam-Relays-Untrusted =~ /x/\n"
+	         "header   __EVALD eval:check_something()\n"
+	         "body     __WORD /word/\n"
+	         "meta     NEEDS_EVAL __WORD && !__EVALD\n"
+	         "meta     NEEDS_NEEDS NEEDS_EVAL || __WORD\n"
+	         "meta     FINE __WORD\n");
+	const char *text = "Message-Id: <ab@x>\r\nSubject: s\r\n\r\n"
+	                   "cheap v-1agra, vvx, v1x word\r\n";
+	struct rule_msg *msg = rule_msg_parse(text, strlen(text), false);
+	struct rule_run *run = rule_run_new(set);
+	char sum[512];
+
+	rule_run_message(run, msg, NULL);
+	assert_int_equal(hits_of(set, run, "PILL"), 1);
+	assert_int_equal(hits_of(set, run, "DOUBLE"), 1);
+	assert_int_equal(hits_of(set, run, "NESTED"), 1);
+	assert_int_equal(hits_of(set, run, "PLAIN"), 0); /* not listed */
+	assert_int_equal(hits_of(set, run, "SHORT_ID"), 1);
+	assert_true(rule_find(set, "RELAYS") < 0);
+	assert_int_equal(hits_of(set, run, "FINE"), 1);
+	/* Metas naming skipped rules are disabled, also through metas. */
+	assert_true(rule_partial(set, (size_t)rule_find(set, "NEEDS_EVAL")));
+	assert_true(rule_partial(set, (size_t)rule_find(set, "NEEDS_NEEDS")));
+	assert_int_equal(hits_of(set, run, "NEEDS_EVAL"), 0);
+	assert_int_equal(hits_of(set, run, "NEEDS_NEEDS"), 0);
+	rule_set_summary(set, sum, sizeof(sum));
+	assert_string_equal(
+	    sum, "9 rules loaded (header 1, body 5, meta 3), 2 metas "
+	         "disabled (they name skipped rules); 2 skipped "
+	         "(eval 1, unsupported form 1)");
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+}
+
+/* The literal prefilter never hides a match: patterns whose fixed part
+ * is around quantifiers, classes, escapes, groups and inline flags. */
+static void
+test_rules_literal_prefilter(void **state)
+{
+	static const struct {
+		const char *rule;
+		const char *text;
+		unsigned hits;
+	} cases[] = {
+	    {"/colou?r/", "what colour", 1},
+	    {"/colou?r/", "what color", 1},
+	    {"/fo+bar/", "fooobar", 1},
+	    {"/a{2}bcd/", "aabcd", 1},
+	    {"/(?i)FOO bar/", "foo BAR", 1},
+	    {"/x(?i)foo/", "xFOO", 1},
+	    {"/foo|barbaz/", "barbaz", 1},
+	    {"/\\x41BCD/", "ABCD", 1},
+	    {"/\\.com\\b/", "example.com now", 1},
+	    {"/[abc]def+/i", "ADEFFF", 1},
+	    {"/(?:ab)+cdef/", "ababcdef", 1},
+	    {"/\\/path\\-x/", "a /path-x b", 1},
+	    {"/^second para$/", "first\r\n\r\nsecond para\r\n", 1},
+	    {"/nowhere to be seen/", "other text", 0},
+	    {"/NoCase/i", "NOCASE", 1},
+	    {"/CaSe/", "case", 0},
+	    /* no literal: the joined-text check where it is safe */
+	    {"/\\d\\d-\\d\\d/", "12-34", 1},
+	    {"/\\d\\d-\\d\\d/", "12 34", 0},
+	    {"/^\\w+ \\w+$/", "one two", 1},
+	    {"/b(?!\\s)/", "zzz ab", 1},
+	    {"/(?<!\\s)q/", "q", 1},
+	    {"/[a-z]++q/", "abq", 0},
+	    {"/\\w\\.\\w/m", "x.y", 1},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256], msgtext[512];
+		struct rule_set *set;
+		struct rule_run *run;
+		struct rule_msg *msg;
+
+		snprintf(text, sizeof(text), "body R %s\nrawbody RAW %s\n",
+		         cases[i].rule, cases[i].rule);
+		set = load(text);
+		snprintf(msgtext, sizeof(msgtext), "Subject: s\r\n\r\n%s\r\n",
+		         cases[i].text);
+		msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+		run = rule_run_new(set);
+		rule_run_message(run, msg, NULL);
+		if (hits_of(set, run, "R") != cases[i].hits ||
+		    (strchr(cases[i].rule, '^') == NULL &&
+		     hits_of(set, run, "RAW") != cases[i].hits)) {
+			fprintf(stderr, "case %zu: %s on \"%s\"\n", i,
+			        cases[i].rule, cases[i].text);
+			fail();
+		}
+		rule_run_free(&run);
+		rule_msg_free(&msg);
+		rule_set_free(&set);
+	}
+}
+
+static double
+lookup(const char *name, size_t len, void *arg)
+{
+	if (len == 1 && name[0] == 'A')
+		return 1;
+	if (len == 1 && name[0] == 'B')
+		return 0;
+	if (len == 1 && name[0] == 'C')
+		return 3;
+	return 0;
+}
+
+static void
+test_rules_meta_eval(void **state)
+{
+	static const struct {
+		const char *expr;
+		double value;
+	} cases[] = {
+	    {"A", 1},
+	    {"B", 0},
+	    {"!B", 1},
+	    {"!!C", 1},
+	    {"A && B", 0},
+	    {"A || B", 1},
+	    {"A && !B", 1},
+	    {"(A || B) && C", 1},
+	    {"A + B + C", 4},
+	    {"A + B + C > 3", 1},
+	    {"A + B + C >= 5", 0},
+	    {"C * 2 - 1", 5},
+	    {"C / 0", 0},
+	    {"-A + 2", 1},
+	    {"C == 3 && A != 0", 1},
+	    {"C <= 2 || A < 1", 0},
+	    {"2 + 3 * 4", 14},
+	    {"(2 + 3) * 4", 20},
+	    {"1 || 0 && 0", 1}, /* && binds tighter */
+	    {"A&&B||C", 1},
+	    {"UNKNOWN || 0", 0},
+	    {"1.5 > 1.25", 1},
+	};
+	static const char *const errors[] = {
+	    "", "(", "A &&", "A B", "A )", "((((A)))", "A ! B", "#",
+	};
+	const char *err;
+	double v;
+	char deep[400];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(
+		    rule_meta_eval(cases[i].expr, lookup, NULL, &v, &err), 0);
+		if (v != cases[i].value) {
+			fprintf(stderr, "%s = %g, want %g\n", cases[i].expr, v,
+			        cases[i].value);
+			fail();
+		}
+	}
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		assert_int_equal(
+		    rule_meta_eval(errors[i], lookup, NULL, &v, &err), -1);
+	/* Nesting is bounded. */
+	memset(deep, '(', sizeof(deep) - 1);
+	deep[sizeof(deep) - 1] = '\0';
+	assert_int_equal(rule_meta_eval(deep, lookup, NULL, &v, &err), -1);
+	assert_string_equal(err, "nested too deep");
+}
+
+static void
+test_rules_load_files(void **state)
+{
+	char dir[] = "/tmp/test_rulesXXXXXX", path[300];
+	struct rule_set *set = NULL;
+	char *err = NULL;
+	FILE *fp;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/a.rules", dir);
+	fp = fopen(path, "w");
+	fputs("body A /a/\n", fp);
+	fclose(fp);
+	snprintf(path, sizeof(path), "%s/b.rules", dir);
+	fp = fopen(path, "w");
+	fputs("body B /b/\nscore A 4\n", fp);
+	fclose(fp);
+
+	const char *globs[] = {"*.rules", "none/*.rules"};
+
+	assert_int_equal(rule_set_load(globs, 2, dir, &set, &err), 0);
+	assert_int_equal(rule_set_count(set, RULE_BODY), 2);
+	assert_true(rule_score(set, (size_t)rule_find(set, "A"), false) == 4);
+	rule_set_free(&set);
+
+	/* A name without wildcards must exist. */
+	const char *missing[] = {"missing.rules"};
+
+	assert_int_equal(rule_set_load(missing, 1, dir, &set, &err), -1);
+	assert_non_null(strstr(err, "missing.rules:0: cannot read rule file"));
+	free(err);
+
+	/* An error names the file and line. */
+	fp = fopen(path, "w");
+	fputs("body B /b/\n\nbody C /(/\n", fp);
+	fclose(fp);
+	assert_int_equal(rule_set_load(globs, 1, dir, &set, &err), -1);
+	assert_non_null(strstr(err, "/b.rules:3: bad pattern"));
+	assert_null(set);
+	free(err);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/a.rules", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_rules_errors),
+	    cmocka_unit_test(test_rules_directives),
+	    cmocka_unit_test(test_rules_match_message),
+	    cmocka_unit_test(test_rules_smtp),
+	    cmocka_unit_test(test_rules_meta_eval),
+	    cmocka_unit_test(test_rules_sa_compat),
+	    cmocka_unit_test(test_rules_literal_prefilter),
+	    cmocka_unit_test(test_rules_load_files),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
