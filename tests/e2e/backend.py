@@ -656,7 +656,8 @@ class Backend:
                 try:
                     await writer.start_tls(self._sslctx)
                 except (OSError, ConnectionError) as e:  # ssl.SSLError is an OSError
-                    self._note(lambda: setattr(conn, "tls_error", str(e)))
+                    err = str(e)
+                    self._note(lambda: setattr(conn, "tls_error", err))
                     raise _Eof()
                 version = writer.get_extra_info("ssl_object").version()
                 self._note(lambda: setattr(conn, "tls_version", version))

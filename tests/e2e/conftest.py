@@ -148,3 +148,12 @@ def sentinel(tmp_path):
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request):
+    """The store URL of each parametrised run: the memory store, then a
+    redis-server of the test's own."""
+    if request.param == "memory":
+        return "memory"
+    return request.getfixturevalue("redis_server").url

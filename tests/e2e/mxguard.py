@@ -19,6 +19,7 @@ The binary is $MXGUARD_BIN, or <repo>/build/mxguard.
 """
 
 import copy
+import itertools
 import os
 import re
 import signal
@@ -246,8 +247,12 @@ class MxguardError(AssertionError):
     pass
 
 
+_prefixes = itertools.count(1)
+
+
 class Mxguard:
-    def __init__(self, workdir, backend, config=None, listeners=None, name="mxguard"):
+    def __init__(self, workdir, backend, config=None, listeners=None, name="mxguard",
+                 control=False):
         """listeners: a list of dicts like {"mode": "mx", "proxy_protocol":
         True, "host": "::1"}; each gets a free port.  config: overrides
         merged into the default config."""
@@ -270,6 +275,11 @@ class Mxguard:
         base = default_config(self.workdir, backend, self.listeners[0]["port"])
         base["listen"] = tuple(l["entry"] for l in self.listeners)
         self.config = merge(base, config)
+        if control:
+            # A control socket for `mxguard ctl`, and a key prefix of its
+            # own so keys of other tests on a shared Redis do not matter.
+            self.config["control_socket"] = os.path.join(self.workdir, name + ".sock")
+            self.config.setdefault("store_prefix", "%s%d:" % (name, next(_prefixes)))
         self.proc = None
         self.logf = None
         self.clients = []
@@ -421,6 +431,19 @@ class Mxguard:
             time.sleep(0.05)
 
     # -- control -----------------------------------------------------------
+
+    def ctl(self, *args, check=True):
+        """`mxguard ctl -c CONF ARGS`; asserts exit 0 unless check=False.
+        Returns the CompletedProcess (text)."""
+        p = subprocess.run([binary(), "ctl", "-c", self.conf_path] + list(args),
+                           capture_output=True, text=True, timeout=20)
+        if check:
+            assert p.returncode == 0, p.stderr
+        return p
+
+    def advance_clock(self, seconds):
+        """Move the store clock (needs debug_clock and a control socket)."""
+        self.ctl("clock", "advance", str(seconds))
 
     def reload(self, config=None, text=None):
         if config is not None or text is not None:

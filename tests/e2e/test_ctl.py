@@ -11,14 +11,6 @@ import subprocess
 from mxguard import binary
 
 
-def ctl(mx, *args, check=True):
-    p = subprocess.run([binary(), "ctl", "-c", mx.conf_path] + list(args),
-                       capture_output=True, text=True, timeout=20)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
-
-
 def status(mx):
     # -s: the config file may be the broken one a reload refused.
     p = subprocess.run([binary(), "ctl", "-s", mx.config["control_socket"], "status"],
@@ -34,9 +26,7 @@ def status(mx):
 
 
 def start(make_mx):
-    mx = make_mx(start=False)
-    mx.config["control_socket"] = os.path.join(mx.workdir, "ctl.sock")
-    mx.start()
+    mx = make_mx(control=True)
     return mx
 
 
@@ -62,7 +52,7 @@ def test_status_after_reloads(make_mx):
     mx.reload(text=good + "loops = ;\n")
     mx.wait_log(r"reload failed")
     # ctl -c reads the file too, and says what is wrong with it.
-    p = ctl(mx, "status", check=False)
+    p = mx.ctl("status", check=False)
     assert p.returncode == 1 and mx.conf_path + ":" in p.stderr
     kv, out = status(mx)
     assert kv["last_reload"] == "failed"
@@ -77,7 +67,7 @@ def test_status_after_reloads(make_mx):
 def test_no_daemon(make_mx):
     mx = start(make_mx)
     mx.stop()
-    p = ctl(mx, "status", check=False)
+    p = mx.ctl("status", check=False)
     assert p.returncode == 1 and "is mxguard running" in p.stderr
     assert not os.path.exists(mx.config["control_socket"])  # removed at exit
 

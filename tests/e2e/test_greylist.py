@@ -11,26 +11,14 @@ domain replacing the client network; the log field and symbols.
 Every case runs against each store (the `store` fixture)."""
 
 import itertools
-import os
 import re
-import subprocess
 
-import pytest
 
 from helpers import assert_reply, simple_message, v1
-from mxguard import binary
 from smtp import Client
 
 _ports = itertools.count(42100)
 RCPT = "user@test.example"
-
-
-@pytest.fixture(params=["memory", "redis"])
-def store(request):
-    """The store URL of each parametrised run."""
-    if request.param == "memory":
-        return "memory"
-    return request.getfixturevalue("redis_server").url
 
 
 def start(make_mx, backend, store, greylist=None, config=None, **kw):
@@ -40,25 +28,9 @@ def start(make_mx, backend, store, greylist=None, config=None, **kw):
         "greylist": dict({"enabled": True}, **(greylist or {})),
     }
     cfg.update(config or {})
-    mx = make_mx(backend=backend, config=cfg, start=False,
+    mx = make_mx(backend=backend, config=cfg, control=True,
                  listeners=[{"proxy_protocol": True}], **kw)
-    mx.config["control_socket"] = os.path.join(mx.workdir, "ctl.sock")
-    # Keys of earlier tests on a shared Redis must not matter.
-    mx.config["store_prefix"] = "t%d:" % next(_ports)
-    mx.start()
     return mx
-
-
-def ctl(mx, *args, check=True):
-    p = subprocess.run([binary(), "ctl", "-c", mx.conf_path] + list(args),
-                       capture_output=True, text=True, timeout=20)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
-
-
-def advance(mx, seconds):
-    ctl(mx, "clock", "advance", str(seconds))
 
 
 def attempt(mx, ip="198.18.7.7", sender="sender@client.example", rcpts=(RCPT,),
@@ -96,10 +68,10 @@ def test_lifecycle(make_mx, backend, store):
     greylisted(r, 300)
     # Decided by mxguard: the backend never saw the recipient.
     assert not any("RCPT" in c.upper() for c in backend.all_commands())
-    advance(mx, 100)
+    mx.advance_clock(100)
     (r,) = attempt(mx)
     greylisted(r, 200)
-    advance(mx, 200)
+    mx.advance_clock(200)
     (r,) = attempt(mx)
     assert_reply(r, 250)
     (txn,) = backend.wait_messages(1)
@@ -117,7 +89,7 @@ def test_lifecycle(make_mx, backend, store):
 def test_triplet_is_per_recipient_sender_and_network(make_mx, backend, store):
     mx = start(make_mx, backend, store)
     greylisted(attempt(mx)[0])
-    advance(mx, 300)
+    mx.advance_clock(300)
     assert_reply(attempt(mx)[0], 250)
     # Same /24: same triplet.
     assert_reply(attempt(mx, ip="198.18.7.200")[0], 250)
@@ -141,14 +113,14 @@ def test_retry_window_and_pass_ttl(make_mx, backend, store):
     mx = start(make_mx, backend, store,
                greylist={"delay": 60, "retry_window": 3600, "pass_ttl": 86400})
     greylisted(attempt(mx)[0], 60)
-    advance(mx, 3601)
+    mx.advance_clock(3601)
     # Retried too late: first sight again.
     greylisted(attempt(mx)[0], 60)
-    advance(mx, 60)
+    mx.advance_clock(60)
     assert_reply(attempt(mx)[0], 250)
-    advance(mx, 86400 - 10)
+    mx.advance_clock(86400 - 10)
     assert_reply(attempt(mx)[0], 250)  # refreshed by use
-    advance(mx, 86401)
+    mx.advance_clock(86401)
     greylisted(attempt(mx)[0], 60)
 
 
@@ -157,9 +129,9 @@ def test_auto_whitelist(make_mx, backend, store):
     for i in range(2):
         rcpt = "u%d@test.example" % i
         greylisted(attempt(mx, rcpts=(rcpt,))[0])
-        advance(mx, 300)
+        mx.advance_clock(300)
         assert_reply(attempt(mx, rcpts=(rcpt,))[0], 250)
-        advance(mx, 120)
+        mx.advance_clock(120)
     # The whole network now passes, even a new triplet.
     assert_reply(attempt(mx, ip="198.18.7.99", sender="new@else.example",
                          rcpts=("fresh@test.example",))[0], 250)
@@ -174,7 +146,7 @@ def test_auto_whitelist_off(make_mx, backend, store):
     for i in range(3):
         rcpt = "u%d@test.example" % i
         greylisted(attempt(mx, rcpts=(rcpt,))[0])
-        advance(mx, 300)
+        mx.advance_clock(300)
         assert_reply(attempt(mx, rcpts=(rcpt,))[0], 250)
     greylisted(attempt(mx, rcpts=("fresh@test.example",))[0])
 
@@ -204,38 +176,38 @@ def test_relay_networks_skip(make_mx, backend, store):
 def test_dynamic_whitelist_with_ctl(make_mx, backend, store):
     mx = start(make_mx, backend, store)
     greylisted(attempt(mx, ip="198.18.40.1")[0])
-    out = ctl(mx, "greylist", "whitelist", "add", "client", "198.18.40.1").stdout
+    out = mx.ctl("greylist", "whitelist", "add", "client", "198.18.40.1").stdout
     assert "198.18.40.1" in out
     assert_reply(attempt(mx, ip="198.18.40.1")[0], 250)
     assert mx.records("txn")[-1]["greylist"] == "whitelisted"
     # A network of the greylist's size, a sender domain, a recipient.
-    ctl(mx, "greylist", "whitelist", "add", "client", "198.18.41.0/24")
+    mx.ctl("greylist", "whitelist", "add", "client", "198.18.41.0/24")
     assert_reply(attempt(mx, ip="198.18.41.77")[0], 250)
-    ctl(mx, "greylist", "whitelist", "add", "sender", "Friends.Example")
+    mx.ctl("greylist", "whitelist", "add", "sender", "Friends.Example")
     assert_reply(attempt(mx, ip="198.18.42.1", sender="a@friends.example")[0], 250)
-    ctl(mx, "greylist", "whitelist", "add", "recipient", "vip@test.example", "3600")
+    mx.ctl("greylist", "whitelist", "add", "recipient", "vip@test.example", "3600")
     assert_reply(attempt(mx, ip="198.18.43.1", rcpts=("vip@test.example",))[0], 250)
-    listed = ctl(mx, "greylist", "whitelist", "list").stdout.split("\n")
+    listed = mx.ctl("greylist", "whitelist", "list").stdout.split("\n")
     assert "client 198.18.40.1" in listed
     assert "client 198.18.41.0/24" in listed
     assert "sender friends.example" in listed
     assert "recipient vip@test.example" in listed
     # Removal takes effect at once; a timed entry expires.
-    ctl(mx, "greylist", "whitelist", "remove", "client", "198.18.40.1")
+    mx.ctl("greylist", "whitelist", "remove", "client", "198.18.40.1")
     greylisted(attempt(mx, ip="198.18.40.1", rcpts=("new@test.example",))[0])
-    p = ctl(mx, "greylist", "whitelist", "remove", "client", "198.18.40.1", check=False)
+    p = mx.ctl("greylist", "whitelist", "remove", "client", "198.18.40.1", check=False)
     assert p.returncode == 1 and "not listed" in p.stderr
-    advance(mx, 3601)
+    mx.advance_clock(3601)
     greylisted(attempt(mx, ip="198.18.43.1", rcpts=("vip@test.example",))[0])
     # A network of another size is refused, not silently ignored.
-    p = ctl(mx, "greylist", "whitelist", "add", "client", "198.18.0.0/16", check=False)
+    p = mx.ctl("greylist", "whitelist", "add", "client", "198.18.0.0/16", check=False)
     assert p.returncode == 1 and "/24" in p.stderr
 
 
 def test_greylist_list(make_mx, backend, store):
     mx = start(make_mx, backend, store)
     greylisted(attempt(mx)[0])
-    out = ctl(mx, "greylist", "list").stdout
+    out = mx.ctl("greylist", "list").stdout
     assert "198.18.7.0/24/sender@client.example/user@test.example first=" in out
     assert "passed=0" in out
 
@@ -243,22 +215,22 @@ def test_greylist_list(make_mx, backend, store):
 def test_sender_normalisation(make_mx, backend, store):
     mx = start(make_mx, backend, store)
     greylisted(attempt(mx, sender="prvs=1234abcd=news@list.example")[0])
-    advance(mx, 300)
+    mx.advance_clock(300)
     # Another BATV tag, another VERP number: the same sender.
     assert_reply(attempt(mx, sender="prvs=9999ffff=news@list.example")[0], 250)
     greylisted(attempt(mx, sender="bounce-123-456@list.example")[0])
-    advance(mx, 300)
+    mx.advance_clock(300)
     assert_reply(attempt(mx, sender="bounce-789-1@list.example")[0], 250)
     # SRS: the original sender counts, not the forwarder's hash and time.
     greylisted(attempt(mx, sender="SRS0=HHH1=TT=orig.example=alice@fwd.example")[0])
-    advance(mx, 300)
+    mx.advance_clock(300)
     assert_reply(attempt(mx, sender="SRS0=HHH2=UU=orig.example=alice@fwd.example")[0], 250)
 
 
 def test_null_sender(make_mx, backend, store):
     mx = start(make_mx, backend, store)
     greylisted(attempt(mx, sender="")[0])
-    advance(mx, 300)
+    mx.advance_clock(300)
     assert_reply(attempt(mx, sender="")[0], 250)
 
 
@@ -266,7 +238,7 @@ def test_ipv6_network(make_mx, backend, store):
     mx = start(make_mx, backend, store)
     c = lambda ip: attempt(mx, ip=ip)[0]  # noqa: E731
     greylisted(c("3fff:1:2:3::1"))
-    advance(mx, 300)
+    mx.advance_clock(300)
     # The same /64 passes, another /64 does not.
     assert_reply(c("3fff:1:2:3::99"), 250)
     greylisted(c("3fff:1:2:4::1"))
@@ -280,12 +252,12 @@ def test_disabled(make_mx, backend, store):
 
 def test_ctl_needs_the_socket_for_memory(make_mx, backend, tmp_path):
     mx = make_mx(backend=backend, config={"greylist": {"enabled": True}})
-    p = ctl(mx, "greylist", "whitelist", "list", check=False)
+    p = mx.ctl("greylist", "whitelist", "list", check=False)
     assert p.returncode == 1 and "control_socket" in p.stderr
 
 
 def test_clock_refused_without_debug_clock(make_mx, backend, store):
     mx = start(make_mx, backend, store, config={"debug_clock": False})
-    p = ctl(mx, "clock", "advance", "100", check=False)
+    p = mx.ctl("clock", "advance", "100", check=False)
     assert p.returncode == 1 and "debug_clock" in p.stderr
     greylisted(attempt(mx)[0], 300)

@@ -6,11 +6,8 @@ passes after one retry; without an SPF pass the network counts, as in
 postgrey; spf_domain = false turns it off."""
 
 import itertools
-import os
-import subprocess
 
 from helpers import assert_reply, simple_message, v1
-from mxguard import binary
 from smtp import Client
 
 _ports = itertools.count(46100)
@@ -18,21 +15,12 @@ RCPT = "user@test.example"
 
 
 def start(make_mx, backend, dns, store, greylist=None):
-    mx = make_mx(backend=backend, start=False, listeners=[{"proxy_protocol": True}],
+    mx = make_mx(backend=backend, control=True, listeners=[{"proxy_protocol": True}],
                  config={"store": store, "debug_clock": True,
                          "dns": {"servers": [dns.address], "timeout": 1.0},
                          "spf": {"enabled": True},
                          "greylist": dict({"enabled": True}, **(greylist or {}))})
-    mx.config["control_socket"] = os.path.join(mx.workdir, "ctl.sock")
-    mx.config["store_prefix"] = "g%d:" % next(_ports)
-    mx.start()
     return mx
-
-
-def advance(mx, seconds):
-    p = subprocess.run([binary(), "ctl", "-c", mx.conf_path, "clock", "advance",
-                        str(seconds)], capture_output=True, text=True, timeout=20)
-    assert p.returncode == 0, p.stderr
 
 
 def attempt(mx, ip, sender):
@@ -55,7 +43,7 @@ def test_spf_pass_domain_replaces_the_network(make_mx, backend, dns):
     dns.add("bigsender.example", "TXT", "v=spf1 ip4:198.18.70.0/24 ip4:198.18.90.0/24 -all")
     mx = start(make_mx, backend, dns, "memory")
     assert_reply(attempt(mx, "198.18.70.5", "news@bigsender.example"), 451, "4.7.1")
-    advance(mx, 300)
+    mx.advance_clock(300)
     # The retry comes from another address of the pool, in another /24.
     assert_reply(attempt(mx, "198.18.90.77", "news@bigsender.example"), 250)
     rec = mx.records("txn")[-1]
@@ -67,7 +55,7 @@ def test_without_spf_pass_the_network_counts(make_mx, backend, dns):
     dns.add("nospf.example", "TXT", "v=spf1 ?all")  # neutral: not authenticated
     mx = start(make_mx, backend, dns, "memory")
     assert_reply(attempt(mx, "198.18.71.5", "news@nospf.example"), 451)
-    advance(mx, 300)
+    mx.advance_clock(300)
     assert_reply(attempt(mx, "198.18.91.5", "news@nospf.example"), 451)
     assert_reply(attempt(mx, "198.18.71.6", "news@nospf.example"), 250)
 
@@ -76,5 +64,5 @@ def test_spf_domain_off(make_mx, backend, dns):
     dns.add("bigsender.example", "TXT", "v=spf1 ip4:198.18.72.0/24 ip4:198.18.92.0/24 -all")
     mx = start(make_mx, backend, dns, "memory", greylist={"spf_domain": False})
     assert_reply(attempt(mx, "198.18.72.5", "news@bigsender.example"), 451)
-    advance(mx, 300)
+    mx.advance_clock(300)
     assert_reply(attempt(mx, "198.18.92.5", "news@bigsender.example"), 451)

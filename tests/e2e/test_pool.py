@@ -5,9 +5,7 @@ no identity from the first one; XCLIENT connections are never reused; a
 pooled connection the backend closed meanwhile costs the client nothing;
 idle ones are closed after backend_pool.idle_timeout."""
 
-import time
 
-from backend import Backend
 from helpers import RCPT, SENDER, assert_reply, simple_message
 
 # One loop, so every session shares one pool.

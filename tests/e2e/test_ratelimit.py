@@ -7,42 +7,22 @@ show/reset`; per-sender buckets skip the null sender.  Each case runs
 against each store."""
 
 import itertools
-import os
 import re
-import subprocess
 
 import pytest
 
 from helpers import assert_reply, simple_message, v1
-from mxguard import binary
 from smtp import Client, ServerClosed
 
 _ports = itertools.count(43100)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request):
-    if request.param == "memory":
-        return "memory"
-    return request.getfixturevalue("redis_server").url
-
-
 def start(make_mx, backend, store, buckets, config=None):
     cfg = {"store": store, "debug_clock": True, "ratelimit": tuple(buckets)}
     cfg.update(config or {})
-    mx = make_mx(backend=backend, config=cfg, start=False,
+    mx = make_mx(backend=backend, config=cfg, control=True,
                  listeners=[{"proxy_protocol": True}])
-    mx.config["control_socket"] = os.path.join(mx.workdir, "ctl.sock")
-    mx.config["store_prefix"] = "r%d:" % next(_ports)
-    mx.start()
     return mx
-
-
-def ctl(mx, *args):
-    p = subprocess.run([binary(), "ctl", "-c", mx.conf_path] + list(args),
-                       capture_output=True, text=True, timeout=20)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
 
 
 def connect(mx, ip):
@@ -76,12 +56,12 @@ def test_connections_421(make_mx, backend, store):
     assert_reply(c.banner(), 220)
     c.quit()
     # 3 per 60 s: one more after 20 s.
-    ctl(mx, "clock", "advance", "21")
+    mx.advance_clock(21)
     c = connect(mx, "198.18.1.1")
     assert_reply(c.banner(), 220)
     c.quit()
     mx.wait_log(r"disconnect .*reason=policy")
-    assert "level=" in ctl(mx, "ratelimit", "show", "CONN_RATE", "198.18.1.1")
+    assert "level=" in mx.ctl("ratelimit", "show", "CONN_RATE", "198.18.1.1").stdout
 
 
 def test_connections_451_defers_recipients(make_mx, backend, store):
@@ -123,7 +103,7 @@ def test_messages_per_sender(make_mx, backend, store):
     assert "SENDER_RATE" in refused[0]["symbols"]
     backend.wait_messages(2)
     # Reset: the sender may send again.
-    out = ctl(mx, "ratelimit", "reset", "SENDER_RATE", "bulk@client.example")
+    out = mx.ctl("ratelimit", "reset", "SENDER_RATE", "bulk@client.example").stdout
     assert "reset" in out
     c = connect(mx, "198.18.3.1")
     assert_reply(c.banner(), 220)

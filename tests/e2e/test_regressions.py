@@ -2,7 +2,6 @@
 """Regression tests, each named after the bug it guards (found in a review
 of session.c/relay.c on 2026-11-29; each failed before its fix)."""
 
-import os
 import socket
 import subprocess
 import threading

@@ -4,7 +4,6 @@ recipient outside accepted_domains with Postfix's "554 5.7.1 <addr>: Relay
 access denied" unless the client is in relay_networks, and the classic
 address tricks never reach the backend as a recipient."""
 
-import os
 import re
 
 import pytest

@@ -7,23 +7,11 @@ decay with the (test) clock.  `mxguard ctl reputation show` reads them.
 Each case runs against each store."""
 
 import itertools
-import os
-import subprocess
-
-import pytest
 
 from helpers import assert_reply, simple_message, v1
-from mxguard import binary
 from smtp import Client
 
 _ports = itertools.count(44100)
-
-
-@pytest.fixture(params=["memory", "redis"])
-def store(request):
-    if request.param == "memory":
-        return "memory"
-    return request.getfixturevalue("redis_server").url
 
 
 def start(make_mx, backend, store, config=None):
@@ -35,19 +23,9 @@ def start(make_mx, backend, store, config=None):
         "reputation": {"enabled": True, "min_messages": 3, "half_life": 86400},
     }
     cfg.update(config or {})
-    mx = make_mx(backend=backend, config=cfg, start=False,
+    mx = make_mx(backend=backend, config=cfg, control=True,
                  listeners=[{"proxy_protocol": True}])
-    mx.config["control_socket"] = os.path.join(mx.workdir, "ctl.sock")
-    mx.config["store_prefix"] = "p%d:" % next(_ports)
-    mx.start()
     return mx
-
-
-def ctl(mx, *args):
-    p = subprocess.run([binary(), "ctl", "-c", mx.conf_path] + list(args),
-                       capture_output=True, text=True, timeout=20)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
 
 
 def send(mx, ip, rcpt="user@test.example", pregreet=False):
@@ -74,7 +52,7 @@ def send(mx, ip, rcpt="user@test.example", pregreet=False):
 
 
 def last_symbols(mx, n):
-    recs = mx.wait_record("txn", count=n)
+    mx.wait_record("txn", count=n)
     return mx.records("txn")[n - 1]["symbols"]
 
 
@@ -85,9 +63,9 @@ def test_bad_reputation(make_mx, backend, store):
         assert_reply(send(mx, ip, pregreet=True), 550, "5.7.1")
     mx.wait_record("txn", count=3)
     assert [t["result"] for t in mx.records("txn")] == ["reject"] * 3
-    out = ctl(mx, "reputation", "show", "ip", ip)
+    out = mx.ctl("reputation", "show", "ip", ip).stdout
     assert "rejected=3.00" in out and "accepted=0.00" in out
-    assert "rejected=3.00" in ctl(mx, "reputation", "show", "net", "198.18.50.0/24")
+    assert "rejected=3.00" in mx.ctl("reputation", "show", "net", "198.18.50.0/24").stdout
     # The next message from that address carries the verdict.
     assert_reply(send(mx, ip), 250)
     syms = last_symbols(mx, 4)
@@ -98,7 +76,7 @@ def test_bad_reputation(make_mx, backend, store):
     syms = last_symbols(mx, 5)
     assert "REP_NET_BAD" in syms and "REP_IP_BAD" not in syms
     # Ten half-lives later the past is (nearly) forgotten.
-    ctl(mx, "clock", "advance", str(10 * 86400))
+    mx.advance_clock(10 * 86400)
     assert_reply(send(mx, ip), 250)
     assert "REP_IP_BAD" not in last_symbols(mx, 6)
 
@@ -112,7 +90,7 @@ def test_good_reputation_skips_greylisting(make_mx, backend, store):
     for _ in range(3):
         assert_reply(send(mx, ip, rcpt="postmaster@test.example"), 250)
     backend.wait_messages(3)
-    assert "accepted=3.00" in ctl(mx, "reputation", "show", "ip", ip)
+    assert "accepted=3.00" in mx.ctl("reputation", "show", "ip", ip).stdout
     # Good now: a new triplet is not greylisted.
     assert_reply(send(mx, ip, rcpt="user@test.example"), 250)
     rec = mx.records("txn")[3]

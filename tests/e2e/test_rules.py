@@ -15,7 +15,6 @@ from helpers import (
     assert_reply,
     check_spam_headers,
     check_txn,
-    simple_message,
     spam_status,
 )
 from mxguard import REPO, binary, check_config

@@ -10,12 +10,9 @@ GREYLIST_STORE_ERROR; tempfail: 451 4.3.0), no crash, and recovery by
 itself once redis-server is back."""
 
 import itertools
-import os
-import subprocess
 import time
 
 from helpers import assert_reply, simple_message, v1
-from mxguard import binary
 from smtp import Client
 
 _ports = itertools.count(45100)
@@ -26,18 +23,9 @@ def start(make_mx, backend, url, prefix, config=None, name="mxguard"):
     cfg = {"store": url, "store_prefix": prefix, "debug_clock": True,
            "greylist": {"enabled": True}, "timeouts": {"store": 0.5}}
     cfg.update(config or {})
-    mx = make_mx(backend=backend, config=cfg, start=False,
+    mx = make_mx(backend=backend, config=cfg, control=True,
                  listeners=[{"proxy_protocol": True}], name=name)
-    mx.config["control_socket"] = os.path.join(mx.workdir, name + ".sock")
-    mx.start()
     return mx
-
-
-def ctl(mx, *args):
-    p = subprocess.run([binary(), "ctl", "-c", mx.conf_path] + list(args),
-                       capture_output=True, text=True, timeout=20)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
 
 
 def attempt(mx, ip="198.18.60.1", sender="a@client.example", rcpt=RCPT, data=True):
@@ -64,11 +52,11 @@ def test_two_instances_share_greylisting(make_mx, backend, redis_server):
     b = start(make_mx, backend, redis_server.url, prefix, name="mxb")
     assert_reply(attempt(a), 451, "4.7.1")
     # The retry arrives at the other instance (equal-priority MX records).
-    ctl(b, "clock", "advance", "300")
+    b.advance_clock(300)
     assert_reply(attempt(b), 250)
     assert b.records("txn")[0]["greylist"] == "passed"
     # And the passed triplet is known to the first one too.
-    ctl(a, "clock", "advance", "300")
+    a.advance_clock(300)
     assert_reply(attempt(a), 250)
     assert a.records("txn")[-1]["greylist"] == "pass"
     backend.wait_messages(2)
@@ -92,9 +80,9 @@ def test_ctl_works_on_redis_without_a_daemon(make_mx, backend, redis_server):
     prefix = "s%d:" % next(_ports)
     a = start(make_mx, backend, redis_server.url, prefix, name="mxa")
     a.stop()
-    out = ctl(a, "greylist", "whitelist", "add", "client", "198.18.61.1")
+    out = a.ctl("greylist", "whitelist", "add", "client", "198.18.61.1").stdout
     assert "198.18.61.1" in out
-    assert "client 198.18.61.1" in ctl(a, "greylist", "whitelist", "list")
+    assert "client 198.18.61.1" in a.ctl("greylist", "whitelist", "list").stdout
     a2 = start(make_mx, backend, redis_server.url, prefix, name="mxa2")
     assert_reply(attempt(a2, ip="198.18.61.1"), 250)
     assert_reply(attempt(a2, ip="198.18.61.2"), 451)
