@@ -28,6 +28,7 @@
 
 #include "alloc.h"
 #include "dns.h"
+#include "dnslist.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -77,6 +78,35 @@ flt_dnsbl_counts(const struct px_dnslist *l, const unsigned char *a)
 	return false;
 }
 
+bool
+flt_dnslist_listed(const struct px_dnslist *l, const struct flt_dns_result *res,
+                   uint64_t sid, const char *name)
+{
+	bool listed = false;
+
+	if (res->status != FLT_DNS_ANSWER)
+		return false;
+	for (unsigned i = 0; i < res->n; i++) {
+		const unsigned char *a = res->data[i];
+
+		if (res->len[i] != 4)
+			continue;
+		if (a[0] == 127 && a[1] == 255 && a[2] == 255 && a[3] >= 252) {
+			px_metrics_dnsbl_operator_error(l->zone);
+			px_log_warn("%016llx dns list %s answered "
+			            "127.255.255.%u for %s: operator error "
+			            "(query refused, or a public resolver?), "
+			            "not a listing",
+			            (unsigned long long)sid, l->zone, a[3],
+			            name);
+			continue;
+		}
+		if (flt_dnsbl_counts(l, a))
+			listed = true;
+	}
+	return listed;
+}
+
 /* flt_dnsbl_report - MAIL: every listing so far as a symbol. */
 static void
 flt_dnsbl_report(struct flt_dnsbl_state *st, struct flt_call *call)
@@ -104,25 +134,7 @@ flt_dnsbl_answer(void *arg, const struct flt_dns_result *res)
 	lk->q = NULL;
 	lk->done = true;
 	if (res->status == FLT_DNS_ANSWER) {
-		for (unsigned i = 0; i < res->n; i++) {
-			const unsigned char *a = res->data[i];
-
-			if (res->len[i] != 4)
-				continue;
-			if (a[0] == 127 && a[1] == 255 && a[2] == 255 &&
-			    a[3] >= 252) {
-				px_metrics_dnsbl_operator_error(l->zone);
-				px_log_warn("%016llx dnsbl %s answered "
-				            "127.255.255.%u for %s: operator "
-				            "error (query refused, or a public "
-				            "resolver?), not a listing",
-				            (unsigned long long)st->sid,
-				            l->zone, a[3], lk->name);
-				continue;
-			}
-			if (flt_dnsbl_counts(l, a))
-				lk->listed = true;
-		}
+		lk->listed = flt_dnslist_listed(l, res, st->sid, lk->name);
 	} else if (res->status == FLT_DNS_TIMEOUT ||
 	           res->status == FLT_DNS_SERVFAIL ||
 	           res->status == FLT_DNS_ERROR) {

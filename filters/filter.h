@@ -278,6 +278,7 @@ extern const struct flt_ops flt_dnsbl;
 extern const struct flt_ops flt_iprev;
 extern const struct flt_ops flt_helo;
 extern const struct flt_ops flt_spf;
+extern const struct flt_ops flt_uribl;
 extern const struct flt_ops flt_ratelimit;
 extern const struct flt_ops flt_greylist;
 extern const struct flt_ops flt_reputation;

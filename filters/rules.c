@@ -329,7 +329,6 @@ flt_rules_eom(struct flt_call *call)
 {
 	struct flt_rules_state *st = call->state;
 	struct flt_rules_job *job;
-	size_t size, off = 0;
 
 	if (st == NULL || call->s->message == NULL)
 		return 1;
@@ -350,24 +349,10 @@ flt_rules_eom(struct flt_call *call)
 	job->call = call;
 	job->st = st;
 	job->cfg = px_config_ref((struct px_config *)call->s->cfg);
-	size = px_spool_size(call->s->message);
-	job->truncated = size > FLT_RULES_SCAN_MAX;
-	job->len = job->truncated ? FLT_RULES_SCAN_MAX : size;
-	job->buf = px_malloc(job->len + 1);
 	/* The copy is made here, on the loop: the spool belongs to the
 	 * transaction and may be reset while the worker runs. */
-	while (off < job->len) {
-		const char *direct = NULL;
-		ssize_t n = px_spool_read(call->s->message, off, job->buf + off,
-		                          job->len - off, &direct);
-
-		if (n <= 0)
-			break;
-		if (direct != NULL)
-			memcpy(job->buf + off, direct, (size_t)n);
-		off += (size_t)n;
-	}
-	job->len = off;
+	job->buf = px_spool_copy(call->s->message, FLT_RULES_SCAN_MAX,
+	                         &job->len, &job->truncated);
 	job->envelope_from =
 	    px_strdup(call->s->mail_from ? call->s->mail_from : "");
 	if (st->nhits > 0) {

@@ -66,6 +66,7 @@ static const char *const px_known_keys[] = {
     "reputation",
     "ratelimit",
     "metrics",
+    "uribl",
     "accepted_domains_file",
     "backend_tls",
     "sender_login_match",
@@ -74,8 +75,8 @@ static const char *const px_known_keys[] = {
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl",           "uribl", "dkim", "dmarc", "tls",
-    "recipients_file", "etrn",  "auth", "helo",  NULL,
+    "dnswl", "dkim", "dmarc", "tls", "recipients_file",
+    "etrn",  "auth", "helo",  NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */
@@ -537,6 +538,7 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	if (px_cfg_dns(e, cfg, root) < 0 ||
 	    px_cfg_dnslists(e, root, "dnsbl", &cfg->dnsbl, &cfg->ndnsbl) < 0 ||
 	    px_cfg_dnslists(e, root, "rhsbl", &cfg->rhsbl, &cfg->nrhsbl) < 0 ||
+	    px_cfg_dnslists(e, root, "uribl", &cfg->uribl, &cfg->nuribl) < 0 ||
 	    px_cfg_double(e, root, "dnsbl_threshold", &cfg->dnsbl_threshold, 0,
 	                  1000) < 0 ||
 	    px_cfg_bool(e, root, "fcrdns", &cfg->fcrdns) < 0)
@@ -726,7 +728,10 @@ px_cfg_dnslists(struct px_cfgerr *e, const config_setting_t *root,
 			size_t sl = strlen(l->zone) + 8;
 
 			l->symbol = px_malloc(sl);
-			snprintf(l->symbol, sl, "%s%s", rhs ? "RHSBL_" : "RBL_",
+			snprintf(l->symbol, sl, "%s%s",
+			         rhs                          ? "RHSBL_"
+			         : strcmp(name, "uribl") == 0 ? "URIBL_"
+			                                      : "RBL_",
 			         l->zone);
 			for (char *p = l->symbol; *p; p++) {
 				if (*p == '.' || *p == '-')
@@ -860,6 +865,11 @@ px_config_free(struct px_config *cfg)
 		free(cfg->rhsbl[i].symbol);
 	}
 	free(cfg->rhsbl);
+	for (size_t i = 0; i < cfg->nuribl; i++) {
+		free(cfg->uribl[i].zone);
+		free(cfg->uribl[i].symbol);
+	}
+	free(cfg->uribl);
 	px_cfg_state_free(cfg);
 	px_cfg_metrics_free(cfg);
 	px_cfg_rules_free(cfg);

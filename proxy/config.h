@@ -193,6 +193,8 @@ struct px_config {
 	bool fcrdns;            /* iprev lookups of every client */
 	struct px_dnslist *rhsbl;
 	size_t nrhsbl;
+	struct px_dnslist *uribl; /* on the domains of a message's links */
+	size_t nuribl;
 	bool soft_bounce;
 
 	/* The store and what uses it (config_state.c). */

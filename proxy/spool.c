@@ -221,3 +221,27 @@ px_spool_read(struct px_spool *sp, size_t offset, char *buf, size_t len,
 		return n;
 	}
 }
+
+char *
+px_spool_copy(struct px_spool *sp, size_t max, size_t *len_r, bool *truncated_r)
+{
+	size_t size = px_spool_size(sp), len = size > max ? max : size;
+	size_t off = 0;
+	char *buf = px_malloc(len + 1);
+
+	while (off < len) {
+		const char *direct = NULL;
+		ssize_t n =
+		    px_spool_read(sp, off, buf + off, len - off, &direct);
+
+		if (n <= 0)
+			break;
+		if (direct != NULL)
+			memcpy(buf + off, direct, (size_t)n);
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	*len_r = off;
+	*truncated_r = size > max;
+	return buf;
+}

@@ -31,6 +31,13 @@ void px_spool_reset(struct px_spool *sp);
 int px_spool_append(struct px_spool *sp, const char *buf, size_t len,
                     const char **error_r);
 
+/* px_spool_copy - the first max bytes (at most) as a malloc'd buffer,
+ * NUL-terminated; *len_r its length, *truncated_r whether the spool holds
+ * more.  For checks that hand the message to a worker: the spool belongs
+ * to the transaction and may be reset while the worker runs. */
+char *px_spool_copy(struct px_spool *sp, size_t max, size_t *len_r,
+                    bool *truncated_r);
+
 /* px_spool_size - bytes held. */
 size_t px_spool_size(const struct px_spool *sp);
 
