@@ -67,6 +67,7 @@ static const char *const px_known_keys[] = {
     "ratelimit",
     "metrics",
     "uribl",
+    "recipients_file",
     "accepted_domains_file",
     "backend_tls",
     "sender_login_match",
@@ -75,8 +76,7 @@ static const char *const px_known_keys[] = {
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl", "dkim", "dmarc", "tls", "recipients_file",
-    "etrn",  "auth", "helo",  NULL,
+    "dnswl", "dkim", "dmarc", "tls", "etrn", "auth", "helo", NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */
@@ -365,8 +365,10 @@ static int
 px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 {
 	static const char *const limit_keys[] = {
-	    "message_size",       "recipients", "line_length", "connections",
-	    "connections_per_ip", "errors",     NULL};
+	    "message_size",       "recipients",
+	    "line_length",        "connections",
+	    "connections_per_ip", "errors",
+	    "unknown_recipients", NULL};
 	static const char *const timeout_keys[] = {
 	    "command",  "data_block", "data_done", "backend",
 	    "shutdown", "filter",     "store",     NULL};
@@ -493,7 +495,9 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	     px_cfg_unsigned(e, g, "connections_per_ip",
 	                     &cfg->limits.connections_per_ip, 1, 1000000) < 0 ||
 	     px_cfg_unsigned(e, g, "errors", &cfg->limits.errors, 1, 10000) <
-	         0))
+	         0 ||
+	     px_cfg_unsigned(e, g, "unknown_recipients",
+	                     &cfg->limits.unknown_recipients, 1, 100000) < 0))
 		return -1;
 
 	if ((g = config_setting_get_member(root, "timeouts")) != NULL &&
@@ -805,6 +809,7 @@ px_config_defaults(struct px_config *cfg)
 	cfg->limits.connections = 10000;
 	cfg->limits.connections_per_ip = 50;
 	cfg->limits.errors = 20;
+	cfg->limits.unknown_recipients = 20;
 	/* RFC 5321 4.5.3.2: 5 minutes for commands, 3 for a data block,
 	 * 10 for the reply to the final dot. */
 	cfg->timeouts.command = 300;

@@ -15,6 +15,7 @@
 #include "netaddr.h"
 
 struct px_domains;
+struct px_rcptset;
 struct rule_set;
 
 enum px_mode {
@@ -133,7 +134,9 @@ struct px_config {
 	/* Relay control (config_relay.c): accepted_domains and the
 	 * accepted_domains_file, read at each load (so SIGHUP rereads it). */
 	char *accepted_domains_file;
-	struct px_domains *accepted; /* never NULL after a load */
+	char *recipients_file;         /* recipients.h */
+	struct px_rcptset *recipients; /* NULL: the backend verifies */
+	struct px_domains *accepted;   /* never NULL after a load */
 	bool relay_configured;   /* accepted_domains* or relay_networks set */
 	bool sender_login_match; /* MAIL FROM must be the AUTH user */
 	/* routes = ( { domain; backend; } ) (config_relay.c): route i + 1
@@ -158,6 +161,7 @@ struct px_config {
 		unsigned connections;
 		unsigned connections_per_ip;
 		unsigned errors;
+		unsigned unknown_recipients; /* per session, then 421 */
 	} limits;
 	struct {
 		double command;

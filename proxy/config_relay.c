@@ -21,31 +21,37 @@
 
 #include "alloc.h"
 #include "config_priv.h"
+#include "recipients.h"
 #include "relay_control.h"
 
-/* Longer lines than this in the domains file are refused, not cut. */
-#define PX_DOMAINS_LINE_MAX 1024
+/* Longer lines than this in a list file are refused, not cut. */
+#define PX_LIST_LINE_MAX 1024
 
+/*
+ * px_cfg_list_file - read path (the value of setting, named what), one
+ * entry a line, `#` comments, blank lines skipped; add(arg, entry, &err)
+ * takes each one.  Errors name the file and its line.
+ */
 static int
-px_cfg_domains_file(struct px_cfgerr *e, struct px_config *cfg,
-                    const config_setting_t *setting)
+px_cfg_list_file(struct px_cfgerr *e, const config_setting_t *setting,
+                 const char *what, const char *path,
+                 int (*add)(void *arg, const char *entry, const char **err),
+                 void *arg)
 {
-	const char *path = cfg->accepted_domains_file;
-	char line[PX_DOMAINS_LINE_MAX + 2];
+	char line[PX_LIST_LINE_MAX + 2];
 	unsigned lineno = 0;
 	FILE *f = fopen(path, "r");
 
 	if (f == NULL)
-		return px_cfg_fail(e, setting,
-		                   "accepted_domains_file \"%s\": %s", path,
+		return px_cfg_fail(e, setting, "%s \"%s\": %s", what, path,
 		                   strerror(errno));
 	while (fgets(line, sizeof(line), f) != NULL) {
 		size_t len = strlen(line);
 		char *p = line, *end;
-		const char *err;
+		const char *err = NULL;
 
 		lineno++;
-		if (len > PX_DOMAINS_LINE_MAX && line[len - 1] != '\n') {
+		if (len > PX_LIST_LINE_MAX && line[len - 1] != '\n') {
 			fclose(f);
 			return px_cfg_fail(e, setting, "%s:%u: line too long",
 			                   path, lineno);
@@ -64,10 +70,10 @@ px_cfg_domains_file(struct px_cfgerr *e, struct px_config *cfg,
 		if (strpbrk(p, " \t") != NULL) {
 			fclose(f);
 			return px_cfg_fail(e, setting,
-			                   "%s:%u: one domain per line", path,
+			                   "%s:%u: one entry per line", path,
 			                   lineno);
 		}
-		if (px_domains_add(cfg->accepted, p, &err) < 0) {
+		if (add(arg, p, &err) < 0) {
 			fclose(f);
 			return px_cfg_fail(e, setting, "%s:%u: \"%s\": %s",
 			                   path, lineno, p, err);
@@ -75,6 +81,18 @@ px_cfg_domains_file(struct px_cfgerr *e, struct px_config *cfg,
 	}
 	fclose(f);
 	return 0;
+}
+
+static int
+px_cfg_domain_add(void *arg, const char *entry, const char **err)
+{
+	return px_domains_add(arg, entry, err);
+}
+
+static int
+px_cfg_rcpt_add(void *arg, const char *entry, const char **err)
+{
+	return px_rcptset_add(arg, entry, err);
 }
 
 /*
@@ -196,9 +214,23 @@ px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
 	                  &cfg->accepted_domains_file, false) < 0)
 		return -1;
 	if (cfg->accepted_domains_file != NULL &&
-	    px_cfg_domains_file(e, cfg, file) < 0)
+	    px_cfg_list_file(e, file, "accepted_domains_file",
+	                     cfg->accepted_domains_file, px_cfg_domain_add,
+	                     cfg->accepted) < 0)
 		return -1;
 	px_domains_seal(cfg->accepted);
+	if (px_cfg_string(e, root, "recipients_file", &cfg->recipients_file,
+	                  false) < 0)
+		return -1;
+	if (cfg->recipients_file != NULL) {
+		cfg->recipients = px_rcptset_new();
+		if (px_cfg_list_file(
+		        e, config_setting_get_member(root, "recipients_file"),
+		        "recipients_file", cfg->recipients_file,
+		        px_cfg_rcpt_add, cfg->recipients) < 0)
+			return -1;
+		px_rcptset_seal(cfg->recipients);
+	}
 	if (px_cfg_bool(e, root, "sender_login_match",
 	                &cfg->sender_login_match) < 0 ||
 	    px_cfg_routes(e, cfg, root) < 0)
@@ -213,6 +245,8 @@ px_cfg_relay_free(struct px_config *cfg)
 {
 	px_domains_free(&cfg->accepted);
 	free(cfg->accepted_domains_file);
+	px_rcptset_free(&cfg->recipients);
+	free(cfg->recipients_file);
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		free(cfg->routes[i].domain);
 		free(cfg->routes[i].backend_str);

@@ -66,6 +66,7 @@
 #include "loop.h"
 #include "netaddr.h"
 #include "proxy_proto.h"
+#include "recipients.h"
 #include "relay.h"
 #include "relay_control.h"
 #include "smtp_parse.h"
@@ -187,7 +188,8 @@ struct px_session {
 	bool skip_line; /* discarding the rest of an overlong line */
 	bool stop_after_txn;
 	unsigned errors;
-	unsigned ntxn; /* transactions started */
+	unsigned ntxn;          /* transactions started */
+	unsigned unknown_rcpts; /* RCPTs refused as unknown (5.1.x) */
 	char *helo;
 	bool esmtp;
 	/* What we advertised in EHLO. */
@@ -321,6 +323,11 @@ px_write_reply(struct px_session *s, const char *buf, size_t len)
 		s->txn.rcpt_refused_perm = true;
 	if (len > 0)
 		px_metrics_reply(buf[0], s->txn.rcpt_waiting);
+	/* An unknown recipient, ours or the backend's (a harvest counts
+	 * them): 5xx with an enhanced code 5.1.x. */
+	if (s->txn.rcpt_waiting && len > 10 && buf[0] == '5' &&
+	    memmem(buf, len < 16 ? len : 16, " 5.1.", 5) != NULL)
+		s->unknown_rcpts++;
 	s->txn.rcpt_waiting = false;
 	/* Pipelined replies go out together when px_session_run ends. */
 	if (!s->in_run)
@@ -1409,6 +1416,28 @@ px_session_relay_allowed(struct px_session *s)
 	return false;
 }
 
+/* px_session_rcpt_known - recipients_file: an address of a domain it
+ * lists must be in it (else 550 5.1.1, Postfix's wording); other domains
+ * are the backend's to verify.  Returns false when refused. */
+static bool
+px_session_rcpt_known(struct px_session *s)
+{
+	char rcpt[600], tmp[560];
+
+	if (px_rcptset_check(s->cfg->recipients, s->txn.rcpt,
+	                     strlen(s->txn.rcpt)) != PX_RCPT_UNKNOWN)
+		return true;
+	px_reply_policy(s, 550, "5.1.1",
+	                "<%s>: Recipient address rejected: User unknown in "
+	                "relay recipient table",
+	                s->txn.rcpt);
+	snprintf(tmp, sizeof(tmp), "<%s>", s->txn.rcpt);
+	px_log_str(rcpt, sizeof(rcpt), tmp);
+	px_log_info("%016llx.%u unknown recipient rcpt=%s client=[%s]",
+	            (unsigned long long)s->id, s->txn.id, rcpt, s->client_ip);
+	return false;
+}
+
 /*
  * Routes: MAIL went to the backend the session's relay is on; the first
  * recipient that will be accepted decides the transaction's backend.  If
@@ -1468,6 +1497,14 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	}
 	s->txn.stage = ST_RCPT;
 	s->txn.nrcpt_seen++;
+	if (s->unknown_rcpts >= s->cfg->limits.unknown_recipients) {
+		/* A directory harvest: addresses tried one after another. */
+		px_reply(s, 421, "4.7.0",
+		         "%s Error: too many unknown recipients, closing",
+		         s->cfg->hostname);
+		px_session_close(s, "limit");
+		return;
+	}
 	s->txn.rcpt_waiting = true;
 	if (s->txn.nrcpt >= s->cfg->limits.recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, and the client sends the rest in
@@ -1483,7 +1520,7 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	                              : px_strndup(cmd->addr.p, cmd->addr.len);
 	s->txn.rcpt_line = px_strdup(line);
 	s->fs.rcpt = s->txn.rcpt;
-	if (!px_session_relay_allowed(s))
+	if (!px_session_relay_allowed(s) || !px_session_rcpt_known(s))
 		return;
 	/* A connect- or HELO-stage verdict (pregreet, later DNSBL) is
 	 * applied here, so the log shows sender and recipient (postscreen's
