@@ -63,6 +63,7 @@ static const char *const px_known_keys[] = {
     "debug_clock",
     "greylist",
     "spf",
+    "dkim",
     "reputation",
     "ratelimit",
     "metrics",
@@ -71,7 +72,6 @@ static const char *const px_known_keys[] = {
 static const char *const px_future_keys[] = {
     "dnswl",
     "uribl",
-    "dkim",
     "dmarc",
     "tls",
     "routes",
