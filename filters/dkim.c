@@ -86,6 +86,9 @@ struct flt_dkim_state {
 	bool started;          /* on_data ran for this transaction */
 	DKIM_STAT fed;         /* first error while feeding, or OK */
 	struct flt_dkim_job *job;
+	/* The signatures as known at EOM, all temperror: the answer if the
+	 * job does not finish within dkim.timeout. */
+	struct flt_dkim_job *pre;
 	struct event *timer;
 };
 
@@ -325,6 +328,66 @@ flt_dkim_copy_value(char *out, size_t size, const char *v)
 	out[n] = '\0';
 }
 
+/* flt_dkim_describe - what identifies sig in the results: d=, s=, a=
+ * (as written: libopendkim fills its algorithm only for signatures it
+ * got far enough with) and the start of b=. */
+static void
+flt_dkim_describe(DKIM *dkim, DKIM_SIGINFO *sig, struct flt_dkim_sig *out)
+{
+	unsigned char b[64];
+	size_t blen = sizeof(b);
+	char *q;
+
+	flt_dkim_copy_value(out->domain, sizeof(out->domain),
+	                    (const char *)dkim_sig_getdomain(sig));
+	flt_dkim_copy_value(out->selector, sizeof(out->selector),
+	                    (const char *)dkim_sig_getselector(sig));
+	/* header.b: enough of b= to tell signatures apart (RFC 6008 2:
+	 * at least 8 characters). */
+	if (dkim_get_sigsubstring(dkim, sig, (char *)b, &blen) ==
+	    DKIM_STAT_OK) {
+		b[blen < sizeof(b) ? blen : sizeof(b) - 1] = '\0';
+		flt_dkim_copy_value(out->b, sizeof(out->b), (const char *)b);
+	}
+	flt_dkim_copy_value(
+	    out->alg, sizeof(out->alg),
+	    (const char *)dkim_sig_gettagvalue(sig, 0, (u_char *)"a"));
+	for (q = out->alg; *q; q++)
+		if (*q >= 'A' && *q <= 'Z')
+			*q = (char)(*q - 'A' + 'a');
+}
+
+/* flt_dkim_list - job->sigs from libopendkim's list: evaluated (worker,
+ * after dkim_eom) or, before that, described only and temperror (the
+ * loop's answer if the worker does not finish in time). */
+static void
+flt_dkim_list(struct flt_dkim_job *job, DKIM_SIGINFO **sigs, int nsigs,
+              bool evaluated)
+{
+	job->nsigs = 0;
+	for (int i = 0; i < nsigs && job->nsigs < job->max_sigs; i++) {
+		struct flt_dkim_sig *out = &job->sigs[job->nsigs];
+
+		memset(out, 0, sizeof(*out));
+		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
+			continue;
+		job->nsigs++;
+		flt_dkim_describe(job->dkim, sigs[i], out);
+		if (!evaluated) {
+			out->result = FLT_DKIM_TEMPERROR;
+			snprintf(out->reason, sizeof(out->reason),
+			         "time limit exceeded");
+			continue;
+		}
+		out->result = flt_dkim_classify(job, sigs[i], out->reason,
+		                                sizeof(out->reason));
+		out->testing =
+		    (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_TESTKEY) != 0;
+		out->aligned = out->result == FLT_DKIM_PASS &&
+		               flt_dkim_aligned(out->domain, job->from_domain);
+	}
+}
+
 static void
 flt_dkim_work(void *arg)
 {
@@ -357,44 +420,7 @@ flt_dkim_work(void *arg)
 	         from != NULL ? (const char *)from : "");
 	if (dkim_getsiglist(job->dkim, &sigs, &nsigs) != DKIM_STAT_OK)
 		nsigs = 0;
-	for (int i = 0; i < nsigs && job->nsigs < job->max_sigs; i++) {
-		struct flt_dkim_sig *out = &job->sigs[job->nsigs];
-		unsigned char b[64];
-		size_t blen = sizeof(b);
-		/* a= as written: libopendkim fills its algorithm only for
-		 * signatures it got far enough with. */
-		const char *algname = (const char *)dkim_sig_gettagvalue(
-		    sigs[i], 0, (u_char *)"a");
-		char *q;
-
-		memset(out, 0, sizeof(*out));
-		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
-			continue;
-		job->nsigs++;
-		out->result = flt_dkim_classify(job, sigs[i], out->reason,
-		                                sizeof(out->reason));
-		out->testing =
-		    (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_TESTKEY) != 0;
-		flt_dkim_copy_value(out->domain, sizeof(out->domain),
-		                    (const char *)dkim_sig_getdomain(sigs[i]));
-		flt_dkim_copy_value(
-		    out->selector, sizeof(out->selector),
-		    (const char *)dkim_sig_getselector(sigs[i]));
-		/* header.b: enough of b= to tell signatures apart
-		 * (RFC 6008 2: at least 8 characters). */
-		if (dkim_get_sigsubstring(job->dkim, sigs[i], (char *)b,
-		                          &blen) == DKIM_STAT_OK) {
-			b[blen < sizeof(b) ? blen : sizeof(b) - 1] = '\0';
-			flt_dkim_copy_value(out->b, sizeof(out->b),
-			                    (const char *)b);
-		}
-		flt_dkim_copy_value(out->alg, sizeof(out->alg), algname);
-		for (q = out->alg; *q; q++)
-			if (*q >= 'A' && *q <= 'Z')
-				*q = (char)(*q - 'A' + 'a');
-		out->aligned = out->result == FLT_DKIM_PASS &&
-		               flt_dkim_aligned(out->domain, job->from_domain);
-	}
+	flt_dkim_list(job, sigs, nsigs, true);
 }
 
 /* flt_dkim_report - the results, to the waiting EOM stage. */
@@ -418,11 +444,6 @@ flt_dkim_report(struct flt_dkim_state *st, const struct flt_dkim_job *job,
 	if (n > 0)
 		memcpy(sigs, job->sigs, n * sizeof(sigs[0]));
 	for (unsigned i = 0; i < n; i++) {
-		if (timed_out && sigs[i].result != FLT_DKIM_PASS) {
-			sigs[i].result = FLT_DKIM_TEMPERROR;
-			snprintf(sigs[i].reason, sizeof(sigs[i].reason),
-			         "time limit exceeded");
-		}
 		/* RFC 6376 3.6.1 t=y: treated like unsigned mail. */
 		if (sigs[i].testing) {
 			flt_symbol_add(call, "DKIM_TESTING", 0.0);
@@ -518,9 +539,9 @@ flt_dkim_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct flt_dkim_state *st = arg;
 
-	/* The job still owns its outputs: report without them. */
+	/* The job still owns its outputs: report what was known at EOM. */
 	flt_dkim_detach(st);
-	flt_dkim_report(st, NULL, true);
+	flt_dkim_report(st, st->pre, true);
 }
 
 /* flt_dkim_trusted - clients whose mail is not ours to check. */
@@ -622,6 +643,20 @@ flt_dkim_eom(struct flt_call *call)
 	                    : FLT_DKIM_MAX_SIGS;
 	clock_gettime(CLOCK_MONOTONIC, &job->start);
 	atomic_init(&job->abandoned, false);
+	/* The header is parsed: the signature list needs no lookup yet
+	 * (DKIM_LIBFLAGS_DELAYSIGPROC), and the worker has not started. */
+	{
+		DKIM_SIGINFO **sigs = NULL;
+		int nsigs = 0;
+
+		free(st->pre);
+		st->pre = px_calloc(1, sizeof(*st->pre));
+		st->pre->dkim = job->dkim;
+		st->pre->max_sigs = job->max_sigs;
+		if (dkim_getsiglist(job->dkim, &sigs, &nsigs) == DKIM_STAT_OK)
+			flt_dkim_list(st->pre, sigs, nsigs, false);
+		st->pre->dkim = NULL;
+	}
 	st->job = job;
 	st->call = call;
 	if (st->timer == NULL)
@@ -661,6 +696,8 @@ flt_dkim_reset(void *state)
 
 	flt_dkim_detach(st);
 	flt_dkim_handle_free(st);
+	free(st->pre);
+	st->pre = NULL;
 	st->started = false;
 	st->skip = false;
 	st->fed = DKIM_STAT_OK;
