@@ -361,3 +361,24 @@ def test_dkim_disabled_and_trusted_skip(backend, make_mx, dns):
                dkim_cfg={"check_trusted": True})
     ar, rec, drec, _ = deliver(mx, backend, msg, n=2, rn=1)
     assert one(ar).startswith("dkim=pass ")
+
+
+@pytest.mark.parametrize("text,good", [
+    ("dkim = { enabled = true; check_trusted = true; timeout = 5.0; max_signatures = 4; };", True),
+    ("dkim = { enabled = false; };", True),
+    ("dkim = { max_signatures = 0; };", False),
+    ("dkim = { max_signatures = 33; };", False),
+    ("dkim = { timeout = 3000.0; };", False),
+    ('dkim = { enabled = "yes"; };', False),
+    ("dkim = { verify = true; };", False),
+])
+def test_dkim_config_check(tmp_path, text, good):
+    from mxguard import check_config
+    from test_ops import flat_config
+
+    path = flat_config(tmp_path, {8: text})
+    rc, out = check_config(path)
+    if good:
+        assert rc == 0, out
+    else:
+        assert rc == 1 and re.search(r"(?m)^%s:8: \S" % re.escape(path), out), out
