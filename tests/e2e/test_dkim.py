@@ -382,3 +382,16 @@ def test_dkim_config_check(tmp_path, text, good):
         assert rc == 0, out
     else:
         assert rc == 1 and re.search(r"(?m)^%s:8: \S" % re.escape(path), out), out
+
+
+def test_dkim_unknown_algorithm_neutral(backend, make_mx, dns):
+    """An a= libopendkim does not know (rsa-sha512 is not a DKIM
+    algorithm): not the signer's provable failure, RFC 8601 "neutral"."""
+    publish(dns, "s2048", FROM_DOMAIN, "rsa2048")
+    mx = start(make_mx, dns, backend)
+    msg = sign(message(), "s2048", FROM_DOMAIN, "rsa2048").replace(
+        b"a=rsa-sha256", b"a=rsa-sha512", 1)
+    ar, rec, _, _ = deliver(mx, backend, msg)
+    r = one(ar)
+    assert r.startswith("dkim=neutral (") and " header.a=rsa-sha512 " in r, r
+    assert symbols(rec) == {"DKIM_NEUTRAL"}
