@@ -49,8 +49,9 @@
 #include "dkim_report.h"
 #include "workers.h"
 
-#define FLT_DKIM_MAX_SIGS 32
-#define FLT_DKIM_KEY_MAX  8192 /* bytes of one key record */
+#define FLT_DKIM_MAX_SIGS   32
+#define FLT_DKIM_HEADER_MAX (1024 * 1024) /* bytes of the header section */
+#define FLT_DKIM_MAX_BAD    4             /* unparseable signatures listed */
 
 struct flt_dkim_state;
 
@@ -85,6 +86,14 @@ struct flt_dkim_state {
 	bool skip;             /* this transaction is not checked */
 	bool started;          /* on_data ran for this transaction */
 	DKIM_STAT fed;         /* first error while feeding, or OK */
+	/* The header section is held until its end, so that signature
+	 * fields libopendkim cannot parse are kept from it (see
+	 * flt_dkim_header_end); then the body streams. */
+	char *hbuf;
+	size_t hlen, hcap;
+	bool in_body;
+	struct flt_dkim_sig bad[FLT_DKIM_MAX_BAD];
+	unsigned nbad;
 	struct flt_dkim_job *job;
 	/* The signatures as known at EOM, all temperror: the answer if the
 	 * job does not finish within dkim.timeout. */
@@ -443,6 +452,8 @@ flt_dkim_report(struct flt_dkim_state *st, const struct flt_dkim_job *job,
 	memset(counted, 0, sizeof(counted));
 	if (n > 0)
 		memcpy(sigs, job->sigs, n * sizeof(sigs[0]));
+	for (unsigned i = 0; i < st->nbad && n < FLT_DKIM_MAX_SIGS; i++)
+		sigs[n++] = st->bad[i];
 	for (unsigned i = 0; i < n; i++) {
 		/* RFC 6376 3.6.1 t=y: treated like unsigned mail. */
 		if (sigs[i].testing) {
@@ -566,6 +577,168 @@ flt_dkim_handle_free(struct flt_dkim_state *st)
 	st->dkim = NULL;
 }
 
+/* flt_dkim_is_sig - the field (no CRLF) is a DKIM-Signature; *value_r
+ * is where its value starts. */
+static bool
+flt_dkim_is_sig(const char *f, size_t len, size_t *value_r)
+{
+	static const char name[] = "DKIM-Signature";
+	size_t i = sizeof(name) - 1;
+
+	if (len < i || strncasecmp(f, name, i) != 0)
+		return false;
+	while (i < len && (f[i] == ' ' || f[i] == '\t'))
+		i++;
+	if (i >= len || f[i] != ':')
+		return false;
+	*value_r = i + 1;
+	return true;
+}
+
+/* flt_dkim_bad_sig - note a signature field libopendkim cannot parse:
+ * permerror, with d= and s= when they can be read. */
+static void
+flt_dkim_bad_sig(struct flt_dkim_state *st, const char *v, size_t len)
+{
+	struct flt_dkim_sig *g;
+	static const char *const tags[] = {"d", "s"};
+
+	if (st->nbad == FLT_DKIM_MAX_BAD)
+		return;
+	g = &st->bad[st->nbad++];
+	memset(g, 0, sizeof(*g));
+	g->result = FLT_DKIM_PERMERROR;
+	snprintf(g->reason, sizeof(g->reason), "malformed signature");
+	/* tag-spec = [FWS] tag-name [FWS] "=" [FWS] tag-value [FWS]
+	 * (RFC 6376 3.2), as far as it goes. */
+	for (size_t i = 0; i < len;) {
+		size_t end = i, t0, t1, v0, v1;
+
+		while (end < len && v[end] != ';')
+			end++;
+		t0 = i;
+		while (t0 < end && strchr(" \t\r\n", v[t0]) != NULL)
+			t0++;
+		t1 = t0;
+		while (t1 < end && v[t1] != '=' &&
+		       strchr(" \t\r\n", v[t1]) == NULL)
+			t1++;
+		v0 = t1;
+		while (v0 < end && strchr(" \t\r\n=", v[v0]) != NULL)
+			v0++;
+		v1 = end;
+		while (v1 > v0 && strchr(" \t\r\n", v[v1 - 1]) != NULL)
+			v1--;
+		for (unsigned k = 0; k < 2; k++) {
+			char tmp[256];
+			size_t n = v1 - v0 < sizeof(tmp) - 1 ? v1 - v0
+			                                     : sizeof(tmp) - 1;
+
+			if (t1 - t0 != 1 || v[t0] != tags[k][0])
+				continue;
+			memcpy(tmp, v + v0, n);
+			tmp[n] = '\0';
+			flt_dkim_copy_value(k == 0 ? g->domain : g->selector,
+			                    k == 0 ? sizeof(g->domain)
+			                           : sizeof(g->selector),
+			                    tmp);
+		}
+		i = end + 1;
+	}
+}
+
+/*
+ * flt_dkim_header_end - the header section (hlen bytes of st->hbuf, each
+ * field with its CRLF) to libopendkim, field by field, then dkim_eoh().
+ * SECURITY: libopendkim gives up on the whole message (a syntax error)
+ * when one DKIM-Signature is not a tag-list, so anyone could hide a
+ * message's valid signatures by adding a broken one: such fields are
+ * checked first (dkim_sig_syntax) and not given to it, but reported as
+ * permerror.
+ */
+static void
+flt_dkim_header_end(struct flt_dkim_state *st, size_t hlen)
+{
+	size_t start = 0;
+	DKIM_STAT rc = DKIM_STAT_OK;
+
+	while (start < hlen && rc == DKIM_STAT_OK) {
+		size_t end = start, value;
+
+		/* A field ends at a CRLF not followed by WSP. */
+		for (;;) {
+			const char *crlf =
+			    memmem(st->hbuf + end, hlen - end, "\r\n", 2);
+
+			end = crlf != NULL ? (size_t)(crlf - st->hbuf) : hlen;
+			if (end + 2 >= hlen || (st->hbuf[end + 2] != ' ' &&
+			                        st->hbuf[end + 2] != '\t'))
+				break;
+			end += 2;
+		}
+		if (flt_dkim_is_sig(st->hbuf + start, end - start, &value) &&
+		    dkim_sig_syntax(st->dkim,
+		                    (u_char *)st->hbuf + start + value,
+		                    end - start - value) != DKIM_STAT_OK)
+			flt_dkim_bad_sig(st, st->hbuf + start + value,
+			                 end - start - value);
+		else if (end > start)
+			rc = dkim_header(st->dkim, (u_char *)st->hbuf + start,
+			                 end - start);
+		start = end + 2;
+	}
+	if (rc == DKIM_STAT_OK)
+		rc = dkim_eoh(st->dkim);
+	st->fed = rc;
+	st->in_body = true;
+}
+
+/* flt_dkim_feed - more message bytes: held while in the header section,
+ * hashed once in the body. */
+static void
+flt_dkim_feed(struct flt_dkim_state *st, const char *buf, size_t len)
+{
+	size_t from, p;
+	const char *eoh;
+
+	if (st->in_body) {
+		if (st->fed == DKIM_STAT_OK && len > 0)
+			st->fed =
+			    dkim_body(st->dkim, (u_char *)(uintptr_t)buf, len);
+		return;
+	}
+	if (st->hlen + len > FLT_DKIM_HEADER_MAX) {
+		st->fed = DKIM_STAT_NORESOURCE;
+		return;
+	}
+	if (st->hlen + len > st->hcap) {
+		st->hcap = st->hcap ? st->hcap : 4096;
+		while (st->hcap < st->hlen + len)
+			st->hcap *= 2;
+		st->hbuf = px_realloc(st->hbuf, st->hcap);
+	}
+	memcpy(st->hbuf + st->hlen, buf, len);
+	from = st->hlen > 3 ? st->hlen - 3 : 0;
+	st->hlen += len;
+	/* The blank line: at the very start (no header at all) or a CRLF
+	 * right after the last field's. */
+	if (st->hlen >= 2 && memcmp(st->hbuf, "\r\n", 2) == 0) {
+		p = 0;
+	} else {
+		eoh = memmem(st->hbuf + from, st->hlen - from, "\r\n\r\n", 4);
+		if (eoh == NULL)
+			return;
+		p = (size_t)(eoh - st->hbuf) + 2;
+	}
+	flt_dkim_header_end(st, p);
+	if (st->fed == DKIM_STAT_OK && st->hlen > p + 2)
+		st->fed = dkim_body(st->dkim, (u_char *)st->hbuf + p + 2,
+		                    st->hlen - p - 2);
+	free(st->hbuf);
+	st->hbuf = NULL;
+	st->hlen = st->hcap = 0;
+}
+
 static void
 flt_dkim_data(struct flt_call *call, const char *buf, size_t len)
 {
@@ -592,13 +765,10 @@ flt_dkim_data(struct flt_call *call, const char *buf, size_t len)
 			return;
 		}
 	}
-	if (st->dkim == NULL || st->fed != DKIM_STAT_OK || len == 0)
-		return;
 	/* Once the header is done and there is no signature, libopendkim
 	 * says so (NOSIG); the rest of the message is not hashed. */
-	rc = dkim_chunk(st->dkim, (unsigned char *)(uintptr_t)buf, len);
-	if (rc != DKIM_STAT_OK)
-		st->fed = rc;
+	if (st->dkim != NULL && st->fed == DKIM_STAT_OK && len > 0)
+		flt_dkim_feed(st, buf, len);
 }
 
 static int
@@ -608,7 +778,6 @@ flt_dkim_eom(struct flt_call *call)
 	const struct flt_session *s = call->s;
 	const struct px_config *cfg = s->cfg;
 	struct flt_dkim_job *job;
-	DKIM_STAT rc;
 
 	flt_dkim_detach(st);
 	if (!st->started) /* an empty message: the header was never seen */
@@ -616,15 +785,17 @@ flt_dkim_eom(struct flt_call *call)
 	if (st->skip)
 		return 1;
 	st->s = s;
-	if (st->dkim != NULL && st->fed == DKIM_STAT_OK) {
-		rc = dkim_chunk(st->dkim, NULL, 0);
-		if (rc != DKIM_STAT_OK)
-			st->fed = rc;
+	/* A message that is all header (no blank line). */
+	if (st->dkim != NULL && st->fed == DKIM_STAT_OK && !st->in_body) {
+		flt_dkim_header_end(st, st->hlen);
+		free(st->hbuf);
+		st->hbuf = NULL;
+		st->hlen = st->hcap = 0;
 	}
 	if (st->dkim == NULL || st->fed != DKIM_STAT_OK) {
 		/* No signature (NOSIG), or a header libopendkim could not
 		 * parse: either way nothing verifiable. */
-		if (st->fed != DKIM_STAT_NOSIG)
+		if (st->fed != DKIM_STAT_NOSIG && st->fed != DKIM_STAT_OK)
 			px_log_info("%016llx.%u dkim: %s",
 			            (unsigned long long)s->sid, s->txn,
 			            dkim_getresultstr(st->fed));
@@ -698,6 +869,11 @@ flt_dkim_reset(void *state)
 	flt_dkim_handle_free(st);
 	free(st->pre);
 	st->pre = NULL;
+	free(st->hbuf);
+	st->hbuf = NULL;
+	st->hlen = st->hcap = 0;
+	st->in_body = false;
+	st->nbad = 0;
 	st->started = false;
 	st->skip = false;
 	st->fed = DKIM_STAT_OK;

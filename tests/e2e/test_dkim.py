@@ -395,3 +395,64 @@ def test_dkim_unknown_algorithm_neutral(backend, make_mx, dns):
     r = one(ar)
     assert r.startswith("dkim=neutral (") and " header.a=rsa-sha512 " in r, r
     assert symbols(rec) == {"DKIM_NEUTRAL"}
+
+
+def test_dkim_malformed_signature_does_not_hide_others(backend, make_mx, dns):
+    """A DKIM-Signature that is not a tag-list makes libopendkim give up on
+    the whole message; mxguard keeps it from libopendkim and reports it as
+    permerror, and the valid signature still passes."""
+    publish(dns, "s2048", FROM_DOMAIN, "rsa2048")
+    mx = start(make_mx, dns, backend)
+    msg = sign(message(), "s2048", FROM_DOMAIN, "rsa2048")
+    msg = b"DKIM-Signature: v=1; d=forger.test; s=x; garbage\r\n" + msg
+    ar, rec, drec, _ = deliver(mx, backend, msg)
+    rs = resinfos(ar)
+    assert rs[0].startswith("dkim=pass header.d=example.test header.s=s2048 ")
+    assert rs[1] == "dkim=permerror (malformed signature) header.d=forger.test header.s=x"
+    assert symbols(rec) == {"DKIM_VALID", "DKIM_VALID_AU", "DKIM_PERMERROR"}
+    # Alone, it is still reported, not taken for an unsigned message.
+    ar, rec, drec, _ = deliver(mx, backend, b"DKIM-Signature: garbage\r\n" + message(), n=2)
+    assert resinfos(ar) == ["dkim=permerror (malformed signature)"]
+    assert symbols(rec) == {"DKIM_PERMERROR"}
+
+
+def test_dkim_header_only_and_split_feed(backend, make_mx, dns):
+    """The header section is held until the blank line whatever the DATA
+    chunks; a message without a body verifies too."""
+    publish(dns, "s1024", FROM_DOMAIN, "rsa1024")
+    mx = start(make_mx, dns, backend)
+    msg = sign(message(body=b""), "s1024", FROM_DOMAIN, "rsa1024")
+    assert msg.endswith(b"\r\n\r\n")
+    ar, rec, _, _ = deliver(mx, backend, msg[:-2])
+    assert one(ar).startswith("dkim=pass header.d=example.test header.s=s1024 ")
+
+
+def test_dkim_data_in_small_pieces(backend, make_mx, dns):
+    """DATA arriving in pieces cut inside the signature field, inside the
+    blank line that ends the header and inside the body: the result is the
+    same (the pauses only make separate reads likely; nothing is timed)."""
+    from smtp import dot_stuff
+
+    publish(dns, "s2048", FROM_DOMAIN, "rsa2048")
+    mx = start(make_mx, dns, backend)
+    msg = dot_stuff(sign(message(body=b"Body.\r\n.dot line\r\n"), "s2048", FROM_DOMAIN, "rsa2048"))
+    eoh = msg.index(b"\r\n\r\n")
+    cuts = sorted({5, 17, eoh + 1, eoh + 2, eoh + 3, eoh + 9, len(msg) - 1})
+    c = Client(mx.port)
+    mx.clients.append(c)
+    assert_reply(c.banner(), 220)
+    assert_reply(c.ehlo("client.example"), 250)
+    assert_reply(c.cmd("MAIL FROM:<alice@%s>" % FROM_DOMAIN), 250)
+    assert_reply(c.cmd("RCPT TO:<%s>" % RCPT), 250)
+    assert_reply(c.cmd("DATA"), 354)
+    prev = 0
+    for cut in cuts + [len(msg)]:
+        c.send(msg[prev:cut])
+        prev = cut
+        time.sleep(0.05)
+    assert_reply(c.reply(), 250)
+    c.quit()
+    (txn,) = backend.wait_messages(1)
+    added, _ = split_headers(txn.data)
+    ar = dict((n, v.decode()) for n, v in added)["Authentication-Results"]
+    assert one(ar).startswith("dkim=pass header.d=example.test header.s=s2048 ")
