@@ -46,12 +46,12 @@
 #include "loop.h"
 #include "netaddr.h"
 #include "txnlog.h"
+#include "dkim_header.h"
 #include "dkim_report.h"
 #include "workers.h"
 
-#define FLT_DKIM_MAX_SIGS   32
-#define FLT_DKIM_HEADER_MAX (1024 * 1024) /* bytes of the header section */
-#define FLT_DKIM_MAX_BAD    4             /* unparseable signatures listed */
+#define FLT_DKIM_MAX_SIGS 32
+#define FLT_DKIM_MAX_BAD  4 /* unparseable signatures listed */
 
 struct flt_dkim_state;
 
@@ -88,10 +88,8 @@ struct flt_dkim_state {
 	DKIM_STAT fed;         /* first error while feeding, or OK */
 	/* The header section is held until its end, so that signature
 	 * fields libopendkim cannot parse are kept from it (see
-	 * flt_dkim_header_end); then the body streams. */
-	char *hbuf;
-	size_t hlen, hcap;
-	bool in_body;
+	 * flt_dkim_field); then the body streams. */
+	struct flt_dkim_hdr hdr;
 	struct flt_dkim_sig bad[FLT_DKIM_MAX_BAD];
 	unsigned nbad;
 	struct flt_dkim_job *job;
@@ -577,24 +575,6 @@ flt_dkim_handle_free(struct flt_dkim_state *st)
 	st->dkim = NULL;
 }
 
-/* flt_dkim_is_sig - the field (no CRLF) is a DKIM-Signature; *value_r
- * is where its value starts. */
-static bool
-flt_dkim_is_sig(const char *f, size_t len, size_t *value_r)
-{
-	static const char name[] = "DKIM-Signature";
-	size_t i = sizeof(name) - 1;
-
-	if (len < i || strncasecmp(f, name, i) != 0)
-		return false;
-	while (i < len && (f[i] == ' ' || f[i] == '\t'))
-		i++;
-	if (i >= len || f[i] != ':')
-		return false;
-	*value_r = i + 1;
-	return true;
-}
-
 /* flt_dkim_bad_sig - note a signature field libopendkim cannot parse:
  * permerror, with d= and s= when they can be read. */
 static void
@@ -648,8 +628,7 @@ flt_dkim_bad_sig(struct flt_dkim_state *st, const char *v, size_t len)
 }
 
 /*
- * flt_dkim_header_end - the header section (hlen bytes of st->hbuf, each
- * field with its CRLF) to libopendkim, field by field, then dkim_eoh().
+ * flt_dkim_field - one header field to libopendkim.
  * SECURITY: libopendkim gives up on the whole message (a syntax error)
  * when one DKIM-Signature is not a tag-list, so anyone could hide a
  * message's valid signatures by adding a broken one: such fields are
@@ -657,86 +636,43 @@ flt_dkim_bad_sig(struct flt_dkim_state *st, const char *v, size_t len)
  * permerror.
  */
 static void
-flt_dkim_header_end(struct flt_dkim_state *st, size_t hlen)
+flt_dkim_field(void *ctx, const char *f, size_t len)
 {
-	size_t start = 0;
-	DKIM_STAT rc = DKIM_STAT_OK;
+	struct flt_dkim_state *st = ctx;
+	size_t value;
 
-	while (start < hlen && rc == DKIM_STAT_OK) {
-		size_t end = start, value;
-
-		/* A field ends at a CRLF not followed by WSP. */
-		for (;;) {
-			const char *crlf =
-			    memmem(st->hbuf + end, hlen - end, "\r\n", 2);
-
-			end = crlf != NULL ? (size_t)(crlf - st->hbuf) : hlen;
-			if (end + 2 >= hlen || (st->hbuf[end + 2] != ' ' &&
-			                        st->hbuf[end + 2] != '\t'))
-				break;
-			end += 2;
-		}
-		if (flt_dkim_is_sig(st->hbuf + start, end - start, &value) &&
-		    dkim_sig_syntax(st->dkim,
-		                    (u_char *)st->hbuf + start + value,
-		                    end - start - value) != DKIM_STAT_OK)
-			flt_dkim_bad_sig(st, st->hbuf + start + value,
-			                 end - start - value);
-		else if (end > start)
-			rc = dkim_header(st->dkim, (u_char *)st->hbuf + start,
-			                 end - start);
-		start = end + 2;
+	if (st->fed != DKIM_STAT_OK)
+		return;
+	if (flt_dkim_hdr_is_sig(f, len, &value) &&
+	    dkim_sig_syntax(st->dkim, (u_char *)(uintptr_t)f + value,
+	                    len - value) != DKIM_STAT_OK) {
+		flt_dkim_bad_sig(st, f + value, len - value);
+		return;
 	}
-	if (rc == DKIM_STAT_OK)
-		rc = dkim_eoh(st->dkim);
-	st->fed = rc;
-	st->in_body = true;
+	st->fed = dkim_header(st->dkim, (u_char *)(uintptr_t)f, len);
 }
 
-/* flt_dkim_feed - more message bytes: held while in the header section,
- * hashed once in the body. */
+/* flt_dkim_feed - more message bytes: the header section is held until
+ * its end (dkim_header.c), then the body is hashed as it comes. */
 static void
 flt_dkim_feed(struct flt_dkim_state *st, const char *buf, size_t len)
 {
-	size_t from, p;
-	const char *eoh;
+	const char *body;
+	size_t blen;
+	bool was_body = st->hdr.done;
 
-	if (st->in_body) {
-		if (st->fed == DKIM_STAT_OK && len > 0)
-			st->fed =
-			    dkim_body(st->dkim, (u_char *)(uintptr_t)buf, len);
-		return;
-	}
-	if (st->hlen + len > FLT_DKIM_HEADER_MAX) {
+	switch (flt_dkim_hdr_feed(&st->hdr, buf, len, flt_dkim_field, st, &body,
+	                          &blen)) {
+	case -1:
 		st->fed = DKIM_STAT_NORESOURCE;
 		return;
+	case 0:
+		return;
 	}
-	if (st->hlen + len > st->hcap) {
-		st->hcap = st->hcap ? st->hcap : 4096;
-		while (st->hcap < st->hlen + len)
-			st->hcap *= 2;
-		st->hbuf = px_realloc(st->hbuf, st->hcap);
-	}
-	memcpy(st->hbuf + st->hlen, buf, len);
-	from = st->hlen > 3 ? st->hlen - 3 : 0;
-	st->hlen += len;
-	/* The blank line: at the very start (no header at all) or a CRLF
-	 * right after the last field's. */
-	if (st->hlen >= 2 && memcmp(st->hbuf, "\r\n", 2) == 0) {
-		p = 0;
-	} else {
-		eoh = memmem(st->hbuf + from, st->hlen - from, "\r\n\r\n", 4);
-		if (eoh == NULL)
-			return;
-		p = (size_t)(eoh - st->hbuf) + 2;
-	}
-	flt_dkim_header_end(st, p);
-	if (st->fed == DKIM_STAT_OK && st->hlen > p + 2)
-		st->fed = dkim_body(st->dkim, (u_char *)st->hbuf + p + 2,
-		                    st->hlen - p - 2);
-	free(st->hbuf);
-	st->hbuf = NULL;
-	st->hlen = st->hcap = 0;
+	if (!was_body && st->fed == DKIM_STAT_OK)
+		st->fed = dkim_eoh(st->dkim);
+	if (st->fed == DKIM_STAT_OK && blen > 0)
+		st->fed = dkim_body(st->dkim, (u_char *)(uintptr_t)body, blen);
 }
 
 static void
@@ -786,11 +722,10 @@ flt_dkim_eom(struct flt_call *call)
 		return 1;
 	st->s = s;
 	/* A message that is all header (no blank line). */
-	if (st->dkim != NULL && st->fed == DKIM_STAT_OK && !st->in_body) {
-		flt_dkim_header_end(st, st->hlen);
-		free(st->hbuf);
-		st->hbuf = NULL;
-		st->hlen = st->hcap = 0;
+	if (st->dkim != NULL && st->fed == DKIM_STAT_OK && !st->hdr.done) {
+		flt_dkim_hdr_end(&st->hdr, flt_dkim_field, st);
+		if (st->fed == DKIM_STAT_OK)
+			st->fed = dkim_eoh(st->dkim);
 	}
 	if (st->dkim == NULL || st->fed != DKIM_STAT_OK) {
 		/* No signature (NOSIG), or a header libopendkim could not
@@ -869,10 +804,7 @@ flt_dkim_reset(void *state)
 	flt_dkim_handle_free(st);
 	free(st->pre);
 	st->pre = NULL;
-	free(st->hbuf);
-	st->hbuf = NULL;
-	st->hlen = st->hcap = 0;
-	st->in_body = false;
+	flt_dkim_hdr_reset(&st->hdr);
 	st->nbad = 0;
 	st->started = false;
 	st->skip = false;
