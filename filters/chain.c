@@ -32,8 +32,9 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
-    &flt_dnsbl,     &flt_iprev,    &flt_pregreet,   &flt_helo,  &flt_spf,
-    &flt_ratelimit, &flt_greylist, &flt_reputation, &flt_rules, &flt_uribl,
+    &flt_dnsbl, &flt_iprev,     &flt_pregreet, &flt_helo,
+    &flt_spf,   &flt_ratelimit, &flt_greylist, &flt_reputation,
+    &flt_dkim,  &flt_rules,     &flt_uribl,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
 
@@ -71,6 +72,8 @@ struct flt_chain {
 	bool log_session[FLT_NLOG]; /* set at connect/HELO: kept */
 	enum flt_spf spf;
 	char *spf_domain;
+	struct flt_dkim_sig *dkim; /* NULL: not evaluated */
+	unsigned ndkim;
 };
 
 struct flt_chain *
@@ -119,6 +122,7 @@ flt_chain_free(struct flt_chain **cp)
 	free(c->symbols);
 	free(c->client_name);
 	free(c->spf_domain);
+	free(c->dkim);
 	free(c);
 }
 
@@ -250,6 +254,51 @@ flt_spf_get(const struct flt_call *call, const char **domain_r)
 	if (domain_r != NULL)
 		*domain_r = call->chain->spf_domain;
 	return call->chain->spf;
+}
+
+void
+flt_dkim_set(struct flt_call *call, const struct flt_dkim_sig *sigs, unsigned n)
+{
+	struct flt_chain *c = call->chain;
+
+	free(c->dkim);
+	/* One element at least, so "none" is told from "not evaluated". */
+	c->dkim = px_calloc(n > 0 ? n : 1, sizeof(*c->dkim));
+	if (n > 0)
+		memcpy(c->dkim, sigs, n * sizeof(*sigs));
+	c->ndkim = n;
+}
+
+int
+flt_dkim_get(const struct flt_call *call, const struct flt_dkim_sig **sigs_r)
+{
+	return flt_chain_dkim(call->chain, sigs_r);
+}
+
+int
+flt_chain_dkim(const struct flt_chain *c, const struct flt_dkim_sig **sigs_r)
+{
+	if (sigs_r != NULL)
+		*sigs_r = c->dkim;
+	return c->dkim != NULL ? (int)c->ndkim : -1;
+}
+
+void
+flt_chain_data(struct flt_chain *c, const char *buf, size_t len)
+{
+	for (unsigned i = 0; i < FLT_N; i++) {
+		struct flt_call call;
+
+		if (flt_table[i]->on_data == NULL)
+			continue;
+		memset(&call, 0, sizeof(call));
+		call.s = c->s;
+		call.stage = FLT_STAGE_EOM;
+		call.state = c->state[i];
+		call.chain = c;
+		call.index = i;
+		flt_table[i]->on_data(&call, buf, len);
+	}
 }
 
 enum flt_spf
@@ -437,6 +486,9 @@ flt_chain_reset_txn(struct flt_chain *c)
 	free(c->spf_domain);
 	c->spf_domain = NULL;
 	c->spf = FLT_SPF_NOT_CHECKED;
+	free(c->dkim);
+	c->dkim = NULL;
+	c->ndkim = 0;
 	for (unsigned i = 0; i < FLT_N; i++)
 		if (flt_table[i]->reset != NULL)
 			flt_table[i]->reset(c->state[i]);

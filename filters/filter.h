@@ -104,6 +104,13 @@ struct flt_ops {
 	void (*reset)(void *state);
 	/* Stage callbacks; NULL = nothing to do at that stage. */
 	int (*on_stage[FLT_NSTAGES])(struct flt_call *call);
+	/* on_data - message bytes as they go into the spool (after
+	 * dot-unstuffing and the removal of forged Authentication-Results,
+	 * CRLF line ends, any split), between DATA and the EOM stage.  Runs
+	 * on the loop thread and must not block; call is a temporary (stage
+	 * FLT_STAGE_EOM) valid for facts and the session only: no verdict,
+	 * no resume.  Optional. */
+	void (*on_data)(struct flt_call *call, const char *buf, size_t len);
 	/* A pending call is abandoned (timeout, or the session ends). */
 	void (*cancel)(struct flt_call *call);
 	/* The transaction ended with result ("accept", "tag", "reject",
@@ -174,6 +181,38 @@ void flt_spf_set(struct flt_call *call, enum flt_spf result,
 /* flt_spf_get - the result (FLT_SPF_NOT_CHECKED if none) and *domain_r
  * (NULL if none), valid until the transaction ends. */
 enum flt_spf flt_spf_get(const struct flt_call *call, const char **domain_r);
+
+/* RFC 8601 2.7.1 DKIM results, one per signature. */
+enum flt_dkim {
+	FLT_DKIM_NONE = 0, /* no signature (the message's result only) */
+	FLT_DKIM_PASS,
+	FLT_DKIM_FAIL,
+	FLT_DKIM_NEUTRAL,
+	FLT_DKIM_POLICY,
+	FLT_DKIM_TEMPERROR,
+	FLT_DKIM_PERMERROR,
+};
+
+/* One evaluated DKIM-Signature, as the DKIM filter publishes it. */
+struct flt_dkim_sig {
+	enum flt_dkim result;
+	bool testing;      /* the key has t=y (RFC 6376 3.6.1) */
+	bool aligned;      /* d= is the From domain, a parent or a child */
+	char domain[256];  /* d=, "" if unreadable */
+	char selector[64]; /* s= */
+	char b[16];        /* the first 8 characters of b= (RFC 6008) */
+	char alg[24];      /* a=: "rsa-sha256", "rsa-sha1", "ed25519-sha256" */
+	char reason[64];   /* why not pass, for the log and A-R comment */
+};
+
+/* flt_dkim_set - publish the transaction's DKIM results (n signatures,
+ * copied; n = 0: the message had none). */
+void flt_dkim_set(struct flt_call *call, const struct flt_dkim_sig *sigs,
+                  unsigned n);
+/* flt_dkim_get - -1 if DKIM was not evaluated, else the number of
+ * signatures, *sigs_r pointing at them until the transaction ends. */
+int flt_dkim_get(const struct flt_call *call,
+                 const struct flt_dkim_sig **sigs_r);
 
 /*
  * flt_log_field - key=value for the transaction's log line.  The keys, and
@@ -252,6 +291,15 @@ void flt_chain_foreach_symbol(const struct flt_chain *c,
  * none), as flt_spf_get gives it to filters. */
 enum flt_spf flt_chain_spf(const struct flt_chain *c, const char **domain_r);
 
+/* flt_chain_dkim - the transaction's DKIM results as flt_dkim_get gives
+ * them to filters (-1: not evaluated). */
+int flt_chain_dkim(const struct flt_chain *c,
+                   const struct flt_dkim_sig **sigs_r);
+
+/* flt_chain_data - pass message bytes to every filter's on_data (see
+ * flt_ops).  Loop thread, between DATA and the EOM stage. */
+void flt_chain_data(struct flt_chain *c, const char *buf, size_t len);
+
 /* flt_chain_nsymbols - number of symbols (session + transaction). */
 unsigned flt_chain_nsymbols(const struct flt_chain *c);
 
@@ -279,6 +327,7 @@ extern const struct flt_ops flt_iprev;
 extern const struct flt_ops flt_helo;
 extern const struct flt_ops flt_spf;
 extern const struct flt_ops flt_uribl;
+extern const struct flt_ops flt_dkim;
 extern const struct flt_ops flt_ratelimit;
 extern const struct flt_ops flt_greylist;
 extern const struct flt_ops flt_reputation;

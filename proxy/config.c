@@ -63,6 +63,7 @@ static const char *const px_known_keys[] = {
     "debug_clock",
     "greylist",
     "spf",
+    "dkim",
     "reputation",
     "ratelimit",
     "metrics",
@@ -76,7 +77,7 @@ static const char *const px_known_keys[] = {
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl", "dkim", "dmarc", "tls", "etrn", "auth", "helo", NULL,
+    "dnswl", "dmarc", "tls", "etrn", "auth", "helo", NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */

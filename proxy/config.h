@@ -251,6 +251,12 @@ struct px_config {
 		double timeout;          /* seconds for one evaluation */
 	} spf;
 	struct {
+		bool enabled;       /* verify unless trusted */
+		bool check_trusted; /* also relay_networks / AUTH */
+		double timeout;     /* seconds for one message's signatures */
+		unsigned max_signatures; /* evaluated; later ones ignored */
+	} dkim;
+	struct {
 		bool syslog;  /* target = "syslog" (or daemon mode) */
 		int facility; /* LOG_MAIL... */
 		int level;    /* enum px_log_level */

@@ -4,10 +4,13 @@
  *
  *   spf = { enabled = true; reject_fail = false; tempfail_temperror = false;
  *           check_trusted = false; timeout = 10.0; };
+ *   dkim = { enabled = true; check_trusted = false; timeout = 10.0;
+ *            max_signatures = 8; };
  *
  * SPF runs by default for every client that neither authenticated nor is
- * in relay_networks; the group sets policy.  spf.timeout bounds one
- * evaluation (all its lookups); with dns.timeout it must fit inside
+ * in relay_networks; the groups set policy.  spf.timeout bounds one
+ * evaluation (all its lookups), dkim.timeout the verification of one
+ * message (all its key lookups); with dns.timeout each must fit inside
  * timeouts.filter, or the chain would give up first and the result would
  * be lost instead of being temperror.
  */
@@ -23,11 +26,58 @@ px_cfg_auth_defaults(struct px_config *cfg)
 	cfg->spf.tempfail_temperror = false;
 	cfg->spf.check_trusted = false;
 	cfg->spf.timeout = 10.0;
+	cfg->dkim.enabled = true;
+	cfg->dkim.check_trusted = false;
+	cfg->dkim.timeout = 10.0;
+	cfg->dkim.max_signatures = 8;
 }
 
-int
-px_cfg_auth(struct px_cfgerr *e, struct px_config *cfg,
-            const config_setting_t *root)
+/* px_cfg_auth_timeout - read group.timeout into *t, or fit the default
+ * into timeouts.filter less dns.timeout (see the file comment). */
+static int
+px_cfg_auth_timeout(struct px_cfgerr *e, const struct px_config *cfg,
+                    const config_setting_t *g, const char *name, double room,
+                    double *t)
+{
+	if (g == NULL || config_setting_get_member(g, "timeout") == NULL) {
+		if (*t > room - 0.5)
+			*t = room - 0.5 > 0.1 ? room - 0.5 : 0.1;
+		return 0;
+	}
+	if (px_cfg_double(e, g, "timeout", t, 0.1, 3600) < 0)
+		return -1;
+	if (*t >= room)
+		return px_cfg_fail(e, config_setting_get_member(g, "timeout"),
+		                   "%s.timeout (%.1f) plus dns.timeout must be "
+		                   "less than timeouts.filter (%.1f)",
+		                   name, *t, cfg->timeouts.filter);
+	return 0;
+}
+
+/* px_cfg_dkim - the dkim group. */
+static int
+px_cfg_dkim(struct px_cfgerr *e, struct px_config *cfg,
+            const config_setting_t *root, double room)
+{
+	static const char *const dkim_keys[] = {
+	    "enabled", "check_trusted", "timeout", "max_signatures", NULL};
+	const config_setting_t *g = config_setting_get_member(root, "dkim");
+
+	if (g != NULL &&
+	    (px_cfg_check_keys(e, g, "dkim", dkim_keys) < 0 ||
+	     px_cfg_bool(e, g, "enabled", &cfg->dkim.enabled) < 0 ||
+	     px_cfg_bool(e, g, "check_trusted", &cfg->dkim.check_trusted) < 0))
+		return -1;
+	if (g != NULL && px_cfg_unsigned(e, g, "max_signatures",
+	                                 &cfg->dkim.max_signatures, 1, 32) < 0)
+		return -1;
+	return px_cfg_auth_timeout(e, cfg, g, "dkim", room, &cfg->dkim.timeout);
+}
+
+/* px_cfg_spf - the spf group. */
+static int
+px_cfg_spf(struct px_cfgerr *e, struct px_config *cfg,
+           const config_setting_t *root)
 {
 	static const char *const spf_keys[] = {
 	    "enabled",       "reject_fail", "tempfail_temperror",
@@ -61,4 +111,14 @@ px_cfg_auth(struct px_cfgerr *e, struct px_config *cfg,
 		    "less than timeouts.filter (%.1f)",
 		    cfg->spf.timeout, cfg->timeouts.filter);
 	return 0;
+}
+
+int
+px_cfg_auth(struct px_cfgerr *e, struct px_config *cfg,
+            const config_setting_t *root)
+{
+	if (px_cfg_spf(e, cfg, root) < 0)
+		return -1;
+	return px_cfg_dkim(e, cfg, root,
+	                   cfg->timeouts.filter - cfg->dns.timeout);
 }

@@ -72,6 +72,7 @@
 #include "smtp_parse.h"
 #include "smtp_reply.h"
 #include "sockio.h"
+#include "dkim_report.h"
 #include "spf_report.h"
 #include "spool.h"
 #include "metrics.h"
@@ -630,6 +631,20 @@ px_session_count_symbol(const char *name, void *arg)
 	px_metrics_symbol(name);
 }
 
+/* px_session_dkim_summary - the txn line's dkim=: "-" if not evaluated,
+ * "pass" if a signature passed, else the first signature's result
+ * ("none" without one). */
+static const char *
+px_session_dkim_summary(const struct flt_dkim_sig *sigs, int n)
+{
+	if (n < 0)
+		return "-";
+	for (int i = 0; i < n; i++)
+		if (sigs[i].result == FLT_DKIM_PASS)
+			return "pass";
+	return flt_dkim_result_name(n > 0 ? sigs[0].result : FLT_DKIM_NONE);
+}
+
 /*
  * px_txn_end - write the one "txn" log line and reset the transaction.
  * Keys are in a fixed order, "-" for not evaluated (STYLE "Logging").
@@ -641,10 +656,13 @@ px_txn_end(struct px_session *s, const char *result)
 	char fields[256];
 	struct px_txn *t = &s->txn;
 	enum flt_spf spf;
+	const struct flt_dkim_sig *dkim;
+	int ndkim;
 
 	if (t->id == 0)
 		return;
 	spf = flt_chain_spf(s->chain, NULL);
+	ndkim = flt_chain_dkim(s->chain, &dkim);
 	/* A transaction given up after every recipient was refused ended
 	 * in that refusal. */
 	if (strcmp(result, "abort") == 0 && t->nrcpt == 0 && t->nrcpt_seen > 0)
@@ -678,14 +696,15 @@ px_txn_end(struct px_session *s, const char *result)
 	         t->backend_final && t->backend[0] ? t->backend : "-");
 	px_log_info(
 	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
-	    "nrcpt=%u size=%zu helo=%s tls=%s spf=%s score=%.1f symbols=%s%s "
+	    "nrcpt=%u size=%zu helo=%s tls=%s spf=%s dkim=%s score=%.1f "
+	    "symbols=%s%s "
 	    "backend=%s ms=%ld",
 	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
 	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
 	    s->tls ? s->tls_version : "-",
 	    spf == FLT_SPF_NOT_CHECKED ? "-" : flt_spf_result_name(spf),
-	    flt_chain_score(s->chain), syms, fields, backend,
-	    px_ms_since(&t->start));
+	    px_session_dkim_summary(dkim, ndkim), flt_chain_score(s->chain),
+	    syms, fields, backend, px_ms_since(&t->start));
 	px_txn_reset(s);
 }
 
@@ -2158,7 +2177,10 @@ px_session_spool_put(void *ctx, const char *buf, size_t len)
 	if (px_spool_append(s->spool, buf, len, &err) < 0) {
 		px_log_err("%016llx spool: %s", (unsigned long long)s->id, err);
 		s->txn.spool_error = true;
+		return;
 	}
+	/* Streaming checks (DKIM body hashes) see what the spool holds. */
+	flt_chain_data(s->chain, buf, len);
 }
 
 /* px_session_emit - decoded DATA bytes: into the spool, less forged
@@ -2190,7 +2212,10 @@ px_session_auth_results(struct px_session *s, char *buf, size_t size)
 	const char *name = flt_chain_client_name(s->chain, &iprev);
 	const char *spf_domain;
 	enum flt_spf spf = flt_chain_spf(s->chain, &spf_domain);
-	char res[2][600];
+	const struct flt_dkim_sig *dkim;
+	int ndkim = flt_chain_dkim(s->chain, &dkim);
+	/* One resinfo per method; dkim's holds one per signature. */
+	char res[3][8192];
 	unsigned nres = 0;
 	size_t n;
 	int w;
@@ -2199,6 +2224,8 @@ px_session_auth_results(struct px_session *s, char *buf, size_t size)
 	    flt_spf_authres(
 	        res[nres], sizeof(res[0]), spf, spf_domain ? spf_domain : "",
 	        s->txn.from ? s->txn.from : "", s->helo ? s->helo : "") > 0)
+		nres++;
+	if (flt_dkim_authres(res[nres], sizeof(res[0]), dkim, ndkim) > 0)
 		nres++;
 	if (iprev != FLT_IPREV_NONE)
 		snprintf(res[nres++], sizeof(res[0]),
@@ -2246,7 +2273,7 @@ px_session_received_spf(struct px_session *s, char *buf, size_t size)
 static void
 px_session_build_headers(struct px_session *s, bool spam)
 {
-	char buf[8192], date[64];
+	char buf[16384], date[64];
 	size_t n = 0;
 	const struct px_caps *caps = px_relay_caps(s->relay);
 	bool told = px_relay_xclient_done(s->relay) ||

@@ -137,6 +137,8 @@ def default_config(workdir, backend, port):
         # No SPF either, for the same reason: test_spf.py and the
         # Authentication-Results tests turn it on with their DNS server.
         "spf": {"enabled": False},
+        # Nor DKIM key lookups: test_dkim.py turns it on.
+        "dkim": {"enabled": False},
     }
 
 
@@ -166,7 +168,7 @@ def log_message(line):
 
 
 class LogRecord:
-    """One session log line: kind is connect / txn / disconnect / spf."""
+    """One session log line: kind is connect / txn / disconnect / spf / dkim."""
 
     def __init__(self, sid, n, kind, kv, line):
         self.sid = sid
@@ -185,7 +187,7 @@ class LogRecord:
         return self.line
 
 
-_REC = re.compile(r"^(" + SID + r")(?:\.(\d+))? (connect|txn|disconnect|spf) (.*)$")
+_REC = re.compile(r"^(" + SID + r")(?:\.(\d+))? (connect|txn|disconnect|spf|dkim) (.*)$")
 
 
 def parse_records(lines):
