@@ -29,12 +29,12 @@
 
 /*
  * px_cfg_list_file - read path (the value of setting, named what), one
- * entry a line, `#` comments, blank lines skipped; add(arg, entry, &err)
- * takes each one.  Errors name the file and its line.
+ * entry (a noun, for the errors) a line, `#` comments, blank lines skipped;
+ * add(arg, entry, &err) takes each one.  Errors name the file and its line.
  */
 static int
 px_cfg_list_file(struct px_cfgerr *e, const config_setting_t *setting,
-                 const char *what, const char *path,
+                 const char *what, const char *noun, const char *path,
                  int (*add)(void *arg, const char *entry, const char **err),
                  void *arg)
 {
@@ -69,9 +69,8 @@ px_cfg_list_file(struct px_cfgerr *e, const config_setting_t *setting,
 			continue;
 		if (strpbrk(p, " \t") != NULL) {
 			fclose(f);
-			return px_cfg_fail(e, setting,
-			                   "%s:%u: one entry per line", path,
-			                   lineno);
+			return px_cfg_fail(e, setting, "%s:%u: one %s per line",
+			                   path, lineno, noun);
 		}
 		if (add(arg, p, &err) < 0) {
 			fclose(f);
@@ -214,7 +213,7 @@ px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
 	                  &cfg->accepted_domains_file, false) < 0)
 		return -1;
 	if (cfg->accepted_domains_file != NULL &&
-	    px_cfg_list_file(e, file, "accepted_domains_file",
+	    px_cfg_list_file(e, file, "accepted_domains_file", "domain",
 	                     cfg->accepted_domains_file, px_cfg_domain_add,
 	                     cfg->accepted) < 0)
 		return -1;
@@ -226,7 +225,7 @@ px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
 		cfg->recipients = px_rcptset_new();
 		if (px_cfg_list_file(
 		        e, config_setting_get_member(root, "recipients_file"),
-		        "recipients_file", cfg->recipients_file,
+		        "recipients_file", "address", cfg->recipients_file,
 		        px_cfg_rcpt_add, cfg->recipients) < 0)
 			return -1;
 		px_rcptset_seal(cfg->recipients);

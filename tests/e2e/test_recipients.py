@@ -82,7 +82,7 @@ def test_harvest_cap(make_mx, backend, tmp_path):
 @pytest.mark.parametrize("line,msg", [
     ("not-an-address", "expected user@domain or @domain"),
     ("a@nodot", "expected user@domain or @domain"),
-    ("two words@x.example", "one entry per line"),
+    ("two words@x.example", "one address per line"),
 ])
 def test_bad_file(tmp_path, line, msg):
     rfile = tmp_path / "recipients"
