@@ -59,6 +59,7 @@
 #include "alloc.h"
 #include "authres.h"
 #include "config.h"
+#include "bdat.h"
 #include "data.h"
 #include "filter.h"
 #include "listener.h"
@@ -89,6 +90,7 @@ enum px_sstate {
 	S_GREET,     /* greet_delay running, or connect filters */
 	S_CMD,       /* reading commands */
 	S_DATA,      /* reading message data */
+	S_BDAT,      /* reading a BDAT chunk (RFC 3030) */
 	S_TLS,       /* TLS handshake (after STARTTLS, or implicit) */
 };
 
@@ -138,6 +140,7 @@ struct px_txn {
 	bool tagged;
 	bool too_big;
 	bool spool_error;
+	bool bdat; /* the message comes in BDAT chunks */
 	enum px_stage stage;
 	struct timespec start;
 	char reply[512];    /* our last reply line, for the log */
@@ -208,6 +211,12 @@ struct px_session {
 	char *headers;
 	/* DATA. */
 	struct px_data_decoder dec;
+	/* BDAT (RFC 3030): the chunk being read, and the message's checks. */
+	struct px_bdat_check bdat;
+	unsigned long long bdat_left; /* octets of the chunk still to read */
+	unsigned long long bdat_size; /* the chunk's announced size */
+	bool bdat_last;               /* the chunk is the LAST one */
+	int bdat_keep; /* PX_BDAT_KEEP, or why the octets are discarded */
 	struct px_authres_strip *arstrip; /* allocated at the first DATA */
 	struct px_spool *spool;
 	struct px_txn txn;
@@ -225,6 +234,8 @@ static void px_session_done(struct px_session *s);
 static bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
 static void px_session_tls_start(struct px_session *s);
 static void px_session_reroute(struct px_session *s, unsigned want);
+static void px_cmd_bdat(struct px_session *s, const struct px_cmd *cmd);
+static bool px_session_bdat_input(struct px_session *s);
 
 static uint64_t
 px_session_new_id(void)
@@ -269,11 +280,12 @@ px_session_set_timeout(struct px_session *s)
 	if (s->closing || s->rd == NULL)
 		return;
 	/* The TLS handshake is bounded by the command timeout. */
-	px_reader_set_timeout(s->rd,
-	                      s->state == S_TLS    ? s->cfg->timeouts.command
-	                      : s->busy            ? 0
-	                      : s->state == S_DATA ? s->cfg->timeouts.data_block
-	                                           : s->cfg->timeouts.command);
+	px_reader_set_timeout(s->rd, s->state == S_TLS
+	                                 ? s->cfg->timeouts.command
+	                             : s->busy ? 0
+	                             : s->state == S_DATA || s->state == S_BDAT
+	                                 ? s->cfg->timeouts.data_block
+	                                 : s->cfg->timeouts.command);
 }
 
 /* px_session_set_busy - wait for a filter or the backend: the client's
@@ -561,7 +573,7 @@ px_session_close(struct px_session *s, const char *reason)
 {
 	if (s->closing)
 		return;
-	if (s->txn.active || s->state == S_DATA)
+	if (s->txn.active || s->state == S_DATA || s->state == S_BDAT)
 		px_txn_end(s, "abort");
 	s->closing = true;
 	if (s->greet_ev != NULL)
@@ -911,7 +923,7 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 		n = snprintf(
 		    buf, sizeof(buf),
 		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		    "%s250-ENHANCEDSTATUSCODES\r\n%s%s%s",
+		    "%s250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n%s%s%s",
 		    s->cfg->hostname, s->adv_size,
 		    !known || caps.eightbitmime ? "250-8BITMIME\r\n" : "",
 		    s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
@@ -1508,6 +1520,21 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 		px_session_rcpt_filters_done(s, &v);
 }
 
+/* px_session_message_init - an empty spool and fresh content checks for
+ * the message of this transaction (DATA, or the first BDAT). */
+static void
+px_session_message_init(struct px_session *s)
+{
+	if (s->spool == NULL)
+		s->spool =
+		    px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
+	px_spool_reset(s->spool);
+	if (s->arstrip == NULL)
+		s->arstrip = px_malloc(sizeof(*s->arstrip));
+	px_authres_strip_init(s->arstrip, s->cfg->hostname);
+	px_data_decoder_init(&s->dec, s->cfg->limits.line_length);
+}
+
 static void
 px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
 {
@@ -1523,14 +1550,14 @@ px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
 			px_reply(s, 554, "5.5.1", "Error: no valid recipients");
 		return;
 	}
-	if (s->spool == NULL)
-		s->spool =
-		    px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
-	px_spool_reset(s->spool);
-	if (s->arstrip == NULL)
-		s->arstrip = px_malloc(sizeof(*s->arstrip));
-	px_authres_strip_init(s->arstrip, s->cfg->hostname);
-	px_data_decoder_init(&s->dec, s->cfg->limits.line_length);
+	if (s->txn.bdat) {
+		/* RFC 3030 2: BDAT and DATA do not mix in one transaction
+		 * (SECURITY: nor do two framings of one message). */
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: DATA in a BDAT transaction");
+		return;
+	}
+	px_session_message_init(s);
 	s->txn.stage = ST_DATA;
 	s->state = S_DATA;
 	px_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -2066,6 +2093,9 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 	case PX_VERB_DATA:
 		px_cmd_data(s, &cmd);
 		return;
+	case PX_VERB_BDAT:
+		px_cmd_bdat(s, &cmd);
+		return;
 	case PX_VERB_RSET:
 		px_cmd_rset(s);
 		return;
@@ -2087,7 +2117,7 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 	case PX_VERB_HELP:
 		px_reply(s, 214, "2.0.0",
 		         "mxguard: see RFC 5321; commands HELO EHLO MAIL RCPT "
-		         "DATA RSET NOOP QUIT VRFY");
+		         "DATA BDAT RSET NOOP QUIT VRFY");
 		return;
 	case PX_VERB_VRFY:
 		/* RFC 5321 3.5.3: 252 when we will not verify. */
@@ -2459,6 +2489,161 @@ px_session_data_input(struct px_session *s)
 	return nvec > 8;
 }
 
+/* BDAT (RFC 3030). */
+
+/* Why a chunk is read and thrown away; its reply is sent once it is read. */
+enum px_bdat_refusal {
+	PX_BDAT_KEEP = 0,
+	PX_BDAT_NO_MAIL,
+	PX_BDAT_NO_RCPT,
+	PX_BDAT_NO_VALID_RCPT,
+};
+
+/*
+ * px_cmd_bdat - "BDAT size [LAST]".  Whatever the answer, exactly size
+ * octets follow and are read before it is given: they are message data,
+ * never commands (RFC 3030 2, and SECURITY: a refused chunk read as
+ * commands would be SMTP smuggling).  The octets are checked and spooled
+ * as they come; the size limit applies to the running total.
+ */
+static void
+px_cmd_bdat(struct px_session *s, const struct px_cmd *cmd)
+{
+	unsigned long long n;
+	bool last;
+
+	if (px_bdat_parse_arg(cmd->arg.p, cmd->arg.len, &n, &last) < 0) {
+		/* SECURITY: without a size the end of the chunk is unknown,
+		 * so nothing after this line can be read as a command. */
+		px_reply(s, 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+		px_session_close(s, "bdat");
+		return;
+	}
+	s->bdat_left = s->bdat_size = n;
+	s->bdat_last = last;
+	s->bdat_keep = PX_BDAT_KEEP;
+	if (!s->txn.active)
+		s->bdat_keep = PX_BDAT_NO_MAIL;
+	else if (s->txn.nrcpt == 0)
+		s->bdat_keep = s->txn.nrcpt_seen == 0 ? PX_BDAT_NO_RCPT
+		                                      : PX_BDAT_NO_VALID_RCPT;
+	if (s->bdat_keep == PX_BDAT_KEEP && !s->txn.bdat) {
+		s->txn.bdat = true;
+		px_session_message_init(s);
+		px_bdat_check_init(&s->bdat, s->cfg->limits.line_length);
+		s->txn.stage = ST_DATA;
+	}
+	s->state = S_BDAT;
+	px_session_set_timeout(s);
+}
+
+/* px_session_bdat_failed - the transaction ends at this chunk: log it, and
+ * end the backend's MAIL.  Later chunks get 503 (no transaction), as RFC
+ * 3030 2 wants a 5xx for any BDAT after a failed one. */
+static void
+px_session_bdat_failed(struct px_session *s, const char *result)
+{
+	s->txn.size = px_spool_size(s->spool);
+	px_txn_end(s, result);
+	px_session_set_busy(s);
+	if (!px_session_rset_backend(s, OP_RSET))
+		px_session_done(s);
+}
+
+/* px_session_bdat_chunk_end - all octets of the chunk are in: answer it,
+ * or for the LAST one go on to the end of data as after DATA. */
+static void
+px_session_bdat_chunk_end(struct px_session *s)
+{
+	enum px_bdat_status st;
+
+	s->state = S_CMD;
+	px_session_set_timeout(s);
+	switch (s->bdat_keep) {
+	case PX_BDAT_NO_MAIL:
+		px_reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	case PX_BDAT_NO_RCPT:
+		px_reply_error(s, 503, "5.5.1", "Error: need RCPT command");
+		return;
+	case PX_BDAT_NO_VALID_RCPT:
+		px_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return;
+	default:
+		break;
+	}
+	st = s->bdat_last ? px_bdat_check_end(&s->bdat) : s->bdat.err;
+	if (st != PX_BDAT_OK) {
+		/* SECURITY: what DATA refuses (data.h) is refused here too,
+		 * since the message may go on to the backend with DATA.  The
+		 * framing is exact, so the session itself can go on. */
+		px_reply(s, 554, "5.6.0", "Error: %s in message data",
+		         st == PX_BDAT_ERR_BARE_LF   ? "bare <LF>"
+		         : st == PX_BDAT_ERR_BARE_CR ? "bare <CR>"
+		                                     : "NUL byte");
+		px_session_bdat_failed(s, "reject");
+		return;
+	}
+	if (s->txn.too_big) {
+		/* The running total is over: no point in more chunks. */
+		px_reply(s, 552, "5.3.4",
+		         "Error: message exceeds fixed size limit");
+		px_session_bdat_failed(s, "reject");
+		return;
+	}
+	if (s->txn.spool_error) {
+		px_reply(s, 451, "4.3.0", "Error: local error in processing");
+		px_session_bdat_failed(s, "error");
+		return;
+	}
+	if (!s->bdat_last) {
+		px_reply(s, 250, "2.0.0", "Ok: %llu octets received",
+		         s->bdat_size);
+		return;
+	}
+	s->dec.line_too_long = s->bdat.line_too_long;
+	px_session_eom(s);
+}
+
+/* px_session_bdat_input - read the current chunk's octets.  Returns true
+ * once the chunk is complete and answered (px_session_run goes on). */
+static bool
+px_session_bdat_input(struct px_session *s)
+{
+	struct evbuffer *in = px_reader_input(s->rd);
+
+	while (s->bdat_left > 0) {
+		struct evbuffer_iovec vec[8];
+		int nvec = evbuffer_peek(in, -1, NULL, vec, 8);
+		size_t used = 0;
+
+		if (nvec <= 0)
+			return false;
+		for (int i = 0; i < nvec && i < 8 && s->bdat_left > 0; i++) {
+			size_t n = vec[i].iov_len;
+
+			if (n > s->bdat_left)
+				n = (size_t)s->bdat_left;
+			if (n == 0)
+				continue;
+			if (s->bdat_keep == PX_BDAT_KEEP) {
+				px_bdat_check_feed(&s->bdat, vec[i].iov_base,
+				                   n);
+				px_session_emit(s, vec[i].iov_base, n);
+			}
+			used += n;
+			s->bdat_left -= n;
+		}
+		/* An input buffer may hold empty chains (space reserved for
+		 * the next read): nothing to read is nothing used. */
+		if (used == 0)
+			return false;
+		evbuffer_drain(in, used);
+	}
+	px_session_bdat_chunk_end(s);
+	return true;
+}
+
 /* px_session_run - handle buffered input until we must wait. */
 static void
 px_session_run(struct px_session *s)
@@ -2482,6 +2667,11 @@ px_session_run(struct px_session *s)
 		}
 		if (s->state == S_DATA) {
 			if (!px_session_data_input(s))
+				break;
+			continue;
+		}
+		if (s->state == S_BDAT) {
+			if (!px_session_bdat_input(s))
 				break;
 			continue;
 		}
@@ -2544,7 +2734,7 @@ px_session_run(struct px_session *s)
 	px_reader_resume(s->rd);
 	/* After EOF, once nothing complete is left to answer. */
 	if (s->eof && !s->busy &&
-	    (s->state == S_DATA ||
+	    (s->state == S_DATA || s->state == S_BDAT ||
 	     evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos < 0))
 		px_session_close(s, "eof");
 }
@@ -2795,9 +2985,10 @@ px_session_on_read(void *arg, enum px_read_what what)
 				px_session_close(s, "eof");
 			return;
 		}
-		if (s->state == S_DATA) {
+		if (s->state == S_DATA || s->state == S_BDAT) {
 			px_session_run(s);
-			if (!s->closing && s->state == S_DATA)
+			if (!s->closing &&
+			    (s->state == S_DATA || s->state == S_BDAT))
 				px_session_close(s, "eof");
 			return;
 		}

@@ -260,7 +260,7 @@ def check_disconnect(rec, **want):
     assert re.fullmatch(r"\d+", rec["ms"]), rec
     assert re.fullmatch(r"\d+", rec["txns"]), rec
     assert rec["reason"] in (
-        "quit", "eof", "timeout", "errors", "smuggling", "shutdown", "limit", "backend"
+        "quit", "eof", "timeout", "errors", "smuggling", "bdat", "shutdown", "limit", "backend"
     ), rec
     _match_all(rec, want)
     return rec
