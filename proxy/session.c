@@ -38,6 +38,7 @@
  */
 #include "session.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -120,6 +121,7 @@ enum px_relay_op {
 	OP_RSET_ROUTE,  /* the first recipient goes to another backend */
 	OP_MESSAGE,
 	OP_AUTH, /* an AUTH line or SASL response relayed */
+	OP_ETRN, /* an ETRN relayed (RFC 1985) */
 };
 
 struct px_txn {
@@ -177,6 +179,7 @@ struct px_session {
 	/* SMTP AUTH passthrough (RFC 4954): the backend decides. */
 	char *auth_user;     /* once authenticated */
 	char *auth_line;     /* SECURITY: secret; wiped when sent */
+	char *etrn_line;     /* an ETRN waiting for the backend to open */
 	char *auth_cand;     /* the user name the exchange carries */
 	unsigned auth_mech;  /* PX_AUTH_PLAIN / PX_AUTH_LOGIN */
 	unsigned auth_nresp; /* SASL responses relayed so far */
@@ -526,6 +529,7 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->auth_line != NULL)
 		explicit_bzero(s->auth_line, strlen(s->auth_line));
 	free(s->auth_line);
+	free(s->etrn_line);
 	free(s->txn.from);
 	free(s->txn.mail_line);
 	free(s->txn.first_rcpt);
@@ -1612,6 +1616,7 @@ px_session_auth_clear(struct px_session *s)
 	if (s->auth_line != NULL)
 		explicit_bzero(s->auth_line, strlen(s->auth_line));
 	free(s->auth_line);
+	free(s->etrn_line);
 	s->auth_line = NULL;
 	s->auth_expect = false;
 	s->auth_nresp = 0;
@@ -1813,6 +1818,86 @@ px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
 		return;
 	}
 	px_session_auth_send(s);
+}
+
+/* ETRN (RFC 1985).  ATRN and TURN (RFC 2645, RFC 821) are not a proxy's
+ * business: the connection to the client is not ours to turn around, so
+ * they stay 502 5.5.1 with the other unimplemented verbs. */
+
+/* px_session_etrn_send - the backend is ready: the ETRN goes out. */
+static void
+px_session_etrn_send(struct px_session *s)
+{
+	s->op = OP_ETRN;
+	px_relay_command(s->relay, s->etrn_line, strlen(s->etrn_line));
+	free(s->etrn_line);
+	s->etrn_line = NULL;
+}
+
+/* px_etrn_arg_ok - "[@|#]node": a domain, or a queue name after "#"; only
+ * the characters of those, so the line reaches the backend as it came. */
+static bool
+px_etrn_arg_ok(const char *p, size_t len)
+{
+	if (len == 0 || len > 255)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!isalnum(c) && c != '.' && c != '-' && c != '_' &&
+		    !(i == 0 && (c == '@' || c == '#')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * px_cmd_etrn - with etrn = "relay", a client in relay_networks has the
+ * backend start its queue for a domain: the command is passed on and the
+ * backend's reply comes back verbatim.  Anyone else, or with etrn off:
+ * 502 5.5.1, as if mxguard had no ETRN (an Internet client must not be able
+ * to make the MTA run its queue).
+ */
+static void
+px_cmd_etrn(struct px_session *s, const struct px_cmd *cmd)
+{
+	char *line;
+
+	if (s->cfg->etrn != PX_ETRN_RELAY || !s->relay_client) {
+		px_reply_error(s, 502, "5.5.1",
+		               "Error: command not implemented");
+		return;
+	}
+	if (s->helo == NULL) {
+		px_reply_error(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->txn.active) {
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: MAIL transaction in progress");
+		return;
+	}
+	if (!px_etrn_arg_ok(cmd->arg.p, cmd->arg.len)) {
+		px_reply_error(s, 501, "5.5.4", "Syntax: ETRN [@|#]domain");
+		return;
+	}
+	line = px_malloc(cmd->arg.len + 6);
+	memcpy(line, "ETRN ", 5);
+	memcpy(line + 5, cmd->arg.p, cmd->arg.len);
+	line[cmd->arg.len + 5] = '\0';
+	free(s->etrn_line);
+	s->etrn_line = line;
+	px_session_set_busy(s);
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_session_drop_relay(s);
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+		                         px_session_relay_cb, s, s->want_route);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
+		return;
+	}
+	px_session_etrn_send(s);
 }
 
 /* TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314). */
@@ -2095,6 +2180,9 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 		return;
 	case PX_VERB_BDAT:
 		px_cmd_bdat(s, &cmd);
+		return;
+	case PX_VERB_ETRN:
+		px_cmd_etrn(s, &cmd);
 		return;
 	case PX_VERB_RSET:
 		px_cmd_rset(s);
@@ -2783,6 +2871,8 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			px_txn_end(s, "tempfail");
 			px_session_drop_relay(s);
 			px_session_auth_clear(s);
+			free(s->etrn_line);
+			s->etrn_line = NULL;
 			px_session_done(s);
 			return;
 		}
@@ -2790,10 +2880,25 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			px_session_auth_send(s);
 			return;
 		}
+		if (s->etrn_line != NULL) {
+			px_session_etrn_send(s);
+			return;
+		}
 		px_session_send_mail(s);
 		return;
 	case OP_AUTH:
 		px_session_auth_reply(s, res);
+		return;
+	case OP_ETRN:
+		if (res->status != PX_RELAY_REPLY)
+			break;
+		if (!px_reply_backend(s, res, true) || res->code == 421)
+			px_session_drop_relay(s);
+		if (res->code == 421) {
+			px_session_close(s, "backend");
+			return;
+		}
+		px_session_done(s);
 		return;
 	case OP_XFORWARD:
 		if (res->status != PX_RELAY_REPLY)
