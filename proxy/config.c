@@ -73,6 +73,7 @@ static const char *const px_known_keys[] = {
     "routes",
     "subject_prefix",
     "etrn",
+    "eom_budget",
     NULL,
 };
 static const char *const px_future_keys[] = {

@@ -203,6 +203,7 @@ struct px_config {
 	size_t nuribl;
 	bool soft_bounce;
 	enum px_etrn etrn; /* config_esmtp.c */
+	double eom_budget; /* seconds from end of data to the decision */
 
 	/* The store and what uses it (config_state.c). */
 	char *store_prefix;

@@ -138,6 +138,9 @@ struct px_txn {
 	bool rcpt_refused_perm; /* a RCPT got a 5xx */
 	bool rcpt_waiting;      /* the next reply answers a RCPT (metrics) */
 	struct timespec eod;    /* end of data, for the decision time */
+	struct timespec sent;   /* the message went to the backend */
+	long checks_ms;         /* end of data to the decision; -1: none */
+	long backend_ms;        /* message sent to final reply; -1: none */
 	bool smtputf8;
 	bool tagged;
 	bool too_big;
@@ -622,6 +625,7 @@ px_txn_reset(struct px_session *s)
 	free(s->txn.rcpt);
 	free(s->txn.rcpt_line);
 	memset(&s->txn, 0, sizeof(s->txn));
+	s->txn.checks_ms = s->txn.backend_ms = -1;
 	s->fs.mail_from = NULL;
 	s->fs.rcpt = NULL;
 	s->fs.nrcpt = 0;
@@ -647,7 +651,7 @@ static void
 px_txn_end(struct px_session *s, const char *result)
 {
 	char from[600], rcpt[600], helo[600], syms[1024], backend[600];
-	char fields[256];
+	char fields[256], checks_ms[24], backend_ms[24];
 	struct px_txn *t = &s->txn;
 	enum flt_spf spf;
 
@@ -685,16 +689,25 @@ px_txn_end(struct px_session *s, const char *result)
 	 * mxguard itself gave the final answer. */
 	snprintf(backend, sizeof(backend), "%s",
 	         t->backend_final && t->backend[0] ? t->backend : "-");
+	/* End-of-data latency, split: our checks, then the backend's own. */
+	if (t->checks_ms >= 0)
+		snprintf(checks_ms, sizeof(checks_ms), "%ld", t->checks_ms);
+	else
+		snprintf(checks_ms, sizeof(checks_ms), "-");
+	if (t->backend_ms >= 0)
+		snprintf(backend_ms, sizeof(backend_ms), "%ld", t->backend_ms);
+	else
+		snprintf(backend_ms, sizeof(backend_ms), "-");
 	px_log_info(
 	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
 	    "nrcpt=%u size=%zu helo=%s tls=%s spf=%s score=%.1f symbols=%s%s "
-	    "backend=%s ms=%ld",
+	    "backend=%s checks_ms=%s backend_ms=%s ms=%ld",
 	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
 	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
 	    s->tls ? s->tls_version : "-",
 	    spf == FLT_SPF_NOT_CHECKED ? "-" : flt_spf_result_name(spf),
-	    flt_chain_score(s->chain), syms, fields, backend,
-	    px_ms_since(&t->start));
+	    flt_chain_score(s->chain), syms, fields, backend, checks_ms,
+	    backend_ms, px_ms_since(&t->start));
 	px_txn_reset(s);
 }
 
@@ -2441,6 +2454,7 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 	if (s->closing)
 		return;
 	px_metrics_eod(px_secs_since(&s->txn.eod));
+	s->txn.checks_ms = px_ms_since(&s->txn.eod);
 	action = flt_chain_decide(s->chain, v, s->cfg);
 	if (action == FLT_REJECT || action == FLT_TEMPFAIL ||
 	    action == FLT_DISCONNECT) {
@@ -2483,6 +2497,7 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 	px_session_build_headers(s, action == FLT_TAG);
 	s->op = OP_MESSAGE;
 	s->txn.tagged = action == FLT_TAG;
+	clock_gettime(CLOCK_MONOTONIC, &s->txn.sent);
 	px_relay_message(s->relay, s->headers, strlen(s->headers), s->spool,
 	                 action == FLT_TAG ? px_session_subject(s) : 0);
 }
@@ -3003,6 +3018,10 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 
 		if (res->status != PX_RELAY_REPLY)
 			break;
+		if (res->final) {
+			s->txn.backend_ms = px_ms_since(&s->txn.sent);
+			px_metrics_eod_backend(px_secs_since(&s->txn.sent));
+		}
 		/* Only the reply to the final dot may be a 2xx: a 2xx to
 		 * DATA itself becomes 451 4.3.0. */
 		px_reply_backend(s, res, res->final);

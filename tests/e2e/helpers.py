@@ -231,7 +231,7 @@ def check_connect(rec, client_ip, client_port=None, listener=None, mode="mx", pr
 
 
 TXN_KEYS = ["result", "stage", "reply", "from", "rcpt", "nrcpt", "size", "helo",
-            "tls", "score", "symbols", "backend", "ms"]
+            "tls", "score", "symbols", "backend", "checks_ms", "backend_ms", "ms"]
 
 
 def check_txn(rec, **want):
