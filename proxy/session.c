@@ -12,7 +12,9 @@
  * the reply, clears busy and calls px_session_run() again.  So pipelined
  * commands (RFC 2920) are answered strictly in order, and input is bounded
  * by the read watermark while the session waits.  In DATA the input goes
- * through the decoder (data.c) into the spool (spool.c).
+ * through the decoder (data.c) into the spool (spool.c); after BDAT exactly
+ * the announced octets go through the chunk checks (bdat.c) into the same
+ * spool, and BDAT LAST ends the message as the final dot does.
  *
  * Also here: relay control at RCPT (relay_control.c decides), STARTTLS
  * and implicit TLS (the socket moves to an OpenSSL bufferevent, the
@@ -34,7 +36,8 @@
  * commands), 4.2 (replies), 4.5.2 (transparency), 4.5.3 (limits and
  * timeouts); RFC 2920 (pipelining), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
  * RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 2034 (enhanced codes),
- * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH).
+ * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH), RFC 3030
+ * (CHUNKING), RFC 1985 (ETRN).
  */
 #include "session.h"
 
