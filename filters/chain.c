@@ -464,7 +464,15 @@ flt_chain_run(struct flt_chain *c, enum flt_stage stage,
 	c->done_arg = arg;
 	if (c->timer == NULL)
 		c->timer = evtimer_new(c->s->base, flt_chain_timeout, c);
-	struct timeval tv = px_timeval(c->s->cfg->timeouts.filter);
+	/* At the end of data the client waits for its reply: the checks get
+	 * eom_budget from the final dot, then the decision is made with what
+	 * has come in (RFC 1047: a slow reply there duplicates mail). */
+	double secs = c->s->cfg->timeouts.filter;
+
+	if (stage == FLT_STAGE_EOM && c->s->cfg->eom_budget > 0 &&
+	    c->s->cfg->eom_budget < secs)
+		secs = c->s->cfg->eom_budget;
+	struct timeval tv = px_timeval(secs);
 
 	evtimer_add(c->timer, &tv);
 	return 0;

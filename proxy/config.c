@@ -74,10 +74,12 @@ static const char *const px_known_keys[] = {
     "sender_login_match",
     "routes",
     "subject_prefix",
+    "etrn",
+    "eom_budget",
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl", "dmarc", "tls", "etrn", "auth", "helo", NULL,
+    "dnswl", "dmarc", "tls", "auth", "helo", NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */
@@ -549,6 +551,8 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	    px_cfg_bool(e, root, "fcrdns", &cfg->fcrdns) < 0)
 		return -1;
 
+	if (px_cfg_esmtp(e, cfg, root) < 0)
+		return -1;
 	if (px_cfg_auth(e, cfg, root) < 0)
 		return -1;
 	if (px_cfg_state(e, cfg, root) < 0 ||
@@ -832,6 +836,7 @@ px_config_defaults(struct px_config *cfg)
 	cfg->fcrdns = true;
 	px_cfg_state_defaults(cfg);
 	px_cfg_auth_defaults(cfg);
+	px_cfg_esmtp_defaults(cfg);
 }
 
 static void

@@ -117,6 +117,12 @@ struct px_listen {
 	struct px_listen_tls tls;
 };
 
+/* etrn: what ETRN (RFC 1985) does. */
+enum px_etrn {
+	PX_ETRN_OFF = 0, /* 502 5.5.1 */
+	PX_ETRN_RELAY,   /* to the backend, for relay_networks clients */
+};
+
 struct px_config {
 	int refs; /* atomic */
 	char *path;
@@ -200,6 +206,8 @@ struct px_config {
 	struct px_dnslist *uribl; /* on the domains of a message's links */
 	size_t nuribl;
 	bool soft_bounce;
+	enum px_etrn etrn; /* config_esmtp.c */
+	double eom_budget; /* seconds from end of data to the decision */
 
 	/* The store and what uses it (config_state.c). */
 	char *store_prefix;

@@ -56,6 +56,11 @@ int px_cfg_metrics(struct px_cfgerr *e, struct px_config *cfg,
                    const config_setting_t *root);
 void px_cfg_metrics_free(struct px_config *cfg);
 
+/* config_esmtp.c: etrn. */
+void px_cfg_esmtp_defaults(struct px_config *cfg);
+int px_cfg_esmtp(struct px_cfgerr *e, struct px_config *cfg,
+                 const config_setting_t *root);
+
 /* config_auth.c: spf (and later dkim, dmarc). */
 void px_cfg_auth_defaults(struct px_config *cfg);
 int px_cfg_auth(struct px_cfgerr *e, struct px_config *cfg,

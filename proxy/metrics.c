@@ -18,6 +18,7 @@
  *   worker_queue_depth                        gauge
  *   stage_duration_seconds{stage}             histogram, filter chain
  *   eod_decision_seconds                      histogram, end of data
+ *   eod_backend_seconds                       histogram, backend's part
  *
  * The listener is an evhttp on a thread of its own.  With
  * `metrics.password` set, requests need HTTP Basic authentication with
@@ -99,6 +100,7 @@ static struct {
 	_Atomic uint64_t store[2]; /* ok, error */
 	struct px_m_hist stage[PX_METRICS_STAGES];
 	struct px_m_hist eod;
+	struct px_m_hist eod_backend;
 	pthread_mutex_t named_lock;
 	struct px_m_named symbols;
 	struct px_m_named dnsbl_errors;
@@ -240,6 +242,12 @@ void
 px_metrics_eod(double seconds)
 {
 	px_m_observe(&px_m.eod, seconds);
+}
+
+void
+px_metrics_eod_backend(double seconds)
+{
+	px_m_observe(&px_m.eod_backend, seconds);
 }
 
 /* Exposition. */
@@ -406,6 +414,10 @@ px_metrics_render(struct evbuffer *out, const struct px_config *cfg)
 	px_m_family(out, "eod_decision_seconds", "histogram",
 	            "End of data to the decision on the message.");
 	px_m_hist_render(out, "eod_decision_seconds", NULL, NULL, &px_m.eod);
+	px_m_family(out, "eod_backend_seconds", "histogram",
+	            "The message sent to the backend to its final reply.");
+	px_m_hist_render(out, "eod_backend_seconds", NULL, NULL,
+	                 &px_m.eod_backend);
 }
 
 /* The HTTP side. */

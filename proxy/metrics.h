@@ -38,6 +38,9 @@ void px_metrics_dns(int status);
 void px_metrics_store(bool ok);
 void px_metrics_stage(unsigned stage, double seconds);
 void px_metrics_eod(double seconds);
+/* px_metrics_eod_backend - the backend's own end-of-data time: from the
+ * start of sending it the message to its final reply. */
+void px_metrics_eod_backend(double seconds);
 
 /* px_metrics_connections - client connections open now. */
 long long px_metrics_connections(void);

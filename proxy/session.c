@@ -12,7 +12,9 @@
  * the reply, clears busy and calls px_session_run() again.  So pipelined
  * commands (RFC 2920) are answered strictly in order, and input is bounded
  * by the read watermark while the session waits.  In DATA the input goes
- * through the decoder (data.c) into the spool (spool.c).
+ * through the decoder (data.c) into the spool (spool.c); after BDAT exactly
+ * the announced octets go through the chunk checks (bdat.c) into the same
+ * spool, and BDAT LAST ends the message as the final dot does.
  *
  * Also here: relay control at RCPT (relay_control.c decides), STARTTLS
  * and implicit TLS (the socket moves to an OpenSSL bufferevent, the
@@ -34,10 +36,12 @@
  * commands), 4.2 (replies), 4.5.2 (transparency), 4.5.3 (limits and
  * timeouts); RFC 2920 (pipelining), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
  * RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 2034 (enhanced codes),
- * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH).
+ * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH), RFC 3030
+ * (CHUNKING), RFC 1985 (ETRN).
  */
 #include "session.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -59,6 +63,7 @@
 #include "alloc.h"
 #include "authres.h"
 #include "config.h"
+#include "bdat.h"
 #include "data.h"
 #include "filter.h"
 #include "listener.h"
@@ -91,6 +96,7 @@ enum px_sstate {
 	S_GREET,     /* greet_delay running, or connect filters */
 	S_CMD,       /* reading commands */
 	S_DATA,      /* reading message data */
+	S_BDAT,      /* reading a BDAT chunk (RFC 3030) */
 	S_TLS,       /* TLS handshake (after STARTTLS, or implicit) */
 };
 
@@ -120,6 +126,7 @@ enum px_relay_op {
 	OP_RSET_ROUTE,  /* the first recipient goes to another backend */
 	OP_MESSAGE,
 	OP_AUTH, /* an AUTH line or SASL response relayed */
+	OP_ETRN, /* an ETRN relayed (RFC 1985) */
 };
 
 struct px_txn {
@@ -136,10 +143,14 @@ struct px_txn {
 	bool rcpt_refused_perm; /* a RCPT got a 5xx */
 	bool rcpt_waiting;      /* the next reply answers a RCPT (metrics) */
 	struct timespec eod;    /* end of data, for the decision time */
+	struct timespec sent;   /* the message went to the backend */
+	long checks_ms;         /* end of data to the decision; -1: none */
+	long backend_ms;        /* message sent to final reply; -1: none */
 	bool smtputf8;
 	bool tagged;
 	bool too_big;
 	bool spool_error;
+	bool bdat; /* the message comes in BDAT chunks */
 	enum px_stage stage;
 	struct timespec start;
 	char reply[512];    /* our last reply line, for the log */
@@ -176,6 +187,7 @@ struct px_session {
 	/* SMTP AUTH passthrough (RFC 4954): the backend decides. */
 	char *auth_user;     /* once authenticated */
 	char *auth_line;     /* SECURITY: secret; wiped when sent */
+	char *etrn_line;     /* an ETRN waiting for the backend to open */
 	char *auth_cand;     /* the user name the exchange carries */
 	unsigned auth_mech;  /* PX_AUTH_PLAIN / PX_AUTH_LOGIN */
 	unsigned auth_nresp; /* SASL responses relayed so far */
@@ -211,6 +223,12 @@ struct px_session {
 	char *headers;
 	/* DATA. */
 	struct px_data_decoder dec;
+	/* BDAT (RFC 3030): the chunk being read, and the message's checks. */
+	struct px_bdat_check bdat;
+	unsigned long long bdat_left; /* octets of the chunk still to read */
+	unsigned long long bdat_size; /* the chunk's announced size */
+	bool bdat_last;               /* the chunk is the LAST one */
+	int bdat_keep; /* PX_BDAT_KEEP, or why the octets are discarded */
 	struct px_authres_strip *arstrip; /* allocated at the first DATA */
 	struct px_spool *spool;
 	struct px_txn txn;
@@ -228,6 +246,8 @@ static void px_session_done(struct px_session *s);
 static bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
 static void px_session_tls_start(struct px_session *s);
 static void px_session_reroute(struct px_session *s, unsigned want);
+static void px_cmd_bdat(struct px_session *s, const struct px_cmd *cmd);
+static bool px_session_bdat_input(struct px_session *s);
 
 static uint64_t
 px_session_new_id(void)
@@ -272,11 +292,12 @@ px_session_set_timeout(struct px_session *s)
 	if (s->closing || s->rd == NULL)
 		return;
 	/* The TLS handshake is bounded by the command timeout. */
-	px_reader_set_timeout(s->rd,
-	                      s->state == S_TLS    ? s->cfg->timeouts.command
-	                      : s->busy            ? 0
-	                      : s->state == S_DATA ? s->cfg->timeouts.data_block
-	                                           : s->cfg->timeouts.command);
+	px_reader_set_timeout(s->rd, s->state == S_TLS
+	                                 ? s->cfg->timeouts.command
+	                             : s->busy ? 0
+	                             : s->state == S_DATA || s->state == S_BDAT
+	                                 ? s->cfg->timeouts.data_block
+	                                 : s->cfg->timeouts.command);
 }
 
 /* px_session_set_busy - wait for a filter or the backend: the client's
@@ -522,6 +543,7 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->auth_line != NULL)
 		explicit_bzero(s->auth_line, strlen(s->auth_line));
 	free(s->auth_line);
+	free(s->etrn_line);
 	free(s->txn.from);
 	free(s->txn.mail_line);
 	free(s->txn.first_rcpt);
@@ -569,7 +591,7 @@ px_session_close(struct px_session *s, const char *reason)
 {
 	if (s->closing)
 		return;
-	if (s->txn.active || s->state == S_DATA)
+	if (s->txn.active || s->state == S_DATA || s->state == S_BDAT)
 		px_txn_end(s, "abort");
 	s->closing = true;
 	if (s->greet_ev != NULL)
@@ -614,6 +636,7 @@ px_txn_reset(struct px_session *s)
 	free(s->txn.rcpt);
 	free(s->txn.rcpt_line);
 	memset(&s->txn, 0, sizeof(s->txn));
+	s->txn.checks_ms = s->txn.backend_ms = -1;
 	s->fs.mail_from = NULL;
 	s->fs.rcpt = NULL;
 	s->fs.nrcpt = 0;
@@ -653,7 +676,7 @@ static void
 px_txn_end(struct px_session *s, const char *result)
 {
 	char from[600], rcpt[600], helo[600], syms[1024], backend[600];
-	char fields[256];
+	char fields[256], checks_ms[24], backend_ms[24];
 	struct px_txn *t = &s->txn;
 	enum flt_spf spf;
 	const struct flt_dkim_sig *dkim;
@@ -694,17 +717,26 @@ px_txn_end(struct px_session *s, const char *result)
 	 * mxguard itself gave the final answer. */
 	snprintf(backend, sizeof(backend), "%s",
 	         t->backend_final && t->backend[0] ? t->backend : "-");
+	/* End-of-data latency, split: our checks, then the backend's own. */
+	if (t->checks_ms >= 0)
+		snprintf(checks_ms, sizeof(checks_ms), "%ld", t->checks_ms);
+	else
+		snprintf(checks_ms, sizeof(checks_ms), "-");
+	if (t->backend_ms >= 0)
+		snprintf(backend_ms, sizeof(backend_ms), "%ld", t->backend_ms);
+	else
+		snprintf(backend_ms, sizeof(backend_ms), "-");
 	px_log_info(
 	    "%016llx.%u txn result=%s stage=%s reply=%s from=%s rcpt=%s "
 	    "nrcpt=%u size=%zu helo=%s tls=%s spf=%s dkim=%s score=%.1f "
-	    "symbols=%s%s "
-	    "backend=%s ms=%ld",
+	    "symbols=%s%s backend=%s checks_ms=%s backend_ms=%s ms=%ld",
 	    (unsigned long long)s->id, t->id, result, px_stage_names[t->stage],
 	    t->reply[0] ? t->reply : "-", from, rcpt, t->nrcpt, t->size, helo,
 	    s->tls ? s->tls_version : "-",
 	    spf == FLT_SPF_NOT_CHECKED ? "-" : flt_spf_result_name(spf),
 	    px_session_dkim_summary(dkim, ndkim), flt_chain_score(s->chain),
-	    syms, fields, backend, px_ms_since(&t->start));
+	    syms, fields, backend, checks_ms, backend_ms,
+	    px_ms_since(&t->start));
 	px_txn_reset(s);
 }
 
@@ -937,7 +969,7 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 		n = snprintf(
 		    buf, sizeof(buf),
 		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		    "%s250-ENHANCEDSTATUSCODES\r\n%s%s%s",
+		    "%s250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n%s%s%s",
 		    s->cfg->hostname, s->adv_size,
 		    !known || caps.eightbitmime ? "250-8BITMIME\r\n" : "",
 		    s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
@@ -1564,6 +1596,21 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 		px_session_rcpt_filters_done(s, &v);
 }
 
+/* px_session_message_init - an empty spool and fresh content checks for
+ * the message of this transaction (DATA, or the first BDAT). */
+static void
+px_session_message_init(struct px_session *s)
+{
+	if (s->spool == NULL)
+		s->spool =
+		    px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
+	px_spool_reset(s->spool);
+	if (s->arstrip == NULL)
+		s->arstrip = px_malloc(sizeof(*s->arstrip));
+	px_authres_strip_init(s->arstrip, s->cfg->hostname);
+	px_data_decoder_init(&s->dec, s->cfg->limits.line_length);
+}
+
 static void
 px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
 {
@@ -1579,14 +1626,14 @@ px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
 			px_reply(s, 554, "5.5.1", "Error: no valid recipients");
 		return;
 	}
-	if (s->spool == NULL)
-		s->spool =
-		    px_spool_new(s->cfg->spool.dir, s->cfg->spool.memory_max);
-	px_spool_reset(s->spool);
-	if (s->arstrip == NULL)
-		s->arstrip = px_malloc(sizeof(*s->arstrip));
-	px_authres_strip_init(s->arstrip, s->cfg->hostname);
-	px_data_decoder_init(&s->dec, s->cfg->limits.line_length);
+	if (s->txn.bdat) {
+		/* RFC 3030 2: BDAT and DATA do not mix in one transaction
+		 * (SECURITY: nor do two framings of one message). */
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: DATA in a BDAT transaction");
+		return;
+	}
+	px_session_message_init(s);
 	s->txn.stage = ST_DATA;
 	s->state = S_DATA;
 	px_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -1641,6 +1688,7 @@ px_session_auth_clear(struct px_session *s)
 	if (s->auth_line != NULL)
 		explicit_bzero(s->auth_line, strlen(s->auth_line));
 	free(s->auth_line);
+	free(s->etrn_line);
 	s->auth_line = NULL;
 	s->auth_expect = false;
 	s->auth_nresp = 0;
@@ -1842,6 +1890,86 @@ px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
 		return;
 	}
 	px_session_auth_send(s);
+}
+
+/* ETRN (RFC 1985).  ATRN and TURN (RFC 2645, RFC 821) are not a proxy's
+ * business: the connection to the client is not ours to turn around, so
+ * they stay 502 5.5.1 with the other unimplemented verbs. */
+
+/* px_session_etrn_send - the backend is ready: the ETRN goes out. */
+static void
+px_session_etrn_send(struct px_session *s)
+{
+	s->op = OP_ETRN;
+	px_relay_command(s->relay, s->etrn_line, strlen(s->etrn_line));
+	free(s->etrn_line);
+	s->etrn_line = NULL;
+}
+
+/* px_etrn_arg_ok - "[@|#]node": a domain, or a queue name after "#"; only
+ * the characters of those, so the line reaches the backend as it came. */
+static bool
+px_etrn_arg_ok(const char *p, size_t len)
+{
+	if (len == 0 || len > 255)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!isalnum(c) && c != '.' && c != '-' && c != '_' &&
+		    !(i == 0 && (c == '@' || c == '#')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * px_cmd_etrn - with etrn = "relay", a client in relay_networks has the
+ * backend start its queue for a domain: the command is passed on and the
+ * backend's reply comes back verbatim.  Anyone else, or with etrn off:
+ * 502 5.5.1, as if mxguard had no ETRN (an Internet client must not be able
+ * to make the MTA run its queue).
+ */
+static void
+px_cmd_etrn(struct px_session *s, const struct px_cmd *cmd)
+{
+	char *line;
+
+	if (s->cfg->etrn != PX_ETRN_RELAY || !s->relay_client) {
+		px_reply_error(s, 502, "5.5.1",
+		               "Error: command not implemented");
+		return;
+	}
+	if (s->helo == NULL) {
+		px_reply_error(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->txn.active) {
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: MAIL transaction in progress");
+		return;
+	}
+	if (!px_etrn_arg_ok(cmd->arg.p, cmd->arg.len)) {
+		px_reply_error(s, 501, "5.5.4", "Syntax: ETRN [@|#]domain");
+		return;
+	}
+	line = px_malloc(cmd->arg.len + 6);
+	memcpy(line, "ETRN ", 5);
+	memcpy(line + 5, cmd->arg.p, cmd->arg.len);
+	line[cmd->arg.len + 5] = '\0';
+	free(s->etrn_line);
+	s->etrn_line = line;
+	px_session_set_busy(s);
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_session_drop_relay(s);
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+		                         px_session_relay_cb, s, s->want_route);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
+		return;
+	}
+	px_session_etrn_send(s);
 }
 
 /* TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314). */
@@ -2122,6 +2250,12 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 	case PX_VERB_DATA:
 		px_cmd_data(s, &cmd);
 		return;
+	case PX_VERB_BDAT:
+		px_cmd_bdat(s, &cmd);
+		return;
+	case PX_VERB_ETRN:
+		px_cmd_etrn(s, &cmd);
+		return;
 	case PX_VERB_RSET:
 		px_cmd_rset(s);
 		return;
@@ -2143,7 +2277,7 @@ px_session_command(struct px_session *s, const char *line, size_t len)
 	case PX_VERB_HELP:
 		px_reply(s, 214, "2.0.0",
 		         "mxguard: see RFC 5321; commands HELO EHLO MAIL RCPT "
-		         "DATA RSET NOOP QUIT VRFY");
+		         "DATA BDAT RSET NOOP QUIT VRFY");
 		return;
 	case PX_VERB_VRFY:
 		/* RFC 5321 3.5.3: 252 when we will not verify. */
@@ -2387,6 +2521,7 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 	if (s->closing)
 		return;
 	px_metrics_eod(px_secs_since(&s->txn.eod));
+	s->txn.checks_ms = px_ms_since(&s->txn.eod);
 	action = flt_chain_decide(s->chain, v, s->cfg);
 	if (action == FLT_REJECT || action == FLT_TEMPFAIL ||
 	    action == FLT_DISCONNECT) {
@@ -2429,6 +2564,7 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 	px_session_build_headers(s, action == FLT_TAG);
 	s->op = OP_MESSAGE;
 	s->txn.tagged = action == FLT_TAG;
+	clock_gettime(CLOCK_MONOTONIC, &s->txn.sent);
 	px_relay_message(s->relay, s->headers, strlen(s->headers), s->spool,
 	                 action == FLT_TAG ? px_session_subject(s) : 0);
 }
@@ -2523,6 +2659,161 @@ px_session_data_input(struct px_session *s)
 	return nvec > 8;
 }
 
+/* BDAT (RFC 3030). */
+
+/* Why a chunk is read and thrown away; its reply is sent once it is read. */
+enum px_bdat_refusal {
+	PX_BDAT_KEEP = 0,
+	PX_BDAT_NO_MAIL,
+	PX_BDAT_NO_RCPT,
+	PX_BDAT_NO_VALID_RCPT,
+};
+
+/*
+ * px_cmd_bdat - "BDAT size [LAST]".  Whatever the answer, exactly size
+ * octets follow and are read before it is given: they are message data,
+ * never commands (RFC 3030 2, and SECURITY: a refused chunk read as
+ * commands would be SMTP smuggling).  The octets are checked and spooled
+ * as they come; the size limit applies to the running total.
+ */
+static void
+px_cmd_bdat(struct px_session *s, const struct px_cmd *cmd)
+{
+	unsigned long long n;
+	bool last;
+
+	if (px_bdat_parse_arg(cmd->arg.p, cmd->arg.len, &n, &last) < 0) {
+		/* SECURITY: without a size the end of the chunk is unknown,
+		 * so nothing after this line can be read as a command. */
+		px_reply(s, 501, "5.5.4", "Syntax: BDAT chunk-size [LAST]");
+		px_session_close(s, "bdat");
+		return;
+	}
+	s->bdat_left = s->bdat_size = n;
+	s->bdat_last = last;
+	s->bdat_keep = PX_BDAT_KEEP;
+	if (!s->txn.active)
+		s->bdat_keep = PX_BDAT_NO_MAIL;
+	else if (s->txn.nrcpt == 0)
+		s->bdat_keep = s->txn.nrcpt_seen == 0 ? PX_BDAT_NO_RCPT
+		                                      : PX_BDAT_NO_VALID_RCPT;
+	if (s->bdat_keep == PX_BDAT_KEEP && !s->txn.bdat) {
+		s->txn.bdat = true;
+		px_session_message_init(s);
+		px_bdat_check_init(&s->bdat, s->cfg->limits.line_length);
+		s->txn.stage = ST_DATA;
+	}
+	s->state = S_BDAT;
+	px_session_set_timeout(s);
+}
+
+/* px_session_bdat_failed - the transaction ends at this chunk: log it, and
+ * end the backend's MAIL.  Later chunks get 503 (no transaction), as RFC
+ * 3030 2 wants a 5xx for any BDAT after a failed one. */
+static void
+px_session_bdat_failed(struct px_session *s, const char *result)
+{
+	s->txn.size = px_spool_size(s->spool);
+	px_txn_end(s, result);
+	px_session_set_busy(s);
+	if (!px_session_rset_backend(s, OP_RSET))
+		px_session_done(s);
+}
+
+/* px_session_bdat_chunk_end - all octets of the chunk are in: answer it,
+ * or for the LAST one go on to the end of data as after DATA. */
+static void
+px_session_bdat_chunk_end(struct px_session *s)
+{
+	enum px_bdat_status st;
+
+	s->state = S_CMD;
+	px_session_set_timeout(s);
+	switch (s->bdat_keep) {
+	case PX_BDAT_NO_MAIL:
+		px_reply_error(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	case PX_BDAT_NO_RCPT:
+		px_reply_error(s, 503, "5.5.1", "Error: need RCPT command");
+		return;
+	case PX_BDAT_NO_VALID_RCPT:
+		px_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return;
+	default:
+		break;
+	}
+	st = s->bdat_last ? px_bdat_check_end(&s->bdat) : s->bdat.err;
+	if (st != PX_BDAT_OK) {
+		/* SECURITY: what DATA refuses (data.h) is refused here too,
+		 * since the message may go on to the backend with DATA.  The
+		 * framing is exact, so the session itself can go on. */
+		px_reply(s, 554, "5.6.0", "Error: %s in message data",
+		         st == PX_BDAT_ERR_BARE_LF   ? "bare <LF>"
+		         : st == PX_BDAT_ERR_BARE_CR ? "bare <CR>"
+		                                     : "NUL byte");
+		px_session_bdat_failed(s, "reject");
+		return;
+	}
+	if (s->txn.too_big) {
+		/* The running total is over: no point in more chunks. */
+		px_reply(s, 552, "5.3.4",
+		         "Error: message exceeds fixed size limit");
+		px_session_bdat_failed(s, "reject");
+		return;
+	}
+	if (s->txn.spool_error) {
+		px_reply(s, 451, "4.3.0", "Error: local error in processing");
+		px_session_bdat_failed(s, "error");
+		return;
+	}
+	if (!s->bdat_last) {
+		px_reply(s, 250, "2.0.0", "Ok: %llu octets received",
+		         s->bdat_size);
+		return;
+	}
+	s->dec.line_too_long = s->bdat.line_too_long;
+	px_session_eom(s);
+}
+
+/* px_session_bdat_input - read the current chunk's octets.  Returns true
+ * once the chunk is complete and answered (px_session_run goes on). */
+static bool
+px_session_bdat_input(struct px_session *s)
+{
+	struct evbuffer *in = px_reader_input(s->rd);
+
+	while (s->bdat_left > 0) {
+		struct evbuffer_iovec vec[8];
+		int nvec = evbuffer_peek(in, -1, NULL, vec, 8);
+		size_t used = 0;
+
+		if (nvec <= 0)
+			return false;
+		for (int i = 0; i < nvec && i < 8 && s->bdat_left > 0; i++) {
+			size_t n = vec[i].iov_len;
+
+			if (n > s->bdat_left)
+				n = (size_t)s->bdat_left;
+			if (n == 0)
+				continue;
+			if (s->bdat_keep == PX_BDAT_KEEP) {
+				px_bdat_check_feed(&s->bdat, vec[i].iov_base,
+				                   n);
+				px_session_emit(s, vec[i].iov_base, n);
+			}
+			used += n;
+			s->bdat_left -= n;
+		}
+		/* An input buffer may hold empty chains (space reserved for
+		 * the next read): nothing to read is nothing used. */
+		if (used == 0)
+			return false;
+		evbuffer_drain(in, used);
+	}
+	px_session_bdat_chunk_end(s);
+	return true;
+}
+
 /* px_session_run - handle buffered input until we must wait. */
 static void
 px_session_run(struct px_session *s)
@@ -2546,6 +2837,11 @@ px_session_run(struct px_session *s)
 		}
 		if (s->state == S_DATA) {
 			if (!px_session_data_input(s))
+				break;
+			continue;
+		}
+		if (s->state == S_BDAT) {
+			if (!px_session_bdat_input(s))
 				break;
 			continue;
 		}
@@ -2608,7 +2904,7 @@ px_session_run(struct px_session *s)
 	px_reader_resume(s->rd);
 	/* After EOF, once nothing complete is left to answer. */
 	if (s->eof && !s->busy &&
-	    (s->state == S_DATA ||
+	    (s->state == S_DATA || s->state == S_BDAT ||
 	     evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF).pos < 0))
 		px_session_close(s, "eof");
 }
@@ -2657,6 +2953,8 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			px_txn_end(s, "tempfail");
 			px_session_drop_relay(s);
 			px_session_auth_clear(s);
+			free(s->etrn_line);
+			s->etrn_line = NULL;
 			px_session_done(s);
 			return;
 		}
@@ -2664,10 +2962,25 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 			px_session_auth_send(s);
 			return;
 		}
+		if (s->etrn_line != NULL) {
+			px_session_etrn_send(s);
+			return;
+		}
 		px_session_send_mail(s);
 		return;
 	case OP_AUTH:
 		px_session_auth_reply(s, res);
+		return;
+	case OP_ETRN:
+		if (res->status != PX_RELAY_REPLY)
+			break;
+		if (!px_reply_backend(s, res, true) || res->code == 421)
+			px_session_drop_relay(s);
+		if (res->code == 421) {
+			px_session_close(s, "backend");
+			return;
+		}
+		px_session_done(s);
 		return;
 	case OP_XFORWARD:
 		if (res->status != PX_RELAY_REPLY)
@@ -2772,6 +3085,10 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 
 		if (res->status != PX_RELAY_REPLY)
 			break;
+		if (res->final) {
+			s->txn.backend_ms = px_ms_since(&s->txn.sent);
+			px_metrics_eod_backend(px_secs_since(&s->txn.sent));
+		}
 		/* Only the reply to the final dot may be a 2xx: a 2xx to
 		 * DATA itself becomes 451 4.3.0. */
 		px_reply_backend(s, res, res->final);
@@ -2859,9 +3176,10 @@ px_session_on_read(void *arg, enum px_read_what what)
 				px_session_close(s, "eof");
 			return;
 		}
-		if (s->state == S_DATA) {
+		if (s->state == S_DATA || s->state == S_BDAT) {
 			px_session_run(s);
-			if (!s->closing && s->state == S_DATA)
+			if (!s->closing &&
+			    (s->state == S_DATA || s->state == S_BDAT))
 				px_session_close(s, "eof");
 			return;
 		}

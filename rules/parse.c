@@ -1053,9 +1053,15 @@ rule_tag_at(const char *s)
 	return n > 0 && s[1 + n] == '>' ? n : 0;
 }
 
+/* An expanded pattern longer than this is not compiled.  Tags that name
+ * themselves several times grow exponentially with the depth: the limit
+ * bounds the work as well as the output (a fuzz_rules timeout). */
+#define RULE_EXPAND_MAX (256 * 1024)
+
 /* rule_expand - expand the <TAG>s of src into b, each wrapped in pre and
  * post, inter between adjacent tags; tag values are expanded in turn
- * (without pre/post/inter), depth-limited. */
+ * (without pre/post/inter), depth-limited; stops once b passes
+ * RULE_EXPAND_MAX. */
 static void
 rule_expand(const struct rule_set *set, const char *src, struct rule_sbuf *b,
             const char *pre, const char *post, const char *inter,
@@ -1064,7 +1070,7 @@ rule_expand(const struct rule_set *set, const char *src, struct rule_sbuf *b,
 	const char *s = src;
 	bool last_tag = false;
 
-	while (*s) {
+	while (*s && b->n <= RULE_EXPAND_MAX) {
 		size_t n = rule_tag_at(s);
 		const struct rule_tag *t =
 		    n ? rule_tag_find(set, RULE_TAG, s + 1, n) : NULL;
@@ -1125,13 +1131,15 @@ rule_replace(struct rule_set *set, struct rule *r, char **error_r)
 	rule_expand(set, src.p, &out, val[0], val[1], val[2], 0);
 	rule_sbuf_add(&out, "", 0);
 	free(src.p);
-	re = pcre2_compile((PCRE2_SPTR)out.p, out.n, r->opts, &err, &off,
-	                   set->cctx);
+	re = out.n > RULE_EXPAND_MAX
+	         ? NULL
+	         : pcre2_compile((PCRE2_SPTR)out.p, out.n, r->opts, &err, &off,
+	                         set->cctx);
 	if (re == NULL) {
 		/* The pattern compiled as written; expanded it may pass
-		 * PCRE2's size limits (some of SpamAssassin's do with a
-		 * 2-byte link size): skip the rule, as an unsupported form,
-		 * rather than refuse the whole set. */
+		 * RULE_EXPAND_MAX or PCRE2's size limits (some of
+		 * SpamAssassin's do with a 2-byte link size): skip the rule, as
+		 * an unsupported form, rather than refuse the whole set. */
 		(void)error_r;
 		free(out.p);
 		rule_clear_def(r);

@@ -231,7 +231,7 @@ def check_connect(rec, client_ip, client_port=None, listener=None, mode="mx", pr
 
 
 TXN_KEYS = ["result", "stage", "reply", "from", "rcpt", "nrcpt", "size", "helo",
-            "tls", "score", "symbols", "backend", "ms"]
+            "tls", "score", "symbols", "backend", "checks_ms", "backend_ms", "ms"]
 
 
 def check_txn(rec, **want):
@@ -260,7 +260,7 @@ def check_disconnect(rec, **want):
     assert re.fullmatch(r"\d+", rec["ms"]), rec
     assert re.fullmatch(r"\d+", rec["txns"]), rec
     assert rec["reason"] in (
-        "quit", "eof", "timeout", "errors", "smuggling", "shutdown", "limit", "backend"
+        "quit", "eof", "timeout", "errors", "smuggling", "bdat", "shutdown", "limit", "backend"
     ), rec
     _match_all(rec, want)
     return rec

@@ -107,7 +107,7 @@ def test_verbs_answered_locally(backend, mx):
 @pytest.mark.parametrize(
     "line",
     ["EXPN staff", "ETRN test.example", "TURN", "AUTH PLAIN AGFiYwB4eXo=", "STARTTLS",
-     "BDAT 10 LAST", "XCLIENT ADDR=10.9.9.9", "XFORWARD ADDR=10.9.9.9"],
+     "XCLIENT ADDR=10.9.9.9", "XFORWARD ADDR=10.9.9.9"],
 )
 def test_unsupported_verbs(backend, mx, line):
     c = mx.connect()
