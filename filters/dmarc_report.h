@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dmarc_report.h - how the DMARC result is written into the message (the
- * Authentication-Results method), and the parsing dmarc.c does around
- * libopendmarc.
+ * Authentication-Results method), and alignment.
  */
 #ifndef MX_DMARC_REPORT_H
 #define MX_DMARC_REPORT_H
@@ -19,12 +18,6 @@ size_t flt_dmarc_authres(char *buf, size_t size, const struct flt_dmarc_res *r);
 
 /* flt_dmarc_result_name - "pass", "fail", ... */
 const char *flt_dmarc_result_name(enum flt_dmarc r);
-
-/* flt_dmarc_from - the From domain (lower case) of a message's header
- * section (msg, len: the message's start), or -1 with *why when there is
- * not exactly one (RFC 7489 6.6.1). */
-int flt_dmarc_from(const char *msg, size_t len, char *from, size_t size,
-                   const char **why);
 
 /* flt_dmarc_aligned - identifier id aligned with the From domain (lower
  * case): strict, the same name; relaxed, the same organizational domain. */
