@@ -28,7 +28,7 @@
  * Results: pass (an aligned SPF pass or DKIM pass), fail, none (no
  * record), temperror (the lookup failed or timed out), permerror (the
  * record does not parse; the From header as above).  pct: a failure is
- * sampled with random(); one not selected gets the next lower policy
+ * sampled (getrandom); one not selected gets the next lower policy
  * (reject -> quarantine -> none, RFC 7489 6.6.4).  dmarc.enforce: a
  * failure whose disposition is reject is refused with 550 5.7.1 at the end
  * of data, quarantine is tagged (the TAG action).
@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "alloc.h"
 #include "dkim_report.h"
@@ -171,6 +172,22 @@ flt_dmarc_upper_policy(int p, char *out, size_t size)
 	snprintf(out, size, "%s", n);
 }
 
+/* flt_dmarc_sampled - whether a failure is subject to the policy: always
+ * for pct=100, never for pct=0, else with probability pct/100. */
+static bool
+flt_dmarc_sampled(int pct)
+{
+	uint32_t u;
+
+	if (pct >= 100)
+		return true;
+	if (pct <= 0)
+		return false;
+	if (getrandom(&u, sizeof(u), GRND_NONBLOCK) != (ssize_t)sizeof(u))
+		u = (uint32_t)random();
+	return u % 100 < (uint32_t)pct;
+}
+
 /* flt_dmarc_finish - both the record and DKIM are known: evaluate,
  * publish, resume. */
 static void
@@ -245,7 +262,7 @@ flt_dmarc_finish(struct flt_dmarc_state *st)
 	         spf == FLT_SPF_PASS || nsigs > 0 ? "pass" : "identifier");
 	/* pct (RFC 7489 6.6.4): a failure not sampled gets the next lower
 	 * policy. */
-	if (pct < 100 && (pct <= 0 || random() % 100 >= pct))
+	if (!flt_dmarc_sampled(pct))
 		policy = policy == DMARC_RECORD_P_REJECT
 		             ? DMARC_RECORD_P_QUARANTINE
 		             : DMARC_RECORD_P_NONE;

@@ -276,3 +276,17 @@ def test_dmarc_skipped_for_relay_networks(backend, make_mx, dns):
                relay_networks=["192.0.2.0/24"])
     r, _, drec, _ = deliver(mx, backend, message())
     assert r is None and drec is None
+
+
+def test_dmarc_waits_for_a_slow_dkim_key(backend, make_mx, dns):
+    """The key lookup answers after the policy lookup: DMARC still sees
+    the DKIM pass (it waits for the dkim filter, flt_call_after)."""
+    publish(dns, "slow", ORG, "rsa1024")
+    dns.delay("slow._domainkey." + ORG, 0.3)
+    policy(dns, ORG, "v=DMARC1; p=reject")
+    mx = start(make_mx, backend, dns, enforce=True, spf=False)
+    msg = sign(message(), "slow", ORG, "rsa1024")
+    r, rec, drec, _ = deliver(mx, backend, msg, mail_from="b@esp.test")
+    assert r == "dmarc=pass (p=REJECT sp=REJECT dis=NONE) header.from=example.test"
+    assert drec["dkim_aligned"] == "yes"
+    assert {"DKIM_VALID", "DMARC_POLICY_ALLOW"} <= symbols(rec)
