@@ -34,7 +34,7 @@
 static const struct flt_ops *const flt_table[] = {
     &flt_dnsbl, &flt_iprev,     &flt_pregreet, &flt_helo,
     &flt_spf,   &flt_ratelimit, &flt_greylist, &flt_reputation,
-    &flt_dkim,  &flt_rules,     &flt_uribl,
+    &flt_dkim,  &flt_dmarc,     &flt_rules,    &flt_uribl,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
 
@@ -74,6 +74,7 @@ struct flt_chain {
 	char *spf_domain;
 	struct flt_dkim_sig *dkim; /* NULL: not evaluated */
 	unsigned ndkim;
+	struct flt_dmarc_res *dmarc; /* NULL: not evaluated */
 };
 
 struct flt_chain *
@@ -123,6 +124,7 @@ flt_chain_free(struct flt_chain **cp)
 	free(c->client_name);
 	free(c->spf_domain);
 	free(c->dkim);
+	free(c->dmarc);
 	free(c);
 }
 
@@ -284,6 +286,39 @@ flt_chain_dkim(const struct flt_chain *c, const struct flt_dkim_sig **sigs_r)
 }
 
 void
+flt_dmarc_set(struct flt_call *call, const struct flt_dmarc_res *r)
+{
+	struct flt_chain *c = call->chain;
+
+	if (c->dmarc == NULL)
+		c->dmarc = px_malloc(sizeof(*c->dmarc));
+	*c->dmarc = *r;
+}
+
+const struct flt_dmarc_res *
+flt_chain_dmarc(const struct flt_chain *c)
+{
+	return c->dmarc;
+}
+
+bool
+flt_call_after(struct flt_call *call, const char *name, flt_after_fn *fn)
+{
+	struct flt_chain *c = call->chain;
+
+	for (unsigned i = 0; i < call->index; i++) {
+		if (strcmp(flt_table[i]->name, name) != 0)
+			continue;
+		if (!c->calls[i].pending)
+			return false;
+		call->after = i;
+		call->after_fn = fn;
+		return true;
+	}
+	return false;
+}
+
+void
 flt_chain_data(struct flt_chain *c, const char *buf, size_t len)
 {
 	for (unsigned i = 0; i < FLT_N; i++) {
@@ -398,6 +433,21 @@ flt_resume(struct flt_call *call)
 		abort(); /* our bug: resumed twice or after cancel */
 	call->pending = false;
 	c->npending--;
+	/* Calls waiting for this one (flt_call_after).  They may resume
+	 * at once: the stage ends below, once, not inside their resume. */
+	bool starting = c->starting;
+
+	c->starting = true;
+	for (unsigned i = 0; i < FLT_N; i++) {
+		struct flt_call *w = &c->calls[i];
+		flt_after_fn *fn = w->after_fn;
+
+		if (!w->pending || fn == NULL || w->after != call->index)
+			continue;
+		w->after_fn = NULL;
+		fn(w);
+	}
+	c->starting = starting;
 	if (c->npending == 0 && !c->starting)
 		flt_chain_finish(c);
 }
@@ -497,6 +547,8 @@ flt_chain_reset_txn(struct flt_chain *c)
 	free(c->dkim);
 	c->dkim = NULL;
 	c->ndkim = 0;
+	free(c->dmarc);
+	c->dmarc = NULL;
 	for (unsigned i = 0; i < FLT_N; i++)
 		if (flt_table[i]->reset != NULL)
 			flt_table[i]->reset(c->state[i]);

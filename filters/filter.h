@@ -83,6 +83,9 @@ struct flt_verdict {
 };
 
 struct flt_chain;
+struct flt_call;
+
+typedef void flt_after_fn(struct flt_call *call);
 
 struct flt_call {
 	const struct flt_session *s;
@@ -93,6 +96,8 @@ struct flt_call {
 	struct flt_chain *chain;
 	unsigned index;
 	bool pending;
+	unsigned after;         /* the index waited for */
+	flt_after_fn *after_fn; /* NULL: not waiting */
 };
 
 struct flt_ops {
@@ -214,6 +219,41 @@ void flt_dkim_set(struct flt_call *call, const struct flt_dkim_sig *sigs,
 int flt_dkim_get(const struct flt_call *call,
                  const struct flt_dkim_sig **sigs_r);
 
+/* RFC 7489 11.2 DMARC results. */
+enum flt_dmarc {
+	FLT_DMARC_NONE = 0, /* no policy record */
+	FLT_DMARC_PASS,
+	FLT_DMARC_FAIL,
+	FLT_DMARC_TEMPERROR,
+	FLT_DMARC_PERMERROR,
+};
+
+/* The DMARC result as the DMARC filter publishes it. */
+struct flt_dmarc_res {
+	enum flt_dmarc result;
+	char from[256];  /* the From domain, "" if unknown */
+	char p[16];      /* "NONE", "QUARANTINE", "REJECT"; "" if no record */
+	char sp[16];     /* the subdomain policy (p when absent) */
+	char dis[16];    /* the disposition applied (after pct) */
+	char reason[64]; /* for none/permerror: why */
+};
+
+/* flt_dmarc_set - publish the transaction's DMARC result (copied). */
+void flt_dmarc_set(struct flt_call *call, const struct flt_dmarc_res *r);
+
+/* flt_chain_dmarc - the transaction's DMARC result, NULL if not
+ * evaluated. */
+const struct flt_dmarc_res *flt_chain_dmarc(const struct flt_chain *c);
+
+/*
+ * flt_call_after - a pending call (the filter returns 0 after this) waits
+ * for the filter named name, earlier in the chain's table, to finish the
+ * current stage: false if that one is not pending (it is done, or has
+ * nothing to do at this stage); true if fn(call) will be called on the
+ * loop when it resumes (or never, if the stage is cancelled first).
+ */
+bool flt_call_after(struct flt_call *call, const char *name, flt_after_fn *fn);
+
 /*
  * flt_log_field - key=value for the transaction's log line.  The keys, and
  * their order on the line, are the chain's table (flt_log_keys in chain.c:
@@ -328,6 +368,7 @@ extern const struct flt_ops flt_helo;
 extern const struct flt_ops flt_spf;
 extern const struct flt_ops flt_uribl;
 extern const struct flt_ops flt_dkim;
+extern const struct flt_ops flt_dmarc;
 extern const struct flt_ops flt_ratelimit;
 extern const struct flt_ops flt_greylist;
 extern const struct flt_ops flt_reputation;

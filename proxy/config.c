@@ -64,6 +64,7 @@ static const char *const px_known_keys[] = {
     "greylist",
     "spf",
     "dkim",
+    "dmarc",
     "reputation",
     "ratelimit",
     "metrics",
@@ -79,7 +80,7 @@ static const char *const px_known_keys[] = {
     NULL,
 };
 static const char *const px_future_keys[] = {
-    "dnswl", "dmarc", "tls", "auth", "helo", NULL,
+    "dnswl", "tls", "auth", "helo", NULL,
 };
 
 /* px_cfg_fail - format "FILE:LINE: message" for setting s (or the file). */

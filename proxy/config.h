@@ -265,6 +265,11 @@ struct px_config {
 		unsigned max_signatures; /* evaluated; later ones ignored */
 	} dkim;
 	struct {
+		bool enabled;       /* evaluate unless trusted */
+		bool enforce;       /* reject p=reject, tag p=quarantine */
+		bool check_trusted; /* also relay_networks / AUTH */
+	} dmarc;
+	struct {
 		bool syslog;  /* target = "syslog" (or daemon mode) */
 		int facility; /* LOG_MAIL... */
 		int level;    /* enum px_log_level */

@@ -6,6 +6,7 @@
  *           check_trusted = false; timeout = 10.0; };
  *   dkim = { enabled = true; check_trusted = false; timeout = 10.0;
  *            max_signatures = 8; };
+ *   dmarc = { enabled = true; enforce = false; check_trusted = false; };
  *
  * SPF runs by default for every client that neither authenticated nor is
  * in relay_networks; the groups set policy.  spf.timeout bounds one
@@ -30,6 +31,29 @@ px_cfg_auth_defaults(struct px_config *cfg)
 	cfg->dkim.check_trusted = false;
 	cfg->dkim.timeout = 10.0;
 	cfg->dkim.max_signatures = 8;
+	cfg->dmarc.enabled = true;
+	cfg->dmarc.enforce = false;
+	cfg->dmarc.check_trusted = false;
+}
+
+/* px_cfg_dmarc - the dmarc group.  Its lookups are single DNS queries,
+ * bounded by dns.timeout each. */
+static int
+px_cfg_dmarc(struct px_cfgerr *e, struct px_config *cfg,
+             const config_setting_t *root)
+{
+	static const char *const dmarc_keys[] = {"enabled", "enforce",
+	                                         "check_trusted", NULL};
+	const config_setting_t *g = config_setting_get_member(root, "dmarc");
+
+	if (g == NULL)
+		return 0;
+	if (px_cfg_check_keys(e, g, "dmarc", dmarc_keys) < 0 ||
+	    px_cfg_bool(e, g, "enabled", &cfg->dmarc.enabled) < 0 ||
+	    px_cfg_bool(e, g, "enforce", &cfg->dmarc.enforce) < 0 ||
+	    px_cfg_bool(e, g, "check_trusted", &cfg->dmarc.check_trusted) < 0)
+		return -1;
+	return 0;
 }
 
 /* px_cfg_auth_timeout - read group.timeout into *t, or fit the default
@@ -117,7 +141,7 @@ int
 px_cfg_auth(struct px_cfgerr *e, struct px_config *cfg,
             const config_setting_t *root)
 {
-	if (px_cfg_spf(e, cfg, root) < 0)
+	if (px_cfg_spf(e, cfg, root) < 0 || px_cfg_dmarc(e, cfg, root) < 0)
 		return -1;
 	return px_cfg_dkim(e, cfg, root,
 	                   cfg->timeouts.filter - cfg->dns.timeout);

@@ -78,6 +78,7 @@
 #include "smtp_reply.h"
 #include "sockio.h"
 #include "dkim_report.h"
+#include "dmarc_report.h"
 #include "spf_report.h"
 #include "spool.h"
 #include "metrics.h"
@@ -2329,7 +2330,8 @@ px_session_emit(void *ctx, const char *buf, size_t len)
 
 /*
  * px_session_auth_results - the one RFC 8601 Authentication-Results header
- * for what was evaluated (spf 2.7.2, iprev 2.7.3), or nothing.  authserv-id
+ * for what was evaluated (spf 2.7.2, dkim 2.7.1, dmarc RFC 7489 11.2,
+ * iprev 2.7.3), or nothing.  authserv-id
  * is our hostname; forged headers with it were removed as the message came
  * in (authres.c).
  */
@@ -2349,7 +2351,7 @@ px_session_auth_results(struct px_session *s, char *buf, size_t size)
 	const struct flt_dkim_sig *dkim;
 	int ndkim = flt_chain_dkim(s->chain, &dkim);
 	/* One resinfo per method; dkim's holds one per signature. */
-	char res[3][8192];
+	char res[4][8192];
 	unsigned nres = 0;
 	size_t n;
 	int w;
@@ -2360,6 +2362,9 @@ px_session_auth_results(struct px_session *s, char *buf, size_t size)
 	        s->txn.from ? s->txn.from : "", s->helo ? s->helo : "") > 0)
 		nres++;
 	if (flt_dkim_authres(res[nres], sizeof(res[0]), dkim, ndkim) > 0)
+		nres++;
+	if (flt_dmarc_authres(res[nres], sizeof(res[0]),
+	                      flt_chain_dmarc(s->chain)) > 0)
 		nres++;
 	if (iprev != FLT_IPREV_NONE)
 		snprintf(res[nres++], sizeof(res[0]),

@@ -139,6 +139,8 @@ def default_config(workdir, backend, port):
         "spf": {"enabled": False},
         # Nor DKIM key lookups: test_dkim.py turns it on.
         "dkim": {"enabled": False},
+        # Nor DMARC policy lookups: test_dmarc.py turns it on.
+        "dmarc": {"enabled": False},
     }
 
 
@@ -168,7 +170,8 @@ def log_message(line):
 
 
 class LogRecord:
-    """One session log line: kind is connect / txn / disconnect / spf / dkim."""
+    """One session log line: kind is connect / txn / disconnect / spf / dkim /
+    dmarc."""
 
     def __init__(self, sid, n, kind, kv, line):
         self.sid = sid
@@ -187,7 +190,7 @@ class LogRecord:
         return self.line
 
 
-_REC = re.compile(r"^(" + SID + r")(?:\.(\d+))? (connect|txn|disconnect|spf|dkim) (.*)$")
+_REC = re.compile(r"^(" + SID + r")(?:\.(\d+))? (connect|txn|disconnect|spf|dkim|dmarc) (.*)$")
 
 
 def parse_records(lines):

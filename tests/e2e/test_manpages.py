@@ -234,7 +234,8 @@ def test_scan_finds_the_parser():
         assert k in keys, "key %r not found by the scan: fix the test" % k
     for v in ("client_ip", "recipients", "mx", "submission", "tempfail", "helo", "reject"):
         assert v in values, "value %r not found by the scan: fix the test" % v
-    assert "dmarc" in ignored and "dmarc" not in keys
+    assert "dnswl" in ignored and "dnswl" not in keys
+    assert "dmarc" in keys and "dmarc" not in ignored
 
 
 def test_conf5_documents_every_key():
