@@ -62,7 +62,8 @@ bench: build
 	@./bench/relay
 
 format:
-	clang-format -i proxy/*.[ch] filters/*.[ch] rules/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format -i proxy/*.[ch] filters/*.[ch] rules/*.[ch] tests/unit/*.c tests/fuzz/*.c \
+		bench/state/*.c
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

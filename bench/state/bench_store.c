@@ -82,11 +82,11 @@ bench_issue(struct bench_loop *b)
 
 	if (strcmp(b->kind, "greylist") == 0) {
 		snprintf(key, sizeof(key),
-			 "bench:gl:t:198.51.%u.0/24/s%" PRId64
-			 "@example.org/u@example.com",
-			 b->id, i % 10000);
+		         "bench:gl:t:198.51.%u.0/24/s%" PRId64
+		         "@example.org/u@example.com",
+		         b->id, i % 10000);
 		snprintf(b->awl, sizeof(b->awl), "bench:gl:c:198.51.%u.0/24",
-			 b->id);
+		         b->id);
 		cmd.op = ST_GREYLIST;
 		cmd.keys[1] = b->awl;
 		cmd.nkeys = 2;
@@ -98,7 +98,7 @@ bench_issue(struct bench_loop *b)
 		cmd.nargs = 5;
 	} else {
 		snprintf(key, sizeof(key), "bench:rl:R:198.51.%u.%" PRId64,
-			 b->id, i % 1000);
+		         b->id, i % 1000);
 		cmd.op = ST_RATELIMIT;
 		cmd.args[0] = st_now_ms();
 		cmd.args[1] = 1;
@@ -175,11 +175,14 @@ main(int argc, char **argv)
 		double t0 = bench_seconds(), dt;
 
 		for (unsigned i = 0; i < nloops; i++) {
-			b[i] = (struct bench_loop){
-			    .loop = loops[i], .kind = kinds[k],
-			    .target = ops / nloops, .window = window,
-			    .id = i, .lock = &lock, .cond = &cond,
-			    .running = &running};
+			b[i] = (struct bench_loop){.loop = loops[i],
+			                           .kind = kinds[k],
+			                           .target = ops / nloops,
+			                           .window = window,
+			                           .id = i,
+			                           .lock = &lock,
+			                           .cond = &cond,
+			                           .running = &running};
 			px_loop_post(loops[i], bench_start, &b[i]);
 		}
 		pthread_mutex_lock(&lock);
@@ -191,8 +194,8 @@ main(int argc, char **argv)
 			done += b[i].done;
 			errors += b[i].errors;
 		}
-		printf("%s %" PRId64 " %.3f %.0f %" PRId64 "\n", kinds[k],
-		       done, dt, (double)done / dt, errors);
+		printf("%s %" PRId64 " %.3f %.0f %" PRId64 "\n", kinds[k], done,
+		       dt, (double)done / dt, errors);
 		fflush(stdout);
 		free(b);
 	}
