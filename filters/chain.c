@@ -27,6 +27,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "netaddr.h"
 
 #define FLT_MAX_SYMBOLS 128
 
@@ -232,6 +233,19 @@ bool
 flt_fact_has(const struct flt_call *call, unsigned facts)
 {
 	return (call->chain->facts & facts) != 0;
+}
+
+bool
+flt_client_trusted(const struct flt_call *call)
+{
+	const struct flt_session *s = call->s;
+
+	if (flt_fact_has(call, FLT_FACT_RELAY | FLT_FACT_AUTHENTICATED))
+		return true;
+	for (size_t i = 0; i < s->cfg->nrelay_networks; i++)
+		if (px_cidr_match(&s->cfg->relay_networks[i], &s->client))
+			return true;
+	return false;
 }
 
 void

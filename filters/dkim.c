@@ -553,20 +553,6 @@ flt_dkim_timeout(evutil_socket_t fd, short what, void *arg)
 	flt_dkim_report(st, st->pre, true);
 }
 
-/* flt_dkim_trusted - clients whose mail is not ours to check. */
-static bool
-flt_dkim_trusted(const struct flt_call *call)
-{
-	const struct flt_session *s = call->s;
-
-	if (flt_fact_has(call, FLT_FACT_RELAY | FLT_FACT_AUTHENTICATED))
-		return true;
-	for (size_t i = 0; i < s->cfg->nrelay_networks; i++)
-		if (px_cidr_match(&s->cfg->relay_networks[i], &s->client))
-			return true;
-	return false;
-}
-
 static void
 flt_dkim_handle_free(struct flt_dkim_state *st)
 {
@@ -685,8 +671,8 @@ flt_dkim_data(struct flt_call *call, const char *buf, size_t len)
 	if (!st->started) {
 		st->started = true;
 		st->fed = DKIM_STAT_OK;
-		st->skip = !cfg->dkim.enabled ||
-		           (!cfg->dkim.check_trusted && flt_dkim_trusted(call));
+		st->skip = !cfg->dkim.enabled || (!cfg->dkim.check_trusted &&
+		                                  flt_client_trusted(call));
 		if (st->skip)
 			return;
 		pthread_once(&flt_dkim_once, flt_dkim_lib_init);

@@ -146,20 +146,6 @@ flt_dmarc_aligned(const char *id, const char *from, bool strict)
 	return strcmp(a, b) == 0;
 }
 
-/* flt_dmarc_trusted - clients whose mail is not ours to check. */
-static bool
-flt_dmarc_trusted(const struct flt_call *call)
-{
-	const struct flt_session *s = call->s;
-
-	if (flt_fact_has(call, FLT_FACT_RELAY | FLT_FACT_AUTHENTICATED))
-		return true;
-	for (size_t i = 0; i < s->cfg->nrelay_networks; i++)
-		if (px_cidr_match(&s->cfg->relay_networks[i], &s->client))
-			return true;
-	return false;
-}
-
 /* flt_dmarc_upper_policy - p (DMARC_RECORD_P_*) as written in the
  * Authentication-Results comment. */
 static void
@@ -402,7 +388,7 @@ flt_dmarc_eom(struct flt_call *call)
 	char *msg;
 
 	if (!s->cfg->dmarc.enabled ||
-	    (!s->cfg->dmarc.check_trusted && flt_dmarc_trusted(call)) ||
+	    (!s->cfg->dmarc.check_trusted && flt_client_trusted(call)) ||
 	    s->message == NULL)
 		return 1;
 	msg = px_spool_copy(s->message, FLT_DMARC_HEADER_MAX, &len, &trunc);

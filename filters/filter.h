@@ -165,6 +165,11 @@ enum flt_fact {
 void flt_fact_set(struct flt_call *call, unsigned facts);
 bool flt_fact_has(const struct flt_call *call, unsigned facts);
 
+/* flt_client_trusted - the client is in relay_networks or authenticated:
+ * sender authentication (SPF, DKIM, DMARC) is not ours to check for it
+ * unless the check's check_trusted says so. */
+bool flt_client_trusted(const struct flt_call *call);
+
 /* RFC 7208 results, as the SPF filter publishes them for the MAIL FROM
  * identity (or the HELO identity for a null sender). */
 enum flt_spf {

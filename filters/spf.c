@@ -163,20 +163,6 @@ flt_spf_timeout(evutil_socket_t fd, short what, void *arg)
 	flt_spf_report(st, &ev);
 }
 
-/* flt_spf_trusted - clients whose mail is not ours to check. */
-static bool
-flt_spf_trusted(const struct flt_call *call)
-{
-	const struct flt_session *s = call->s;
-
-	if (flt_fact_has(call, FLT_FACT_RELAY | FLT_FACT_AUTHENTICATED))
-		return true;
-	for (size_t i = 0; i < s->cfg->nrelay_networks; i++)
-		if (px_cidr_match(&s->cfg->relay_networks[i], &s->client))
-			return true;
-	return false;
-}
-
 static int
 flt_spf_mail(struct flt_call *call)
 {
@@ -190,7 +176,7 @@ flt_spf_mail(struct flt_call *call)
 	flt_spf_detach(st);
 	if (!cfg->spf.enabled || s->mail_from == NULL)
 		return 1;
-	if (!cfg->spf.check_trusted && flt_spf_trusted(call))
+	if (!cfg->spf.check_trusted && flt_client_trusted(call))
 		return 1;
 	if (inet_pton(AF_INET, s->client_ip, a) == 1) {
 		family = AF_INET;
