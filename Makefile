@@ -37,8 +37,10 @@ run: build
 unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
+# Each build directory has its own pytest basetemp, so two checkouts (or a
+# plain and an ASan run) can test at once without pruning each other's dirs.
 e2e: build
-	$(PYTHON) -m pytest tests/e2e
+	$(PYTHON) -m pytest tests/e2e --basetemp=$(CURDIR)/$(BUILD)/pytest
 
 test-asan: asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -46,7 +48,7 @@ test-asan: asan
 		ctest --output-on-failure
 	MXGUARD_BIN=$(CURDIR)/$(ASAN_BUILD)/mxguard ASAN=1 \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		$(PYTHON) -m pytest tests/e2e
+		$(PYTHON) -m pytest tests/e2e --basetemp=$(CURDIR)/$(ASAN_BUILD)/pytest
 
 # make test also runs each fuzzer briefly: a harness that no longer builds
 # or crashes on its seed corpus fails CI; make fuzz is the long run.
