@@ -2407,8 +2407,9 @@ px_session_received_spf(struct px_session *s, char *buf, size_t size)
 }
 
 /* px_session_build_headers - what mxguard prepends: a Received header
- * when the backend cannot be told the client (no XCLIENT/XFORWARD), then
- * the X-Spam-* headers. */
+ * when the backend cannot be told the client (no XCLIENT/XFORWARD) or
+ * under TLS, the transaction id, Received-SPF, Authentication-Results,
+ * then the X-Spam-* headers. */
 static void
 px_session_build_headers(struct px_session *s, bool spam)
 {
@@ -2462,6 +2463,12 @@ px_session_build_headers(struct px_session *s, bool spam)
 		    s->tls ? "S" : "", (unsigned long long)s->id, s->txn.id,
 		    date);
 	}
+	/* The transaction id of our log line, so one message can be followed
+	 * from mxguard's log into the backend's (its "queued as" is in ours;
+	 * the header takes ours into its queue file). */
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+	                      "X-Mxguard-Queue-ID: %016llx.%u\r\n",
+	                      (unsigned long long)s->id, s->txn.id);
 	n += px_session_received_spf(s, buf + n, sizeof(buf) - n);
 	n += px_session_auth_results(s, buf + n, sizeof(buf) - n);
 	n += flt_chain_spam_headers(s->chain, spam, s->cfg, buf + n,

@@ -81,10 +81,20 @@ _SAFE = bytes(
 def split_headers(data):
     """Split the leading header fields mxguard added (Received, Received-SPF,
     Authentication-Results, X-Spam-*)
-    from the rest.  Returns (list of (name, full field bytes)), rest)."""
+    from the rest.  Returns (list of (name, full field bytes)), rest).
+    The transaction id field (X-Mxguard-Queue-ID) every passed-on message
+    carries is checked here, once, in its place after Received, and left
+    out of the list."""
     added = []
     pos = 0
+    queue_ids = 0
     for _ in range(20):  # bounded
+        m = re.match(rb"X-Mxguard-Queue-ID: [0-9a-f]{16}\.[0-9]+\r\n", data[pos:])
+        if m:
+            assert queue_ids == 0 and all(n == "Received" for n, _ in added), data[:pos + 64]
+            queue_ids += 1
+            pos += m.end()
+            continue
         m = re.match(rb"(Received|Received-SPF|Authentication-Results|X-Spam-Status|X-Spam-Score|X-Spam-Flag):",
                      data[pos:])
         if not m:
@@ -102,7 +112,15 @@ def split_headers(data):
             break
         added.append((m.group(1).decode(), data[pos:end]))
         pos = end
+    assert queue_ids == 1, data[:200]
     return added, data[pos:]
+
+
+def queue_id(data):
+    """The transaction id in the X-Mxguard-Queue-ID field mxguard added."""
+    m = re.search(rb"^X-Mxguard-Queue-ID: (\S+)\r\n", data, re.M)
+    assert m, data[:300]
+    return m.group(1).decode()
 
 
 def added_headers(txn, original, received=True, sid_n=None, helo="client.example",
@@ -132,6 +150,8 @@ def added_headers(txn, original, received=True, sid_n=None, helo="client.example
         assert m, "Received header %r does not match %r" % (fields["Received"], rx)
         if sid_n is not None:
             assert m.group(1) == sid_n, (m.group(1), sid_n)
+    if sid_n is not None:
+        assert queue_id(txn.data) == sid_n, (queue_id(txn.data), sid_n)
     check_spam_headers(fields)
     # The raw (wire) form is the same message, dot-stuffed.
     assert txn.data_raw == stuff(txn.data), "backend wire data is not the dot-stuffed message"

@@ -467,3 +467,26 @@ def test_log_config_errors(tmp_path, text, msg):
     rc, out = check_config(path)
     assert rc == 1 and msg in out, out
     assert re.search(re.escape(path) + r":\d+: ", out), out
+
+
+def test_queue_id_header_names_the_txn_log_line(backend, make_mx):
+    """Every message passed on carries X-Mxguard-Queue-ID with the id of its
+    transaction log line (issue 8: follow one message from mxguard's log into
+    the backend's); two transactions of one session get different ids."""
+    from helpers import queue_id
+
+    mx = make_mx()
+    c = mx.connect()
+    c.ehlo()
+    for _ in range(2):
+        assert_reply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+        assert_reply(c.cmd("RCPT TO:<%s>" % RCPT), 250)
+        _, final = c.data(simple_message())
+        assert final.code == 250
+    c.quit()
+    txns = backend.wait_messages(2)
+    recs = mx.session(c)["txns"]
+    assert [r.n for r in recs] == [1, 2]
+    ids = [queue_id(t.data) for t in txns]
+    assert ids == ["%s.%d" % (r.sid, r.n) for r in recs]
+    assert ids[0] != ids[1]
