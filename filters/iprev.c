@@ -24,6 +24,7 @@
 
 #include "alloc.h"
 #include "dns.h"
+#include "dnsname.h"
 #include "log.h"
 
 #define FLT_IPREV_NAMES 4
@@ -50,42 +51,6 @@ struct flt_iprev_state {
 	int family;
 	const struct flt_session *s;
 };
-
-/* flt_iprev_name - a wire-format domain name (RDATA of a PTR) as text,
- * without the trailing dot.  0, or -1 if malformed. */
-static int
-flt_iprev_name(const unsigned char *p, int len, char *out, size_t size)
-{
-	size_t n = 0;
-	int i = 0;
-
-	while (i < len) {
-		unsigned l = p[i++];
-
-		if (l == 0)
-			break;
-		if (l > 63 || i + (int)l > len || n + l + 2 > size)
-			return -1;
-		for (unsigned k = 0; k < l; k++) {
-			unsigned char ch = p[i + (int)k];
-
-			/* Only host-name bytes: this name goes into
-			 * XCLIENT and a Received header (SECURITY). */
-			if (!((ch >= 'a' && ch <= 'z') ||
-			      (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '-' ||
-			      ch == '_'))
-				return -1;
-			out[n++] = (char)ch;
-		}
-		out[n++] = '.';
-		i += (int)l;
-	}
-	if (n == 0)
-		return -1;
-	out[n - 1] = '\0';
-	return 0;
-}
 
 /* flt_iprev_report - MAIL: the result as the client name and symbols. */
 static void
@@ -158,8 +123,11 @@ flt_iprev_ptr(void *arg, const struct flt_dns_result *res)
 	for (unsigned i = 0; i < res->n && st->nfwd < FLT_IPREV_NAMES; i++) {
 		struct flt_iprev_fwd *f = &st->fwd[st->nfwd];
 
-		if (flt_iprev_name(res->data[i], res->len[i], f->name,
-		                   sizeof(f->name)) < 0)
+		/* Host-name bytes only: the name goes into XCLIENT and a
+		 * Received header (SECURITY). */
+		if (flt_dns_name_text(res->data[i], res->len[i], 0,
+		                      FLT_DNS_NAME_HOST, f->name,
+		                      sizeof(f->name)) < 0)
 			continue;
 		f->st = st;
 		st->nfwd++;

@@ -48,6 +48,7 @@
 #include <spf2/spf_dns.h>
 
 #include "dns.h"
+#include "dnsname.h"
 #include "spf_syntax.h"
 
 enum flt_spf_kind {
@@ -117,39 +118,6 @@ flt_spf_stopped(struct flt_spf_eval *ev)
 		return true;
 	}
 	return false;
-}
-
-/* flt_spf_wire_name - a wire-format name at p[off..len) as text without
- * the final dot.  -1 if malformed or holding bytes a host name cannot
- * (they would reach libspf2's matching and our headers). */
-static int
-flt_spf_wire_name(const unsigned char *p, int len, int off, char *out,
-                  size_t size)
-{
-	size_t n = 0;
-	int i = off;
-
-	while (i < len) {
-		unsigned l = p[i++];
-
-		if (l == 0)
-			break;
-		if (l > 63 || i + (int)l > len || n + l + 2 > size)
-			return -1;
-		for (unsigned k = 0; k < l; k++) {
-			unsigned char c = p[i + (int)k];
-
-			if (c <= 0x20 || c >= 0x7f || c == '.')
-				return -1;
-			out[n++] = (char)c;
-		}
-		out[n++] = '.';
-		i += (int)l;
-	}
-	if (n == 0)
-		return -1;
-	out[n - 1] = '\0';
-	return 0;
 }
 
 /* flt_spf_txt_join - the character-strings of one TXT RDATA joined
@@ -295,8 +263,9 @@ flt_spf_dns_lookup(SPF_dns_server_t *d, const char *domain, ns_type type,
 				break;
 			case ns_t_mx:
 			case ns_t_ptr:
-				if (flt_spf_wire_name(p, len,
+				if (flt_dns_name_text(p, len,
 				                      type == ns_t_mx ? 2 : 0,
+				                      FLT_DNS_NAME_PRINTABLE,
 				                      name, sizeof(name)) == 0)
 					flt_spf_rr_add(rr, name,
 					               strlen(name) + 1);

@@ -20,7 +20,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 BUILD=build-fuzz
 TARGETS="smtp_cmd smtp_reply proxy_proto data bdat greylist_sender authres
-	spf_record rules mime urihost dkim_message dmarc_from"
+	spf_record rules mime urihost dkim_message dmarc_from dnsname"
 
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DMXGUARD_FUZZ=ON
 cmake --build "$BUILD" -j "$FUZZ_JOBS"
@@ -35,7 +35,7 @@ for target in $TARGETS; do
 	# Input sizes: a command line or a PROXY header is short; replies and
 	# DATA get room for multi-line and chunk-boundary cases.
 	case $target in
-	smtp_cmd | proxy_proto | greylist_sender | spf_record | urihost) max_len=1024 ;;
+	smtp_cmd | proxy_proto | greylist_sender | spf_record | urihost | dnsname) max_len=1024 ;;
 	*) max_len=16384 ;;
 	esac
 

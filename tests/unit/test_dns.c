@@ -17,6 +17,71 @@
 
 #include "config.h"
 #include "dns.h"
+#include "dnsname.h"
+
+static void
+test_name_text(void **state)
+{
+	static const unsigned char ptr[] = "\4mail\7example\3com";
+	static const unsigned char mx[] = "\0\012\2mx\4test";
+	static const unsigned char odd[] = "\3a\"b\4test";
+	static const unsigned char dotted[] = "\3a.b\4test";
+	static const unsigned char spaced[] = "\3a b\4test";
+	static const unsigned char root[] = "";
+	static const unsigned char past[] = "\7example\011com";
+	unsigned char long_label[70] = {64};
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(flt_dns_name_text(ptr, sizeof(ptr), 0,
+	                                   FLT_DNS_NAME_HOST, buf, sizeof(buf)),
+	                 0);
+	assert_string_equal(buf, "mail.example.com");
+	/* An MX RDATA: the name after the 2-byte preference. */
+	assert_int_equal(flt_dns_name_text(mx, sizeof(mx), 2,
+	                                   FLT_DNS_NAME_PRINTABLE, buf,
+	                                   sizeof(buf)),
+	                 0);
+	assert_string_equal(buf, "mx.test");
+	/* A quote is printable but no host-name byte. */
+	assert_int_equal(flt_dns_name_text(odd, sizeof(odd), 0,
+	                                   FLT_DNS_NAME_PRINTABLE, buf,
+	                                   sizeof(buf)),
+	                 0);
+	assert_string_equal(buf, "a\"b.test");
+	assert_int_equal(flt_dns_name_text(odd, sizeof(odd), 0,
+	                                   FLT_DNS_NAME_HOST, buf, sizeof(buf)),
+	                 -1);
+	/* A dot or a space inside a label, the root, a label over 63
+	 * bytes, a label running past the data, a small buffer. */
+	assert_int_equal(flt_dns_name_text(dotted, sizeof(dotted), 0,
+	                                   FLT_DNS_NAME_PRINTABLE, buf,
+	                                   sizeof(buf)),
+	                 -1);
+	assert_int_equal(flt_dns_name_text(spaced, sizeof(spaced), 0,
+	                                   FLT_DNS_NAME_PRINTABLE, buf,
+	                                   sizeof(buf)),
+	                 -1);
+	assert_int_equal(flt_dns_name_text(root, sizeof(root), 0,
+	                                   FLT_DNS_NAME_PRINTABLE, buf,
+	                                   sizeof(buf)),
+	                 -1);
+	memset(long_label + 1, 'a', 64);
+	assert_int_equal(flt_dns_name_text(long_label, sizeof(long_label), 0,
+	                                   FLT_DNS_NAME_PRINTABLE, buf,
+	                                   sizeof(buf)),
+	                 -1);
+	assert_int_equal(flt_dns_name_text(past, sizeof(past), 0,
+	                                   FLT_DNS_NAME_PRINTABLE, buf,
+	                                   sizeof(buf)),
+	                 -1);
+	assert_int_equal(
+	    flt_dns_name_text(ptr, sizeof(ptr), 0, FLT_DNS_NAME_HOST, buf, 16),
+	    -1);
+	assert_int_equal(
+	    flt_dns_name_text(ptr, sizeof(ptr), 0, FLT_DNS_NAME_HOST, buf, 17),
+	    0);
+}
 
 static void
 test_reverse_names(void **state)
@@ -138,6 +203,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reverse_names),
+	    cmocka_unit_test(test_name_text),
 	    cmocka_unit_test(test_codes),
 	};
 
