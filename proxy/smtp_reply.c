@@ -180,10 +180,13 @@ px_word_eq(const char *w, size_t n, const char *kw)
 	return kw[i] == '\0';
 }
 
-static const struct {
+/* One word of an EHLO keyword's parameters that we know, and its bit. */
+struct px_word_bit {
 	const char *name;
 	unsigned bit;
-} px_xattrs[] = {
+};
+
+static const struct px_word_bit px_xattrs[] = {
     {"NAME", PX_XATTR_NAME},         {"ADDR", PX_XATTR_ADDR},
     {"PORT", PX_XATTR_PORT},         {"PROTO", PX_XATTR_PROTO},
     {"HELO", PX_XATTR_HELO},         {"LOGIN", PX_XATTR_LOGIN},
@@ -191,10 +194,17 @@ static const struct {
     {"DESTADDR", PX_XATTR_DESTADDR}, {"DESTPORT", PX_XATTR_DESTPORT},
 };
 
-/* px_xattrs_parse - the space-separated attribute names after XCLIENT or
- * XFORWARD; names we do not know (REVERSE_NAME, ...) are skipped */
+static const struct px_word_bit px_auth_mechs[] = {
+    {"PLAIN", PX_AUTH_PLAIN},
+    {"LOGIN", PX_AUTH_LOGIN},
+};
+
+/* px_words_parse - the bits of the space-separated words of s[0..n) found
+ * in table (case-insensitive); other words (XCLIENT's REVERSE_NAME, AUTH's
+ * CRAM-MD5, ...) are skipped. */
 static unsigned
-px_xattrs_parse(const char *s, size_t n)
+px_words_parse(const char *s, size_t n, const struct px_word_bit *table,
+               size_t count)
 {
 	unsigned bits = 0;
 	size_t i = 0;
@@ -207,37 +217,15 @@ px_xattrs_parse(const char *s, size_t n)
 		w = i;
 		while (i < n && s[i] != ' ')
 			i++;
-		for (size_t k = 0; k < sizeof(px_xattrs) / sizeof(px_xattrs[0]);
-		     k++)
-			if (i > w &&
-			    px_word_eq(s + w, i - w, px_xattrs[k].name))
-				bits |= px_xattrs[k].bit;
+		for (size_t k = 0; k < count && i > w; k++)
+			if (px_word_eq(s + w, i - w, table[k].name))
+				bits |= table[k].bit;
 	}
 	return bits;
 }
 
-/* px_auth_parse - the mechanisms after "AUTH" that we know. */
-static unsigned
-px_auth_parse(const char *s, size_t n)
-{
-	unsigned bits = 0;
-	size_t i = 0;
-
-	while (i < n) {
-		size_t w;
-
-		while (i < n && s[i] == ' ')
-			i++;
-		w = i;
-		while (i < n && s[i] != ' ')
-			i++;
-		if (i > w && px_word_eq(s + w, i - w, "PLAIN"))
-			bits |= PX_AUTH_PLAIN;
-		else if (i > w && px_word_eq(s + w, i - w, "LOGIN"))
-			bits |= PX_AUTH_LOGIN;
-	}
-	return bits;
-}
+#define PX_WORDS_PARSE(s, n, table)                                            \
+	px_words_parse((s), (n), (table), sizeof(table) / sizeof((table)[0]))
 
 /* px_size_parse - RFC 1870 SIZE argument; a bad number means no limit
  * given, one too large for 64 bits is clamped */
@@ -325,13 +313,15 @@ px_caps_parse(const char *buf, size_t len, struct px_caps *caps)
 		else if (px_word_eq(kw, kwlen, "STARTTLS"))
 			caps->starttls = true;
 		else if (px_word_eq(kw, kwlen, "AUTH"))
-			caps->auth |= px_auth_parse(args, alen);
+			caps->auth |= PX_WORDS_PARSE(args, alen, px_auth_mechs);
 		else if (px_word_eq(kw, kwlen, "XCLIENT")) {
 			caps->xclient = true;
-			caps->xclient_attrs |= px_xattrs_parse(args, alen);
+			caps->xclient_attrs |=
+			    PX_WORDS_PARSE(args, alen, px_xattrs);
 		} else if (px_word_eq(kw, kwlen, "XFORWARD")) {
 			caps->xforward = true;
-			caps->xforward_attrs |= px_xattrs_parse(args, alen);
+			caps->xforward_attrs |=
+			    PX_WORDS_PARSE(args, alen, px_xattrs);
 		}
 	}
 	return 0;
