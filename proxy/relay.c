@@ -451,20 +451,9 @@ px_relay_tls_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (r->state == R_TLS) {
-		unsigned long err = bufferevent_get_openssl_error(bev);
 		char buf[256], q[600];
 
-		if (err == 0)
-			err = ERR_peek_last_error();
-		if (err != 0)
-			ERR_error_string_n(err, buf, sizeof(buf));
-		else
-			snprintf(buf, sizeof(buf), "%s",
-			         (what & BEV_EVENT_EOF) ? "connection closed"
-			                                : "failed");
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
-		ERR_clear_error();
+		px_sock_tls_error(bev, what, false, buf, sizeof(buf));
 		px_log_str(q, sizeof(q), buf);
 		px_log_warn("%016llx backend tls handshake failed reason=%s",
 		            (unsigned long long)r->sid, q);

@@ -1983,21 +1983,9 @@ static void px_session_eventcb(struct bufferevent *bev, short what, void *arg);
 static void
 px_session_tls_error(struct px_session *s, short what)
 {
-	unsigned long err = s->bev ? bufferevent_get_openssl_error(s->bev) : 0;
 	char buf[256], reason[600];
 
-	if (err == 0)
-		err = ERR_peek_last_error();
-	if (err != 0)
-		ERR_error_string_n(err, buf, sizeof(buf));
-	else
-		snprintf(buf, sizeof(buf), "%s",
-		         (what & BEV_EVENT_EOF) ? "connection closed"
-		         : errno != 0           ? strerror(errno)
-		                                : "failed");
-	while (s->bev != NULL && bufferevent_get_openssl_error(s->bev) != 0)
-		;
-	ERR_clear_error();
+	px_sock_tls_error(s->bev, what, true, buf, sizeof(buf));
 	/* OpenSSL's texts hold spaces: quoted, as every log value. */
 	px_log_info("%016llx tls handshake failed client=[%s]:%u reason=%s",
 	            (unsigned long long)s->id, s->client_ip, s->client_port,

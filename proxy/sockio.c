@@ -15,6 +15,9 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <string.h>
 
 bool
 px_sock_flush(struct bufferevent *bev)
@@ -55,6 +58,28 @@ px_sock_drained(struct bufferevent *bev)
 	if (bufferevent_openssl_get_ssl(bev) == NULL)
 		bufferevent_disable(bev, EV_WRITE);
 	return true;
+}
+
+const char *
+px_sock_tls_error(struct bufferevent *bev, short what, bool with_errno,
+                  char *buf, size_t size)
+{
+	unsigned long err = bev ? bufferevent_get_openssl_error(bev) : 0;
+	int saved = errno;
+
+	if (err == 0)
+		err = ERR_peek_last_error();
+	if (err != 0)
+		ERR_error_string_n(err, buf, size);
+	else
+		snprintf(buf, size, "%s",
+		         (what & BEV_EVENT_EOF) ? "connection closed"
+		         : with_errno && saved  ? strerror(saved)
+		                                : "failed");
+	while (bev != NULL && bufferevent_get_openssl_error(bev) != 0)
+		;
+	ERR_clear_error();
+	return buf;
 }
 
 /* The read side (see sockio.h). */

@@ -29,6 +29,15 @@ bool px_sock_flush(struct bufferevent *bev);
  * the output is empty.  Returns true when it is. */
 bool px_sock_drained(struct bufferevent *bev);
 
+/*
+ * px_sock_tls_error - why a TLS handshake on bev failed, as text into buf:
+ * OpenSSL's error for the connection (or the thread's last), else the
+ * socket's end ("connection closed", errno's text when with_errno).
+ * Empties both error queues.  bev may be NULL (then only the thread's).
+ */
+const char *px_sock_tls_error(struct bufferevent *bev, short what,
+                              bool with_errno, char *buf, size_t size);
+
 #endif
 
 /*
