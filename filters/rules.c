@@ -229,22 +229,16 @@ flt_rules_helo(struct flt_call *call)
 	return 1;
 }
 
+/* flt_rules_envelope - the mailfrom or rcptto rules on addr: a reject or
+ * tempfail answers this command; accept holds for the transaction. */
 static int
-flt_rules_mail(struct flt_call *call)
+flt_rules_envelope(struct flt_call *call, struct flt_rules_state *st,
+                   enum rule_type type, const char *addr)
 {
-	struct flt_rules_state *st = call->state;
 	size_t rule = 0;
-	enum rule_action a;
+	enum rule_action a =
+	    flt_rules_smtp(call, st, type, addr ? addr : "", &rule);
 
-	if (st == NULL)
-		return 1;
-	if (st->session_action == RULE_ACTION_REJECT ||
-	    st->session_action == RULE_ACTION_TEMPFAIL) {
-		flt_rules_verdict(call, st->session_action, st->session_rule);
-		return 1;
-	}
-	a = flt_rules_smtp(call, st, RULE_MAILFROM,
-	                   call->s->mail_from ? call->s->mail_from : "", &rule);
 	if (a == RULE_ACTION_REJECT || a == RULE_ACTION_TEMPFAIL)
 		flt_rules_verdict(call, a, rule);
 	else
@@ -253,21 +247,28 @@ flt_rules_mail(struct flt_call *call)
 }
 
 static int
-flt_rules_rcpt(struct flt_call *call)
+flt_rules_mail(struct flt_call *call)
 {
 	struct flt_rules_state *st = call->state;
-	size_t rule = 0;
-	enum rule_action a;
 
 	if (st == NULL)
 		return 1;
-	a = flt_rules_smtp(call, st, RULE_RCPTTO,
-	                   call->s->rcpt ? call->s->rcpt : "", &rule);
-	if (a == RULE_ACTION_REJECT || a == RULE_ACTION_TEMPFAIL)
-		flt_rules_verdict(call, a, rule);
-	else
-		flt_rules_note(&st->txn_action, &st->txn_rule, a, rule);
-	return 1;
+	if (st->session_action == RULE_ACTION_REJECT ||
+	    st->session_action == RULE_ACTION_TEMPFAIL) {
+		flt_rules_verdict(call, st->session_action, st->session_rule);
+		return 1;
+	}
+	return flt_rules_envelope(call, st, RULE_MAILFROM, call->s->mail_from);
+}
+
+static int
+flt_rules_rcpt(struct flt_call *call)
+{
+	struct flt_rules_state *st = call->state;
+
+	if (st == NULL)
+		return 1;
+	return flt_rules_envelope(call, st, RULE_RCPTTO, call->s->rcpt);
 }
 
 /* Worker thread: decode and match.  Touches only the job. */
