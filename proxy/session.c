@@ -16,10 +16,11 @@
  * the announced octets go through the chunk checks (bdat.c) into the same
  * spool, and BDAT LAST ends the message as the final dot does.
  *
- * Also here: relay control at RCPT (relay_control.c decides), STARTTLS
- * and implicit TLS (the socket moves to an OpenSSL bufferevent, the
- * reader with it), AUTH passthrough to the backend, and routes (the
- * first accepted recipient picks the transaction's backend).
+ * Also here: relay control at RCPT (relay_control.c decides) and routes
+ * (the first accepted recipient picks the transaction's backend).
+ * Elsewhere, sharing session_priv.h: STARTTLS and implicit TLS
+ * (session_tls.c), AUTH passthrough (session_auth.c), the headers
+ * prepended to the message and the Subject tag (session_headers.c).
  *
  * Socket ownership: the session owns the fd (and closes it) until TLS
  * starts; then the TLS bufferevent does, except behind a PROXY header with
@@ -39,7 +40,7 @@
  * RFC 3207 (STARTTLS), RFC 8314 (implicit TLS), RFC 4954 (AUTH), RFC 3030
  * (CHUNKING), RFC 1985 (ETRN).
  */
-#include "session.h"
+#include "session_priv.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -85,167 +86,14 @@
 #include "subject.h"
 #include "txnlog.h"
 
-/* Stop reading a client whose unread input passes this (pipelined commands
- * while we wait, or a flood); it resumes as the buffer drains. */
-#define PX_IN_HIGH (1024 * 1024)
-/* Stop handling commands while this much output is unsent (a client that
- * pipelines without reading). */
-#define PX_OUT_HIGH (256 * 1024)
-
-enum px_sstate {
-	S_PROXY = 0, /* waiting for the PROXY header */
-	S_GREET,     /* greet_delay running, or connect filters */
-	S_CMD,       /* reading commands */
-	S_DATA,      /* reading message data */
-	S_BDAT,      /* reading a BDAT chunk (RFC 3030) */
-	S_TLS,       /* TLS handshake (after STARTTLS, or implicit) */
-};
-
 /* Where a transaction ended, for the log. */
 static const char *const px_stage_names[] = {
     "connect", "helo", "mail", "rcpt", "data", "eom",
 };
-enum px_stage {
-	ST_CONNECT = 0,
-	ST_HELO,
-	ST_MAIL,
-	ST_RCPT,
-	ST_DATA,
-	ST_EOM,
-};
-
-/* What the session waits for from the relay. */
-enum px_relay_op {
-	OP_NONE = 0,
-	OP_OPEN,
-	OP_XFORWARD,
-	OP_MAIL,
-	OP_RCPT,
-	OP_RSET,        /* ours (after a refused message): no reply */
-	OP_RSET_CLIENT, /* the client's RSET: reply 250 after */
-	OP_RSET_HELO,   /* HELO/EHLO in a transaction: its filters after */
-	OP_RSET_ROUTE,  /* the first recipient goes to another backend */
-	OP_MESSAGE,
-	OP_AUTH, /* an AUTH line or SASL response relayed */
-	OP_ETRN, /* an ETRN relayed (RFC 1985) */
-};
-
-struct px_txn {
-	bool active; /* MAIL accepted */
-	unsigned id;
-	unsigned route;         /* the backend holding our MAIL (routes) */
-	char *from;             /* mailbox, "" for <> */
-	char *mail_line;        /* what we send the backend */
-	char *first_rcpt;       /* first accepted recipient */
-	char *rcpt;             /* the recipient being handled */
-	char *rcpt_line;        /* what we send the backend */
-	unsigned nrcpt;         /* accepted */
-	unsigned nrcpt_seen;    /* RCPT commands tried */
-	bool rcpt_refused_perm; /* a RCPT got a 5xx */
-	bool rcpt_waiting;      /* the next reply answers a RCPT (metrics) */
-	struct timespec eod;    /* end of data, for the decision time */
-	struct timespec sent;   /* the message went to the backend */
-	long checks_ms;         /* end of data to the decision; -1: none */
-	long backend_ms;        /* message sent to final reply; -1: none */
-	bool smtputf8;
-	bool tagged;
-	bool too_big;
-	bool spool_error;
-	bool bdat; /* the message comes in BDAT chunks */
-	enum px_stage stage;
-	struct timespec start;
-	char reply[512];    /* our last reply line, for the log */
-	char backend[512];  /* the backend's last reply line */
-	bool backend_final; /* our last reply was the backend's */
-	size_t size;
-};
-
-struct px_session {
-	uint64_t id;
-	struct px_loop *loop;
-	struct event_base *base;
-	struct px_config *cfg;
-	struct px_listen_info li;
-	struct bufferevent *bev; /* the write side (and the socket) */
-	struct px_reader *rd;    /* the read side */
-	int fd; /* ours until TLS starts, then the TLS bufferevent's (-1) */
-	/* TLS (RFC 3207, RFC 8314): the listener's settings (in s->cfg),
-	 * NULL without; what the handshake gave. */
-	const struct px_listen_tls *tls_cfg;
-	bool tls;
-	bool tls_pending; /* STARTTLS answered, 220 not yet sent */
-	/* OpenSSL's static names (SSL_get_version, SSL_CIPHER_get_name):
-	 * valid for the life of the process. */
-	const char *tls_version;
-	const char *tls_cipher;
-	int tls_bits, tls_alg_bits;
-	struct sockaddr_storage client;
-	char client_ip[48];
-	uint16_t client_port;
-	bool counted;       /* holds a px_conn_acquire() slot */
-	bool relay_client;  /* in relay_networks: may relay anywhere */
-	bool authenticated; /* SMTP AUTH succeeded: may relay anywhere */
-	/* SMTP AUTH passthrough (RFC 4954): the backend decides. */
-	char *auth_user;     /* once authenticated */
-	char *auth_line;     /* SECURITY: secret; wiped when sent */
-	char *etrn_line;     /* an ETRN waiting for the backend to open */
-	char *auth_cand;     /* the user name the exchange carries */
-	unsigned auth_mech;  /* PX_AUTH_PLAIN / PX_AUTH_LOGIN */
-	unsigned auth_nresp; /* SASL responses relayed so far */
-	bool auth_expect;    /* the next client line is a SASL response */
-	const char *proxy_version;
-	enum px_sstate state;
-	bool busy;
-	bool in_run; /* inside px_session_run: replies are flushed at its end */
-	bool closing;
-	bool eof;
-	bool skip_line; /* discarding the rest of an overlong line */
-	bool stop_after_txn;
-	unsigned errors;
-	unsigned ntxn;          /* transactions started */
-	unsigned unknown_rcpts; /* RCPTs refused as unknown (5.1.x) */
-	char *helo;
-	bool esmtp;
-	/* What we advertised in EHLO. */
-	bool adv_smtputf8;
-	bool adv_dsn;
-	unsigned long long adv_size;
-	/* Filters. */
-	struct flt_session fs;
-	struct flt_chain *chain;
-	struct flt_verdict
-	    early; /* connect/HELO hard verdict, applied at RCPT */
-	/* Backend. */
-	struct px_relay *relay;
-	bool backend_txn;    /* the backend has a MAIL in progress */
-	unsigned want_route; /* the backend new relays connect to */
-	bool routing;        /* moving the MAIL to the first RCPT's route */
-	enum px_relay_op op;
-	char *headers;
-	/* DATA. */
-	struct px_data_decoder dec;
-	/* BDAT (RFC 3030): the chunk being read, and the message's checks. */
-	struct px_bdat_check bdat;
-	unsigned long long bdat_left; /* octets of the chunk still to read */
-	unsigned long long bdat_size; /* the chunk's announced size */
-	bool bdat_last;               /* the chunk is the LAST one */
-	int bdat_keep; /* PX_BDAT_KEEP, or why the octets are discarded */
-	struct px_authres_strip *arstrip; /* allocated at the first DATA */
-	struct px_spool *spool;
-	struct px_txn txn;
-	char *line;
-	struct event *greet_ev;
-	struct event *free_ev;
-	struct timespec start;
-};
 
 static void px_session_run(struct px_session *s);
-static void px_session_close(struct px_session *s, const char *reason);
 static void px_txn_end(struct px_session *s, const char *result);
-static void px_session_relay_cb(void *arg, const struct px_relay_result *res);
-static void px_session_done(struct px_session *s);
 static bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
-static void px_session_tls_start(struct px_session *s);
 static void px_session_reroute(struct px_session *s, unsigned want);
 static void px_cmd_bdat(struct px_session *s, const struct px_cmd *cmd);
 static bool px_session_bdat_input(struct px_session *s);
@@ -303,7 +151,7 @@ px_session_set_timeout(struct px_session *s)
 
 /* px_session_set_busy - wait for a filter or the backend: the client's
  * command timeout must not run meanwhile (the backend has its own). */
-static void
+void
 px_session_set_busy(struct px_session *s)
 {
 	s->busy = true;
@@ -312,7 +160,7 @@ px_session_set_busy(struct px_session *s)
 
 /* px_session_drop_relay - the backend connection is unusable or out of
  * step: close it (never to the pool); a new MAIL opens a fresh one. */
-static void
+void
 px_session_drop_relay(struct px_session *s)
 {
 	px_relay_free(&s->relay);
@@ -321,7 +169,7 @@ px_session_drop_relay(struct px_session *s)
 
 /* px_session_drop_socket - the socket is gone (error) or done: stop
  * reading and free it. */
-static void
+void
 px_session_drop_socket(struct px_session *s)
 {
 	px_reader_free(&s->rd);
@@ -334,7 +182,7 @@ px_session_drop_socket(struct px_session *s)
 }
 
 /* px_write_reply - queue a formatted reply and remember it for the log. */
-static void
+void
 px_write_reply(struct px_session *s, const char *buf, size_t len)
 {
 	if (s->closing || s->bev == NULL)
@@ -357,12 +205,8 @@ px_write_reply(struct px_session *s, const char *buf, size_t len)
 		px_sock_flush(s->bev);
 }
 
-static void px_reply(struct px_session *s, int code, const char *enh,
-                     const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* px_reply - one of our own single-line replies. */
-static void
+void
 px_reply(struct px_session *s, int code, const char *enh, const char *fmt, ...)
 {
 	char text[512], buf[600];
@@ -423,11 +267,8 @@ px_reply_verdict(struct px_session *s, const struct flt_verdict *v,
 /* px_reply_error - a protocol error reply; counts towards limits.errors
  * and ends the session with 421 when there are too many (a client stuck in
  * a loop, or probing). */
-static void px_reply_error(struct px_session *s, int code, const char *enh,
-                           const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
-static void
+void
 px_reply_error(struct px_session *s, int code, const char *enh, const char *fmt,
                ...)
 {
@@ -449,7 +290,7 @@ px_reply_error(struct px_session *s, int code, const char *enh, const char *fmt,
  * unexpected 1xx/2xx/3xx where the client expects a final answer would
  * confuse it (or make it think mail was taken), so such a reply becomes
  * "451 4.3.0" (STYLE "Errors and replies") and false is returned. */
-static bool
+bool
 px_reply_backend(struct px_session *s, const struct px_relay_result *res,
                  bool allow_2xx)
 {
@@ -563,7 +404,7 @@ px_session_free_later(struct px_session *s)
 	evtimer_add(s->free_ev, &zero);
 }
 
-static void
+void
 px_session_flushed(struct bufferevent *bev, void *arg)
 {
 	struct px_session *s = arg;
@@ -587,7 +428,7 @@ px_session_flushed(struct bufferevent *bev, void *arg)
  * px_session_close - end the session: log, stop reading, flush what is
  * queued (bounded by the write timeout), then free from the free event.
  */
-static void
+void
 px_session_close(struct px_session *s, const char *reason)
 {
 	if (s->closing)
@@ -753,7 +594,7 @@ px_txn_begin(struct px_session *s)
 }
 
 /* px_session_done - an asynchronous step finished: go on with input. */
-static void
+void
 px_session_done(struct px_session *s)
 {
 	s->busy = false;
@@ -811,8 +652,6 @@ px_session_greet_timer(evutil_socket_t fd, short what, void *arg)
 	px_session_connect_stage(s);
 }
 
-static void px_session_greet_rest(struct px_session *s);
-
 static void
 px_session_greet(struct px_session *s)
 {
@@ -865,7 +704,7 @@ px_session_greet(struct px_session *s)
 
 /* px_session_greet_rest - the banner (after greet_delay) and the connect
  * filters. */
-static void
+void
 px_session_greet_rest(struct px_session *s)
 {
 	s->state = S_GREET;
@@ -1166,7 +1005,7 @@ px_relay_client_info(struct px_session *s, struct px_relay_client *c)
 }
 
 /* px_session_open_backend - connect and greet the backend for MAIL. */
-static void
+void
 px_session_open_backend(struct px_session *s)
 {
 	struct px_relay_client c;
@@ -1672,227 +1511,6 @@ px_cmd_rset(struct px_session *s)
 	px_reply(s, 250, "2.0.0", "Ok");
 }
 
-/*
- * SMTP AUTH passthrough (RFC 4954): on a submission listener under TLS the
- * client's AUTH line and each SASL response go to the backend as they are,
- * and each backend reply (334 challenges, then 235 or an error) comes back
- * as it is: the backend checks the password, mxguard never sees it in the
- * clear beyond relaying it and never logs it.  The backend connection then
- * belongs to this session (never pooled).  The user name for the log and
- * sender_login_match is read from the PLAIN (RFC 4616) or LOGIN exchange.
- */
-
-/* px_session_auth_clear - the exchange is over (either way). */
-static void
-px_session_auth_clear(struct px_session *s)
-{
-	if (s->auth_line != NULL)
-		explicit_bzero(s->auth_line, strlen(s->auth_line));
-	free(s->auth_line);
-	free(s->etrn_line);
-	s->auth_line = NULL;
-	s->auth_expect = false;
-	s->auth_nresp = 0;
-}
-
-/* px_sasl_user - decode one base64 SASL response and take the user name:
- * PLAIN "authzid NUL authcid NUL passwd" gives authcid, LOGIN's first
- * response is the name.  Unprintable names are not kept. */
-static void
-px_sasl_user(struct px_session *s, const char *b64, size_t len)
-{
-	unsigned char out[768];
-	int n, pad = 0;
-	const unsigned char *user = out;
-	size_t ulen;
-
-	free(s->auth_cand);
-	s->auth_cand = NULL;
-	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(out) - 1)
-		return;
-	n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len);
-	if (n < 0)
-		goto wipe;
-	pad = (b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
-	n -= pad;
-	if (s->auth_mech == PX_AUTH_PLAIN) {
-		const unsigned char *z = memchr(out, '\0', (size_t)n), *z2;
-
-		if (z == NULL)
-			goto wipe;
-		user = z + 1;
-		z2 = memchr(user, '\0', (size_t)(out + n - user));
-		if (z2 == NULL)
-			goto wipe;
-		ulen = (size_t)(z2 - user);
-	} else {
-		ulen = (size_t)n;
-	}
-	if (ulen == 0 || ulen > 255)
-		goto wipe;
-	for (size_t i = 0; i < ulen; i++)
-		if (user[i] < 0x21 || user[i] == 0x7f)
-			goto wipe;
-	s->auth_cand = px_strndup((const char *)user, ulen);
-wipe:
-	explicit_bzero(out, sizeof(out));
-}
-
-/* px_session_auth_send - the backend is ready: the AUTH line. */
-static void
-px_session_auth_send(struct px_session *s)
-{
-	s->op = OP_AUTH;
-	px_relay_command(s->relay, s->auth_line, strlen(s->auth_line));
-	px_session_auth_clear(s);
-}
-
-/* px_session_auth_reply - the backend's answer to an AUTH step. */
-static void
-px_session_auth_reply(struct px_session *s, const struct px_relay_result *res)
-{
-	char user[600];
-
-	if (res->status != PX_RELAY_REPLY) {
-		px_log_warn("%016llx backend lost during AUTH: %s",
-		            (unsigned long long)s->id,
-		            res->why ? res->why : "failed");
-		px_reply(s, 454, "4.7.0", "Temporary authentication failure");
-		px_session_auth_clear(s);
-		px_session_drop_relay(s);
-		px_session_done(s);
-		return;
-	}
-	px_log_str(user, sizeof(user), s->auth_cand);
-	if (res->code == 334) {
-		/* A challenge: the client's next line is the response. */
-		px_write_reply(s, res->reply, res->reply_len);
-		s->auth_expect = true;
-		px_session_done(s);
-		return;
-	}
-	s->auth_expect = false;
-	s->auth_nresp = 0;
-	if (res->code == 235) {
-		px_write_reply(s, res->reply, res->reply_len);
-		s->authenticated = true;
-		free(s->auth_user);
-		s->auth_user = px_strdup(s->auth_cand ? s->auth_cand : "-");
-		flt_chain_fact_set(s->chain, FLT_FACT_AUTHENTICATED);
-		px_relay_set_private(s->relay);
-		px_log_info("%016llx auth result=ok user=%s mech=%s",
-		            (unsigned long long)s->id, user,
-		            s->auth_mech == PX_AUTH_PLAIN ? "PLAIN" : "LOGIN");
-		px_session_done(s);
-		return;
-	}
-	/* 535, 454, 501 (cancelled)...: the backend's words. */
-	if (!px_reply_backend(s, res, false)) {
-		px_session_drop_relay(s);
-	} else {
-		px_log_info("%016llx auth result=fail user=%s mech=%s code=%d",
-		            (unsigned long long)s->id, user,
-		            s->auth_mech == PX_AUTH_PLAIN ? "PLAIN" : "LOGIN",
-		            res->code);
-	}
-	px_session_done(s);
-}
-
-/* px_session_auth_response - a client line in the middle of an exchange:
- * to the backend as it is ("*" cancels there, RFC 4954 4). */
-static void
-px_session_auth_response(struct px_session *s, char *line, size_t len)
-{
-	s->auth_expect = false;
-	if (s->auth_nresp++ == 0 && s->auth_cand == NULL)
-		px_sasl_user(s, line, len);
-	if (s->relay == NULL || !px_relay_usable(s->relay)) {
-		explicit_bzero(line, len);
-		px_reply(s, 454, "4.7.0", "Temporary authentication failure");
-		px_session_drop_relay(s);
-		return;
-	}
-	px_session_set_busy(s);
-	s->op = OP_AUTH;
-	px_relay_command(s->relay, line, len);
-	explicit_bzero(line, len);
-}
-
-static void
-px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
-{
-	struct px_caps caps;
-	bool known = px_backend_caps_get(&caps);
-	const char *arg = cmd->arg.p, *sp;
-	size_t alen = cmd->arg.len, mlen;
-	char *line;
-
-	if (s->li.mode != PX_MODE_SUBMISSION || !known ||
-	    !(caps.auth & (PX_AUTH_PLAIN | PX_AUTH_LOGIN))) {
-		px_reply_error(s, 502, "5.5.1",
-		               "Error: command not implemented");
-		return;
-	}
-	if (!s->tls) {
-		px_reply_error(
-		    s, 538, "5.7.11",
-		    "Encryption required for requested authentication "
-		    "mechanism");
-		return;
-	}
-	if (s->helo == NULL || !s->esmtp) {
-		px_reply_error(s, 503, "5.5.1", "Error: send EHLO first");
-		return;
-	}
-	if (s->authenticated) {
-		px_reply_error(s, 503, "5.5.1", "Error: already authenticated");
-		return;
-	}
-	if (s->txn.active) {
-		px_reply_error(s, 503, "5.5.1",
-		               "Error: MAIL transaction in progress");
-		return;
-	}
-	sp = memchr(arg, ' ', alen);
-	mlen = sp ? (size_t)(sp - arg) : alen;
-	s->auth_mech = 0;
-	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0)
-		s->auth_mech = PX_AUTH_PLAIN;
-	else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0)
-		s->auth_mech = PX_AUTH_LOGIN;
-	if (s->auth_mech == 0 || !(caps.auth & s->auth_mech)) {
-		px_reply_error(s, 504, "5.5.4",
-		               "Error: unsupported authentication mechanism");
-		return;
-	}
-	free(s->auth_cand);
-	s->auth_cand = NULL;
-	s->auth_nresp = 0;
-	if (sp != NULL) {
-		/* An initial response (RFC 4954 4): the first response. */
-		px_sasl_user(s, sp + 1, alen - mlen - 1);
-		s->auth_nresp = 1;
-	}
-	line = px_malloc(alen + 6);
-	memcpy(line, "AUTH ", 5);
-	memcpy(line + 5, arg, alen);
-	line[alen + 5] = '\0';
-	s->auth_line = line;
-	px_session_set_busy(s);
-	if (s->relay != NULL && !px_relay_usable(s->relay))
-		px_session_drop_relay(s);
-	if (s->relay == NULL)
-		s->want_route = 0; /* AUTH is the default backend's */
-	if (s->relay == NULL)
-		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s, s->want_route);
-	if (!px_relay_usable(s->relay)) {
-		px_session_open_backend(s);
-		return;
-	}
-	px_session_auth_send(s);
-}
-
 /* ETRN (RFC 1985).  ATRN and TURN (RFC 2645, RFC 821) are not a proxy's
  * business: the connection to the client is not ours to turn around, so
  * they stay 502 5.5.1 with the other unimplemented verbs. */
@@ -1971,214 +1589,6 @@ px_cmd_etrn(struct px_session *s, const struct px_cmd *cmd)
 		return;
 	}
 	px_session_etrn_send(s);
-}
-
-/* TLS: STARTTLS (RFC 3207) and implicit TLS (RFC 8314). */
-
-static void px_session_on_read(void *arg, enum px_read_what what);
-static void px_session_eventcb(struct bufferevent *bev, short what, void *arg);
-
-/* px_session_tls_error - log why a handshake failed (OpenSSL's queue,
- * then the socket error) and clear the thread's error queue. */
-static void
-px_session_tls_error(struct px_session *s, short what)
-{
-	char buf[256], reason[600];
-
-	px_sock_tls_error(s->bev, what, true, buf, sizeof(buf));
-	/* OpenSSL's texts hold spaces: quoted, as every log value. */
-	px_log_info("%016llx tls handshake failed client=[%s]:%u reason=%s",
-	            (unsigned long long)s->id, s->client_ip, s->client_port,
-	            px_log_str(reason, sizeof(reason), buf));
-}
-
-/* px_session_tls_done - the handshake is over: RFC 3207 4.2, the client
- * starts again with EHLO (we forget what it said before), then go on. */
-static void
-px_session_tls_done(struct px_session *s)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-
-	s->tls = true;
-	s->tls_version = SSL_get_version(ssl);
-	s->tls_cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
-	s->tls_bits = SSL_get_cipher_bits(ssl, &s->tls_alg_bits);
-	px_log_info("%016llx tls version=%s cipher=%s bits=%d implicit=%s",
-	            (unsigned long long)s->id, s->tls_version, s->tls_cipher,
-	            s->tls_bits, s->li.tls_implicit ? "yes" : "no");
-	free(s->helo);
-	s->helo = NULL;
-	s->esmtp = false;
-	s->fs.helo = NULL;
-	s->fs.esmtp = false;
-	s->adv_smtputf8 = s->adv_dsn = false;
-	s->adv_size = 0;
-	if (s->li.tls_implicit) {
-		/* Implicit TLS (never STARTTLS there): the banner now. */
-		px_session_greet_rest(s);
-		return;
-	}
-	s->state = S_CMD;
-	px_session_done(s);
-}
-
-static void
-px_session_tls_readcb(struct bufferevent *bev, void *arg)
-{
-	struct px_session *s = arg;
-
-	if (s->closing || s->rd == NULL)
-		return;
-	px_reader_bev_data(s->rd);
-}
-
-static void
-px_session_tls_eventcb(struct bufferevent *bev, short what, void *arg)
-{
-	struct px_session *s = arg;
-
-	if (what & BEV_EVENT_CONNECTED) {
-		if (!s->closing && s->state == S_TLS)
-			px_session_tls_done(s);
-		return;
-	}
-	if (s->state == S_TLS && !s->closing) {
-		/* SECURITY: a failed or abandoned handshake: nothing is
-		 * said in the clear; the socket and the SSL go. */
-		px_session_tls_error(s, what);
-		px_session_drop_socket(s);
-		px_session_close(s, "tls");
-		return;
-	}
-	ERR_clear_error();
-	if ((what & BEV_EVENT_READING) && s->rd != NULL && !s->closing) {
-		px_reader_bev_event(s->rd, what);
-		return;
-	}
-	px_session_eventcb(bev, what, s);
-}
-
-/*
- * px_session_tls_start - hand the socket to an OpenSSL bufferevent as the
- * server side of a handshake.  The plain reader and bufferevent go (their
- * buffers are empty: the 220 was sent, pipelined input discarded); the
- * socket is the TLS bufferevent's from now on (it closes it and frees the
- * SSL).  The session stays busy in S_TLS until px_session_tls_done.
- */
-static void
-px_session_tls_start(struct px_session *s)
-{
-	struct timeval wt = px_timeval(s->cfg->timeouts.command);
-	SSL *ssl = SSL_new(s->tls_cfg->ctx);
-
-	struct evbuffer *left = s->rd != NULL ? px_reader_input(s->rd) : NULL;
-	struct bufferevent *under = NULL;
-
-	s->tls_pending = false;
-	s->state = S_TLS;
-	if (ssl == NULL) {
-		ERR_clear_error();
-		px_log_err("%016llx SSL_new failed", (unsigned long long)s->id);
-		px_session_drop_socket(s);
-		px_session_close(s, "tls");
-		return;
-	}
-	if (left != NULL && evbuffer_get_length(left) > 0) {
-		/* Implicit TLS behind a PROXY header: the start of the
-		 * ClientHello came with the header and is already read.  An
-		 * OpenSSL filter over the plain bufferevent, whose input gets
-		 * those bytes, reads them first (the session keeps the fd).
-		 * STARTTLS never gets here: its leftovers were discarded. */
-		struct evbuffer *uin;
-
-		under = s->bev;
-		uin = bufferevent_get_input(under);
-		/* Only a socket bufferevent adds to its input (the end is
-		 * frozen): we do it once, as it would have. */
-		evbuffer_unfreeze(uin, 0);
-		evbuffer_add_buffer(uin, left);
-		evbuffer_freeze(uin, 0);
-		px_reader_free(&s->rd);
-		s->bev = bufferevent_openssl_filter_new(
-		    s->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
-		    BEV_OPT_CLOSE_ON_FREE);
-	} else {
-		px_reader_free(&s->rd);
-		bufferevent_free(s->bev);
-		s->bev = bufferevent_openssl_socket_new(
-		    s->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-		    BEV_OPT_CLOSE_ON_FREE);
-		if (s->bev != NULL)
-			s->fd = -1;
-	}
-	if (s->bev == NULL) {
-		SSL_free(ssl);
-		if (under != NULL)
-			bufferevent_free(under);
-		px_log_err("%016llx cannot start TLS",
-		           (unsigned long long)s->id);
-		px_session_drop_socket(s);
-		px_session_close(s, "tls");
-		return;
-	}
-	/* Many SMTP clients close without close_notify after QUIT: an EOF,
-	 * not an error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-	bufferevent_setcb(s->bev, px_session_tls_readcb, px_session_flushed,
-	                  px_session_tls_eventcb, s);
-	bufferevent_set_timeouts(s->bev, NULL, &wt);
-	bufferevent_enable(s->bev, EV_WRITE);
-	s->rd = px_reader_new_bev(s->base, s->bev, PX_IN_HIGH,
-	                          px_session_on_read, s);
-	px_session_set_busy(s);
-	/* Bytes already waiting below the filter: no read event will say
-	 * so, since the client now waits for our ServerHello. */
-	if (under != NULL)
-		bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
-}
-
-/* px_cmd_starttls - RFC 3207 4. */
-static void
-px_cmd_starttls(struct px_session *s)
-{
-	struct evbuffer *in = px_reader_input(s->rd);
-	size_t junk;
-
-	if (s->tls_cfg == NULL) {
-		px_reply_error(s, 502, "5.5.1",
-		               "Error: command not implemented");
-		return;
-	}
-	if (s->tls) {
-		px_reply_error(s, 554, "5.5.1", "Error: TLS already active");
-		return;
-	}
-	if (s->txn.active) {
-		px_reply_error(s, 503, "5.5.1",
-		               "Error: MAIL transaction in progress");
-		return;
-	}
-	px_reply(s, 220, "2.0.0", "Ready to start TLS");
-	/* SECURITY (CVE-2011-0411 class): whatever the client sent after
-	 * STARTTLS in the clear must never run as if it came under TLS. */
-	junk = evbuffer_get_length(in);
-	if (junk > 0) {
-		px_log_warn("%016llx discarded %zu bytes pipelined after "
-		            "STARTTLS from [%s]",
-		            (unsigned long long)s->id, junk, s->client_ip);
-		evbuffer_drain(in, junk);
-	}
-	/* The backend connection knew the old HELO: a fresh one after. */
-	px_relay_release(&s->relay);
-	px_session_set_busy(s);
-	s->state = S_TLS;
-	if (px_sock_flush(s->bev)) {
-		px_session_tls_start(s);
-		return;
-	}
-	/* px_session_flushed starts it once the 220 is out. */
-	s->tls_pending = true;
-	px_reader_stop(s->rd);
 }
 
 /* px_session_command - handle one command line (without CRLF). */
@@ -2314,202 +1724,6 @@ px_session_emit(void *ctx, const char *buf, size_t len)
 	struct px_session *s = ctx;
 
 	px_authres_strip_feed(s->arstrip, buf, len, px_session_spool_put, s);
-}
-
-/*
- * px_session_auth_results - the one RFC 8601 Authentication-Results header
- * for what was evaluated (spf 2.7.2, dkim 2.7.1, dmarc RFC 7489 11.2,
- * iprev 2.7.3), or nothing.  authserv-id
- * is our hostname; forged headers with it were removed as the message came
- * in (authres.c).
- */
-static size_t
-px_session_auth_results(struct px_session *s, char *buf, size_t size)
-{
-	static const char *const names[] = {
-	    [FLT_IPREV_PASS] = "pass",
-	    [FLT_IPREV_FAIL] = "fail",
-	    [FLT_IPREV_TEMPERROR] = "temperror",
-	    [FLT_IPREV_PERMERROR] = "permerror",
-	};
-	enum flt_iprev iprev;
-	const char *name = flt_chain_client_name(s->chain, &iprev);
-	const char *spf_domain;
-	enum flt_spf spf = flt_chain_spf(s->chain, &spf_domain);
-	const struct flt_dkim_sig *dkim;
-	int ndkim = flt_chain_dkim(s->chain, &dkim);
-	/* One resinfo per method; dkim's holds one per signature. */
-	char res[4][8192];
-	unsigned nres = 0;
-	size_t n;
-	int w;
-
-	if (spf != FLT_SPF_NOT_CHECKED &&
-	    flt_spf_authres(
-	        res[nres], sizeof(res[0]), spf, spf_domain ? spf_domain : "",
-	        s->txn.from ? s->txn.from : "", s->helo ? s->helo : "") > 0)
-		nres++;
-	if (flt_dkim_authres(res[nres], sizeof(res[0]), dkim, ndkim) > 0)
-		nres++;
-	if (flt_dmarc_authres(res[nres], sizeof(res[0]),
-	                      flt_chain_dmarc(s->chain)) > 0)
-		nres++;
-	if (iprev != FLT_IPREV_NONE)
-		snprintf(res[nres++], sizeof(res[0]),
-		         "iprev=%s policy.iprev=%s%s%s%s", names[iprev],
-		         s->client_ip,
-		         iprev == FLT_IPREV_PASS && name ? " (" : "",
-		         iprev == FLT_IPREV_PASS && name ? name : "",
-		         iprev == FLT_IPREV_PASS && name ? ")" : "");
-	if (nres == 0)
-		return 0;
-	w = snprintf(buf, size, "Authentication-Results: %s;",
-	             s->cfg->hostname);
-	if (w < 0 || (size_t)w >= size)
-		return 0;
-	n = (size_t)w;
-	for (unsigned i = 0; i < nres; i++) {
-		w = snprintf(buf + n, size - n, "\r\n\t%s%s", res[i],
-		             i + 1 < nres ? ";" : "\r\n");
-		if (w < 0 || (size_t)w >= size - n)
-			return 0;
-		n += (size_t)w;
-	}
-	return n;
-}
-
-/* px_session_received_spf - the Received-SPF header (RFC 7208 9.1), when
- * SPF was evaluated. */
-static size_t
-px_session_received_spf(struct px_session *s, char *buf, size_t size)
-{
-	const char *domain;
-	enum flt_spf spf = flt_chain_spf(s->chain, &domain);
-
-	if (spf == FLT_SPF_NOT_CHECKED)
-		return 0;
-	return flt_spf_received_spf(buf, size, spf, domain ? domain : "",
-	                            s->cfg->hostname, s->client_ip,
-	                            s->txn.from ? s->txn.from : "",
-	                            s->helo ? s->helo : "");
-}
-
-/* px_session_build_headers - what mxguard prepends: a Received header
- * when the backend cannot be told the client (no XCLIENT/XFORWARD) or
- * under TLS, the transaction id, Received-SPF, Authentication-Results,
- * then the X-Spam-* headers. */
-static void
-px_session_build_headers(struct px_session *s, bool spam)
-{
-	char buf[16384], date[64];
-	size_t n = 0;
-	const struct px_caps *caps = px_relay_caps(s->relay);
-	bool told = px_relay_xclient_done(s->relay) ||
-	            (caps->xforward && (caps->xforward_attrs & PX_XATTR_ADDR));
-
-	/* XCLIENT and XFORWARD have no attribute for TLS: under TLS the
-	 * Received header is how the backend learns of it (as Postfix
-	 * writes it: "(using TLSv1.3 with cipher ... (256/256 bits))"). */
-	if (!told || s->tls) {
-		time_t now = time(NULL);
-		struct tm tm;
-		char helo[300];
-		/* The verified name only (RFC 5321 4.4: the TCP-info part). */
-		enum flt_iprev iprev;
-		const char *rdns = flt_chain_client_name(s->chain, &iprev);
-
-		if (iprev != FLT_IPREV_PASS)
-			rdns = NULL;
-		localtime_r(&now, &tm);
-		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-		/* The HELO name is peer data: keep it printable so it can
-		 * not break the header (SECURITY). */
-		snprintf(helo, sizeof(helo), "%s",
-		         s->helo ? s->helo : "unknown");
-		for (char *p = helo; *p; p++)
-			if ((unsigned char)*p <= ' ' ||
-			    (unsigned char)*p >= 0x7f || *p == '(' || *p == ')')
-				*p = '?';
-		char using[160] = "";
-
-		if (s->tls)
-			snprintf(using, sizeof(using),
-			         "\t(using %s with cipher %s (%d/%d bits))\r\n",
-			         s->tls_version, s->tls_cipher, s->tls_bits,
-			         s->tls_alg_bits);
-		/* "with" protocol names: RFC 3848 (ESMTPS under TLS), and
-		 * UTF8SMTP(S) from RFC 6531 section 3.7.4. */
-		n += (size_t)snprintf(
-		    buf + n, sizeof(buf) - n,
-		    "Received: from %s (%s%s[%s])\r\n%s\tby %s "
-		    "(mxguard) with %s%s id %016llx.%u;\r\n\t%s\r\n",
-		    helo, rdns ? rdns : "", rdns ? " " : "", s->client_ip,
-		    using, s->cfg->hostname,
-		    s->txn.smtputf8 ? "UTF8SMTP"
-		    : s->esmtp      ? "ESMTP"
-		                    : "SMTP",
-		    s->tls ? "S" : "", (unsigned long long)s->id, s->txn.id,
-		    date);
-	}
-	/* The transaction id of our log line, so one message can be followed
-	 * from mxguard's log into the backend's (its "queued as" is in ours;
-	 * the header takes ours into its queue file). */
-	n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-	                      "X-Mxguard-Queue-ID: %016llx.%u\r\n",
-	                      (unsigned long long)s->id, s->txn.id);
-	n += px_session_received_spf(s, buf + n, sizeof(buf) - n);
-	n += px_session_auth_results(s, buf + n, sizeof(buf) - n);
-	n += flt_chain_spam_headers(s->chain, spam, s->cfg, buf + n,
-	                            sizeof(buf) - n);
-	free(s->headers);
-	s->headers = px_strndup(buf, n);
-}
-
-/*
- * px_session_subject - subject_prefix on a tagged message: the header
- * section, rewritten, goes after our headers in s->headers; returns how
- * many bytes of the spool it replaces (0: no rewrite).  Only the header
- * section is read (up to PX_SUBJECT_MAX bytes; longer header sections are
- * passed unchanged and logged).
- */
-#define PX_SUBJECT_MAX 262144
-
-static size_t
-px_session_subject(struct px_session *s)
-{
-	size_t size = px_spool_size(s->spool), want, off = 0, hl = 0;
-	char *buf, *hdrs;
-
-	if (s->cfg->subject_prefix == NULL || s->cfg->subject_prefix[0] == 0)
-		return 0;
-	want = size < PX_SUBJECT_MAX ? size : PX_SUBJECT_MAX;
-	buf = px_malloc(want + 1);
-	while (off < want) {
-		const char *direct = NULL;
-		ssize_t n = px_spool_read(s->spool, off, buf + off, want - off,
-		                          &direct);
-
-		if (n <= 0)
-			break;
-		if (direct != NULL)
-			memcpy(buf + off, direct, (size_t)n);
-		off += (size_t)n;
-	}
-	hdrs = px_subject_rewrite(buf, off, off == size, s->cfg->subject_prefix,
-	                          &hl);
-	free(buf);
-	if (hdrs == NULL) {
-		px_log_warn("%016llx header section too long: Subject not "
-		            "rewritten",
-		            (unsigned long long)s->id);
-		return 0;
-	}
-	size_t ol = strlen(s->headers), nl = strlen(hdrs);
-
-	s->headers = px_realloc(s->headers, ol + nl + 1);
-	memcpy(s->headers + ol, hdrs, nl + 1);
-	free(hdrs);
-	return hl;
 }
 
 static void
@@ -2911,7 +2125,7 @@ px_session_run(struct px_session *s)
 
 /* The relay's answers. */
 
-static void
+void
 px_session_relay_cb(void *arg, const struct px_relay_result *res)
 {
 	struct px_session *s = arg;
@@ -3134,7 +2348,7 @@ px_session_relay_cb(void *arg, const struct px_relay_result *res)
 
 /* Socket events. */
 
-static void
+void
 px_session_on_read(void *arg, enum px_read_what what)
 {
 	struct px_session *s = arg;
@@ -3195,7 +2409,7 @@ px_session_on_read(void *arg, enum px_read_what what)
 }
 
 /* px_session_eventcb - the write side failed or timed out. */
-static void
+void
 px_session_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct px_session *s = arg;

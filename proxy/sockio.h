@@ -38,8 +38,6 @@ bool px_sock_drained(struct bufferevent *bev);
 const char *px_sock_tls_error(struct bufferevent *bev, short what,
                               bool with_errno, char *buf, size_t size);
 
-#endif
-
 /*
  * The read side.  A bufferevent reads with an ioctl(FIONREAD) before every
  * readv: one extra system call per SMTP command.  A px_reader is a
@@ -98,3 +96,5 @@ void px_reader_stop(struct px_reader *r);
 /* px_reader_resume - after the owner consumed input: read again if the
  * reader paused above its high-water mark. */
 void px_reader_resume(struct px_reader *r);
+
+#endif
