@@ -301,12 +301,14 @@ main(int argc, char **argv)
 		px_control_stop();
 		return 1;
 	}
+	/* Current before the control and metrics threads serve: their first
+	 * request reads it (a scrape at once used to find NULL). */
+	px_config_set_current(cfg);
 	if (px_control_start(px_main_base, &lerr) < 0 ||
 	    px_metrics_start(&lerr) < 0) {
 		px_log_err("%s", lerr);
 		return 1;
 	}
-	px_config_set_current(cfg);
 
 	nloops = cfg->loops ? cfg->loops : px_ncores();
 	if (px_workers_start(cfg->workers) < 0) {
