@@ -18,7 +18,8 @@ errors (a memory store among them).
 harvest cap across sessions, per client address, in the store (memory and
 Redis): over it the next RCPT gets 421 4.7.0 and the session ends, a new
 connection is refused with 421 4.7.0, another address is unaffected, the
-count drains with the (test) clock, and two instances on one Redis share
+count drains with the (test) clock, `mxguard ctl ratelimit reset
+unknown_recipients IP` clears it, and two instances on one Redis share
 it."""
 
 import itertools
@@ -325,6 +326,22 @@ def test_cap_across_sessions(make_mx, backend, store, tmp_path):
     # The count drains: after the window the client is welcome again.
     mx.advance_clock(601)
     c = session(mx, "198.18.70.1")
+    assert_reply(c.cmd("RCPT TO:<alice@test.example>"), 250)
+    c.quit()
+
+
+def test_cap_reset_with_ctl(make_mx, backend, store, tmp_path):
+    mx = start_cap(make_mx, backend, store, tmp_path, limit=1)
+    c = session(mx, "198.18.75.1")
+    assert_reply(c.cmd("RCPT TO:<u1@test.example>"), 550, "5.1.1")
+    c.quit()
+    c = connect(mx, "198.18.75.1")
+    assert_closed_with_421(c, c.banner())
+    out = mx.ctl("ratelimit", "show", "unknown_recipients", "198.18.75.1").stdout
+    m = re.match(r"unknown_recipients 198\.18\.75\.1 level=([0-9.]+)$", out.strip())
+    assert m and 0.9 < float(m.group(1)) <= 1, out  # drained a little since
+    mx.ctl("ratelimit", "reset", "unknown_recipients", "198.18.75.1")
+    c = session(mx, "198.18.75.1")
     assert_reply(c.cmd("RCPT TO:<alice@test.example>"), 250)
     c.quit()
 
