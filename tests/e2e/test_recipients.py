@@ -222,6 +222,17 @@ def test_redis_set_of_the_wrong_type_tempfails(make_mx, backend, redis_server):
     mx.wait_log(r"recipient lookup failed .*WRONGTYPE")
 
 
+def test_reload_refuses_a_redis_set_on_the_memory_store(make_mx, backend, redis_server):
+    mx = make_mx(config={"accepted_domains": DOMAINS})
+    cfg = dict(mx.config)
+    cfg["store"] = redis_server.url
+    cfg["recipients_redis"] = {"key": KEY}
+    mx.reload(cfg)
+    mx.wait_log(r"reload failed, keeping the running configuration: recipients_redis "
+                r"needs the Redis store")
+    assert_reply(rcpts(mx, ["bob@test.example"])[0], 250)  # still the backend's
+
+
 def _conf(tmp_path, extra):
     cfg = {"backend": "127.0.0.1:25", "spool": {"dir": str(tmp_path)},
            "listen": ({"address": "127.0.0.1:2525"},),
