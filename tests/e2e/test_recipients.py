@@ -396,6 +396,30 @@ def test_cap_skips_relay_networks(make_mx, backend, store, tmp_path):
         c.quit()
 
 
+@pytest.mark.parametrize("on_error", ["pass", "tempfail"])
+def test_cap_with_redis_down(make_mx, backend, redis_server, tmp_path, on_error):
+    path = tmp_path / "recipients"
+    path.write_text("alice@test.example\n")
+    mx = make_mx(backend=backend, listeners=[{"proxy_protocol": True}],
+                 config={"store": redis_server.url, "accepted_domains": DOMAINS,
+                         "recipients_file": str(path), "on_store_error": on_error,
+                         "timeouts": {"store": 0.5},
+                         "limits": {"unknown_recipients_per_client": 1}})
+    redis_server.kill()
+    c = session(mx, "198.18.76.1")
+    r = c.cmd("RCPT TO:<alice@test.example>")
+    if on_error == "pass":
+        # The cap is a defence, not a gate: mail flows, logged.
+        assert_reply(r, 250)
+        assert_reply(c.cmd("RCPT TO:<u1@test.example>"), 550, "5.1.1")
+        assert_reply(c.cmd("RCPT TO:<alice@test.example>"), 250)
+    else:
+        assert_reply(r, 451, "4.3.0")
+    c.quit()
+    mx.wait_log(r"harvest: store error")
+    assert mx.alive()
+
+
 def test_cap_off_by_default(make_mx, backend, tmp_path):
     mx, _ = start(make_mx, tmp_path, ["alice@test.example"])
     for _ in range(3):
