@@ -33,9 +33,9 @@
 
 /* The filters, in the order their verdicts are merged. */
 static const struct flt_ops *const flt_table[] = {
-    &flt_dnsbl, &flt_iprev,     &flt_pregreet, &flt_helo,
-    &flt_spf,   &flt_ratelimit, &flt_greylist, &flt_reputation,
-    &flt_dkim,  &flt_dmarc,     &flt_rules,    &flt_uribl,
+    &flt_dnsbl,     &flt_iprev,   &flt_pregreet, &flt_helo,       &flt_spf,
+    &flt_ratelimit, &flt_harvest, &flt_greylist, &flt_reputation, &flt_dkim,
+    &flt_dmarc,     &flt_rules,   &flt_uribl,
 };
 #define FLT_N (sizeof(flt_table) / sizeof(flt_table[0]))
 

@@ -375,6 +375,7 @@ extern const struct flt_ops flt_uribl;
 extern const struct flt_ops flt_dkim;
 extern const struct flt_ops flt_dmarc;
 extern const struct flt_ops flt_ratelimit;
+extern const struct flt_ops flt_harvest;
 extern const struct flt_ops flt_greylist;
 extern const struct flt_ops flt_reputation;
 extern const struct flt_ops flt_rules;

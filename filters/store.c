@@ -57,10 +57,11 @@ static const char *
 st_cmd_check(const struct st_cmd *cmd)
 {
 	static const unsigned need[ST_NOPS][2] = {
-	    [ST_GREYLIST] = {2, 5}, [ST_RATELIMIT] = {1, 4},
-	    [ST_REP_GET] = {1, 2},  [ST_REP_ADD] = {1, 4},
-	    [ST_SET] = {1, 0},      [ST_DEL] = {1, 0},
-	    [ST_GET] = {1, 0},      [ST_KEYS] = {1, 0},
+	    [ST_GREYLIST] = {2, 5},  [ST_RATELIMIT] = {1, 4},
+	    [ST_REP_GET] = {1, 2},   [ST_REP_ADD] = {1, 4},
+	    [ST_SET] = {1, 0},       [ST_DEL] = {1, 0},
+	    [ST_GET] = {1, 0},       [ST_KEYS] = {1, 0},
+	    [ST_SISMEMBER] = {2, 0},
 	};
 
 	if ((unsigned)cmd->op >= ST_NOPS)

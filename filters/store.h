@@ -28,6 +28,7 @@
  *   P wl:r:<addr or domain>       string: end (s) or 0      whitelist: rcpt
  *   P rep:<kind>:<entity>         hash a, t, r, g, ts       reputation
  *   P rl:<bucket>:<entity>        hash level, ts            rate limit
+ *   P rl:unknown_recipients:<ip>  hash level, ts            unknown rcpts
  */
 #ifndef MX_STORE_H
 #define MX_STORE_H
@@ -101,6 +102,14 @@ enum st_op {
 	/* ST_KEYS: every key starting with keys[0] (prefix included), at
 	 * most args[0], in strs.  Redis: SCAN, never KEYS. */
 	ST_KEYS,
+	/*
+	 * ST_SISMEMBER: keys[0] a set, named as given (an operator's key,
+	 * no prefix added); keys[1..n-1] candidate members.  v[i-1] = 1 when
+	 * keys[i] is a member, else 0.  Read-only.  Redis only (SMISMEMBER,
+	 * Redis 6.2 or later): the memory store keeps no sets and fails it;
+	 * the config refuses what would need it with store = "memory".
+	 */
+	ST_SISMEMBER,
 	ST_NOPS,
 };
 

@@ -460,6 +460,12 @@ str_req_send(struct str_conn *conn, struct st_req *req)
 		for (unsigned i = 0; i < req->nkeys; i++)
 			argv[argc++] = req->keys[i];
 		break;
+	case ST_SISMEMBER:
+		/* One command, every candidate at once (Redis >= 6.2). */
+		argv[argc++] = "SMISMEMBER";
+		for (unsigned i = 0; i < req->nkeys; i++)
+			argv[argc++] = req->keys[i];
+		break;
 	case ST_KEYS:
 		str_glob_prefix(pattern, sizeof(pattern), req->keys[0]);
 		argv[argc++] = "SCAN";

@@ -70,6 +70,7 @@ static const char *const px_known_keys[] = {
     "metrics",
     "uribl",
     "recipients_file",
+    "recipients_redis",
     "accepted_domains_file",
     "backend_tls",
     "sender_login_match",
@@ -369,10 +370,16 @@ static int
 px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 {
 	static const char *const limit_keys[] = {
-	    "message_size",       "recipients",
-	    "line_length",        "connections",
-	    "connections_per_ip", "errors",
-	    "unknown_recipients", NULL};
+	    "message_size",
+	    "recipients",
+	    "line_length",
+	    "connections",
+	    "connections_per_ip",
+	    "errors",
+	    "unknown_recipients",
+	    "unknown_recipients_per_client",
+	    "unknown_recipients_window",
+	    NULL};
 	static const char *const timeout_keys[] = {
 	    "command",  "data_block", "data_done", "backend",
 	    "shutdown", "filter",     "store",     NULL};
@@ -501,7 +508,13 @@ px_cfg_fill(struct px_cfgerr *e, struct px_config *cfg, config_t *lc)
 	     px_cfg_unsigned(e, g, "errors", &cfg->limits.errors, 1, 10000) <
 	         0 ||
 	     px_cfg_unsigned(e, g, "unknown_recipients",
-	                     &cfg->limits.unknown_recipients, 1, 100000) < 0))
+	                     &cfg->limits.unknown_recipients, 1, 100000) < 0 ||
+	     px_cfg_unsigned(e, g, "unknown_recipients_per_client",
+	                     &cfg->limits.unknown_recipients_per_client, 0,
+	                     1000000) < 0 ||
+	     px_cfg_unsigned(e, g, "unknown_recipients_window",
+	                     &cfg->limits.unknown_recipients_window, 1,
+	                     30 * 86400) < 0))
 		return -1;
 
 	if ((g = config_setting_get_member(root, "timeouts")) != NULL &&
@@ -816,6 +829,7 @@ px_config_defaults(struct px_config *cfg)
 	cfg->limits.connections_per_ip = 50;
 	cfg->limits.errors = 20;
 	cfg->limits.unknown_recipients = 20;
+	cfg->limits.unknown_recipients_window = 3600;
 	/* RFC 5321 4.5.3.2: 5 minutes for commands, 3 for a data block,
 	 * 10 for the reply to the final dot. */
 	cfg->timeouts.command = 300;

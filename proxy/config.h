@@ -142,7 +142,13 @@ struct px_config {
 	char *accepted_domains_file;
 	char *recipients_file;         /* recipients.h */
 	struct px_rcptset *recipients; /* NULL: the backend verifies */
-	struct px_domains *accepted;   /* never NULL after a load */
+	/* recipients_redis = { key; domains; } (config_relay.c): a Redis set
+	 * asked at each RCPT (ST_SISMEMBER). */
+	char *recipients_redis_key; /* NULL: none */
+	char **recipients_redis_domain_list;
+	size_t nrecipients_redis_domains;
+	struct px_domains *recipients_redis_domains; /* NULL: accepted */
+	struct px_domains *accepted; /* never NULL after a load */
 	bool relay_configured;   /* accepted_domains* or relay_networks set */
 	bool sender_login_match; /* MAIL FROM must be the AUTH user */
 	/* routes = ( { domain; backend; } ) (config_relay.c): route i + 1
@@ -168,6 +174,10 @@ struct px_config {
 		unsigned connections_per_ip;
 		unsigned errors;
 		unsigned unknown_recipients; /* per session, then 421 */
+		/* Across sessions, per client address (filters/harvest.c);
+		 * 0: off. */
+		unsigned unknown_recipients_per_client;
+		unsigned unknown_recipients_window; /* seconds */
 	} limits;
 	struct {
 		double command;

@@ -2,8 +2,8 @@
 /*
  * config_relay.c - the relay control settings: accepted_domains (read by
  * config.c as strings) and accepted_domains_file, built into one
- * px_domains set; sender_login_match; routes; and the warning for a config that
- * accepts no recipient.
+ * px_domains set; recipients_file and recipients_redis; sender_login_match;
+ * routes; and the warning for a config that accepts no recipient.
  *
  * px_cfg_relay(): build cfg->accepted; errors as "FILE:LINE: message", for
  *   the domains file its own name and line.
@@ -92,6 +92,67 @@ static int
 px_cfg_rcpt_add(void *arg, const char *entry, const char **err)
 {
 	return px_rcptset_add(arg, entry, err);
+}
+
+/*
+ * px_cfg_recipients_redis - recipients_redis = { key = "..."; domains =
+ * [...]; }: a Redis set of recipients (entries as in recipients_file),
+ * asked at each RCPT through the store's connection, so it needs a Redis
+ * store.  domains: the domains it verifies (default: every accepted
+ * domain); each must be accepted, as for routes.
+ */
+static int
+px_cfg_recipients_redis(struct px_cfgerr *e, struct px_config *cfg,
+                        const config_setting_t *root)
+{
+	static const char *const keys[] = {"key", "domains", NULL};
+	const config_setting_t *g =
+	    config_setting_get_member(root, "recipients_redis");
+	const config_setting_t *ds;
+	const char *err;
+
+	if (g == NULL)
+		return 0;
+	if (px_cfg_check_keys(e, g, "recipients_redis", keys) < 0 ||
+	    px_cfg_string(e, g, "key", &cfg->recipients_redis_key, true) < 0 ||
+	    px_cfg_strings(e, g, "domains", &cfg->recipients_redis_domain_list,
+	                   &cfg->nrecipients_redis_domains) < 0)
+		return -1;
+	if (cfg->recipients_redis_key[0] == '\0' ||
+	    strlen(cfg->recipients_redis_key) > 200)
+		return px_cfg_fail(e, config_setting_get_member(g, "key"),
+		                   "recipients_redis key must be 1 to 200 "
+		                   "characters");
+	if (strncmp(cfg->store, "redis", 5) != 0)
+		return px_cfg_fail(e, g,
+		                   "recipients_redis needs a Redis store "
+		                   "(store = \"redis://...\"), not \"%s\"",
+		                   cfg->store);
+	if ((ds = config_setting_get_member(g, "domains")) == NULL)
+		return 0;
+	cfg->recipients_redis_domains = px_domains_new();
+	for (size_t i = 0; i < cfg->nrecipients_redis_domains; i++) {
+		const char *d = cfg->recipients_redis_domain_list[i];
+		char probe[300];
+
+		if (d[0] == '[' ||
+		    px_domains_add(cfg->recipients_redis_domains, d, &err) < 0)
+			return px_cfg_fail(
+			    e, ds,
+			    "recipients_redis domain \"%s\": not "
+			    "a domain name",
+			    d);
+		snprintf(probe, sizeof(probe), "%s%s", d[0] == '.' ? "x" : "",
+		         d);
+		if (!px_domains_match(cfg->accepted, probe, strlen(probe)))
+			return px_cfg_fail(
+			    e, ds,
+			    "recipients_redis domain \"%s\" is not "
+			    "in accepted_domains",
+			    d);
+	}
+	px_domains_seal(cfg->recipients_redis_domains);
+	return 0;
 }
 
 /*
@@ -230,7 +291,8 @@ px_cfg_relay(struct px_cfgerr *e, struct px_config *cfg,
 			return -1;
 		px_rcptset_seal(cfg->recipients);
 	}
-	if (px_cfg_bool(e, root, "sender_login_match",
+	if (px_cfg_recipients_redis(e, cfg, root) < 0 ||
+	    px_cfg_bool(e, root, "sender_login_match",
 	                &cfg->sender_login_match) < 0 ||
 	    px_cfg_routes(e, cfg, root) < 0)
 		return -1;
@@ -246,6 +308,10 @@ px_cfg_relay_free(struct px_config *cfg)
 	free(cfg->accepted_domains_file);
 	px_rcptset_free(&cfg->recipients);
 	free(cfg->recipients_file);
+	free(cfg->recipients_redis_key);
+	px_strv_free(cfg->recipients_redis_domain_list,
+	             cfg->nrecipients_redis_domains);
+	px_domains_free(&cfg->recipients_redis_domains);
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		free(cfg->routes[i].domain);
 		free(cfg->routes[i].backend_str);

@@ -727,6 +727,10 @@ px_ctl_ratelimit(struct px_ctl *c, int argc, char **argv)
 	for (size_t i = 0; i < c->cfg->nratelimit; i++)
 		if (strcmp(c->cfg->ratelimit[i].name, argv[1]) == 0)
 			known = true;
+	/* The unknown-recipient count per client (filters/harvest.c) is
+	 * such a bucket too; bucket names are symbols, never lower case. */
+	if (strcmp(argv[1], "unknown_recipients") == 0)
+		known = true;
 	if (!known) {
 		fprintf(stderr, "mxguard ctl: no ratelimit named %s\n",
 		        argv[1]);

@@ -129,6 +129,22 @@ px_on_sighup(evutil_socket_t sig, short what, void *arg)
 		          "configuration");
 		return;
 	}
+	if (cfg->recipients_redis_key != NULL && !st_is_shared()) {
+		/* The store is chosen at startup: a set in Redis cannot be
+		 * asked through the memory store this process runs. */
+		err = px_strdup("recipients_redis needs the Redis store, and "
+		                "the running store is \"memory\" (the store "
+		                "changes only at a restart)");
+		px_log_err("reload failed, keeping the running "
+		           "configuration: %s",
+		           err);
+		px_control_reloaded(false, err);
+		free(err);
+		px_config_unref(&cfg);
+		px_notify("READY=1\nSTATUS=reload failed, running the old "
+		          "configuration");
+		return;
+	}
 	old = px_config_current();
 	if (!px_same_listeners(old, cfg))
 		px_log_warn("reload: listener changes take effect only after a "
@@ -301,12 +317,14 @@ main(int argc, char **argv)
 		px_control_stop();
 		return 1;
 	}
+	/* Current before the control and metrics threads serve: their first
+	 * request reads it (a scrape at once used to find NULL). */
+	px_config_set_current(cfg);
 	if (px_control_start(px_main_base, &lerr) < 0 ||
 	    px_metrics_start(&lerr) < 0) {
 		px_log_err("%s", lerr);
 		return 1;
 	}
-	px_config_set_current(cfg);
 
 	nloops = cfg->loops ? cfg->loops : px_ncores();
 	if (px_workers_start(cfg->workers) < 0) {

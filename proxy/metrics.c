@@ -15,6 +15,9 @@
  *   dnsbl_operator_errors_total{zone}         127.255.255.252-255 answers
  *   dns_queries_total{result}                 answer/nxdomain/...
  *   store_operations_total{result}            ok/error
+ *   recipient_lookups_total{result}           recipients_redis: known/
+ *                                             unknown/error
+ *   unknown_recipient_limit_total             421s of the per-client cap
  *   worker_queue_depth                        gauge
  *   stage_duration_seconds{stage}             histogram, filter chain
  *   eod_decision_seconds                      histogram, end of data
@@ -97,7 +100,9 @@ static struct {
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t backend[3];
 	_Atomic uint64_t dns[6];
-	_Atomic uint64_t store[2]; /* ok, error */
+	_Atomic uint64_t store[2];        /* ok, error */
+	_Atomic uint64_t rcpt_lookups[3]; /* known, unknown, error */
+	_Atomic uint64_t unknown_limit;
 	struct px_m_hist stage[PX_METRICS_STAGES];
 	struct px_m_hist eod;
 	struct px_m_hist eod_backend;
@@ -220,6 +225,19 @@ px_metrics_store(bool ok)
 	PX_M_ADD(px_m.store[ok ? 0 : 1], 1);
 }
 
+void
+px_metrics_rcpt_lookup(unsigned result)
+{
+	if (result < 3)
+		PX_M_ADD(px_m.rcpt_lookups[result], 1);
+}
+
+void
+px_metrics_unknown_limit(void)
+{
+	PX_M_ADD(px_m.unknown_limit, 1);
+}
+
 static void
 px_m_observe(struct px_m_hist *h, double seconds)
 {
@@ -340,6 +358,7 @@ px_metrics_render(struct evbuffer *out, const struct px_config *cfg)
 	static const char *const outcomes[] = {"accepted", "deferred",
 	                                       "rejected"};
 	static const char *const store[] = {"ok", "error"};
+	static const char *const lookups[] = {"known", "unknown", "error"};
 
 	px_m_family(out, "connections_current", "gauge",
 	            "Client connections open now.");
@@ -394,6 +413,16 @@ px_metrics_render(struct evbuffer *out, const struct px_config *cfg)
 	            "Store operations, by result.");
 	px_m_simple(out, "store_operations_total", "result", store, 2,
 	            px_m.store);
+	px_m_family(out, "recipient_lookups_total", "counter",
+	            "Recipients looked up in the recipients_redis set, by "
+	            "result.");
+	px_m_simple(out, "recipient_lookups_total", "result", lookups, 3,
+	            px_m.rcpt_lookups);
+	px_m_family(out, "unknown_recipient_limit_total", "counter",
+	            "Clients refused with 421 for too many unknown recipients "
+	            "across sessions.");
+	evbuffer_add_printf(out, "mxguard_unknown_recipient_limit_total %llu\n",
+	                    (unsigned long long)PX_M_GET(px_m.unknown_limit));
 	px_m_family(out, "worker_queue_depth", "gauge",
 	            "Jobs waiting for a worker thread.");
 	evbuffer_add_printf(out, "mxguard_worker_queue_depth %u\n",

@@ -36,6 +36,10 @@ void px_metrics_dnsbl_operator_error(const char *zone);
 /* status: enum flt_dns_status. */
 void px_metrics_dns(int status);
 void px_metrics_store(bool ok);
+/* A recipients_redis lookup: 0 known, 1 unknown, 2 error (451). */
+void px_metrics_rcpt_lookup(unsigned result);
+/* A 421 of limits.unknown_recipients_per_client. */
+void px_metrics_unknown_limit(void);
 void px_metrics_stage(unsigned stage, double seconds);
 void px_metrics_eod(double seconds);
 /* px_metrics_eod_backend - the backend's own end-of-data time: from the

@@ -67,11 +67,13 @@
 #include "bdat.h"
 #include "data.h"
 #include "filter.h"
+#include "harvest.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "netaddr.h"
 #include "proxy_proto.h"
+#include "rcpt_lookup.h"
 #include "recipients.h"
 #include "relay.h"
 #include "relay_control.h"
@@ -181,6 +183,8 @@ px_session_drop_socket(struct px_session *s)
 	s->fd = -1;
 }
 
+static void px_session_harvest_note(struct px_session *s);
+
 /* px_write_reply - queue a formatted reply and remember it for the log. */
 void
 px_write_reply(struct px_session *s, const char *buf, size_t len)
@@ -197,8 +201,10 @@ px_write_reply(struct px_session *s, const char *buf, size_t len)
 	/* An unknown recipient, ours or the backend's (a harvest counts
 	 * them): 5xx with an enhanced code 5.1.x. */
 	if (s->txn.rcpt_waiting && len > 10 && buf[0] == '5' &&
-	    memmem(buf, len < 16 ? len : 16, " 5.1.", 5) != NULL)
+	    memmem(buf, len < 16 ? len : 16, " 5.1.", 5) != NULL) {
 		s->unknown_rcpts++;
+		px_session_harvest_note(s);
+	}
 	s->txn.rcpt_waiting = false;
 	/* Pipelined replies go out together when px_session_run ends. */
 	if (!s->in_run)
@@ -365,6 +371,10 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	struct px_loop *loop = s->loop;
 
 	px_loop_unregister(loop, s->id);
+	px_rcpt_lookup_cancel(&s->rcpt_lookup);
+	st_cancel(s->harvest_req);
+	st_cancel(s->harvest_read);
+	s->harvest_req = s->harvest_read = NULL;
 	px_relay_release(&s->relay);
 	flt_chain_free(&s->chain);
 	px_session_drop_socket(s);
@@ -436,6 +446,10 @@ px_session_close(struct px_session *s, const char *reason)
 	if (s->txn.active || s->state == S_DATA || s->state == S_BDAT)
 		px_txn_end(s, "abort");
 	s->closing = true;
+	px_rcpt_lookup_cancel(&s->rcpt_lookup);
+	st_cancel(s->harvest_req);
+	st_cancel(s->harvest_read);
+	s->harvest_req = s->harvest_read = NULL;
 	if (s->greet_ev != NULL)
 		event_del(s->greet_ev);
 	if (s->state != S_PROXY) {
@@ -1307,26 +1321,211 @@ px_session_relay_allowed(struct px_session *s)
 	return false;
 }
 
-/* px_session_rcpt_known - recipients_file: an address of a domain it
- * lists must be in it (else 550 5.1.1, Postfix's wording); other domains
- * are the backend's to verify.  Returns false when refused. */
-static bool
-px_session_rcpt_known(struct px_session *s)
+/*
+ * The directory-harvest cap across sessions (filters/harvest.c): each
+ * unknown recipient (ours or the backend's 5.1.x, as px_write_reply sees
+ * them) is counted in the store against the client's address, at most one
+ * count in flight per session (the others wait in harvest_unsent and go
+ * as one).  Every RCPT first reads the count: it is queued behind the
+ * session's own counts on the same store connection, so a client that
+ * waits for each reply and has just gone over is refused at its very next
+ * RCPT (a pipelined burst may get one more answer first); on Redis, on any
+ * instance.
+ */
+static void px_session_harvest_send(struct px_session *s);
+
+static void
+px_session_harvest_counted(struct px_session *s, const struct st_reply *r)
 {
+	if (r->status != 0) {
+		px_log_warn("%016llx harvest: store error: %s",
+		            (unsigned long long)s->id, r->error);
+		return;
+	}
+	if (!s->harvest_over && flt_harvest_over(s->cfg, r)) {
+		s->harvest_over = true;
+		px_log_info("%016llx unknown recipient limit reached "
+		            "client=[%s] limit=%u window=%u",
+		            (unsigned long long)s->id, s->client_ip,
+		            s->cfg->limits.unknown_recipients_per_client,
+		            s->cfg->limits.unknown_recipients_window);
+	}
+}
+
+static void
+px_session_harvest_count_done(void *arg, const struct st_reply *r)
+{
+	struct px_session *s = arg;
+
+	s->harvest_req = NULL;
+	px_session_harvest_counted(s, r);
+	if (s->harvest_unsent > 0)
+		px_session_harvest_send(s);
+}
+
+static void
+px_session_harvest_send(struct px_session *s)
+{
+	struct st_reply r;
+	unsigned n = s->harvest_unsent;
+
+	s->harvest_unsent = 0;
+	if (flt_harvest_count(s->loop, s->cfg, &s->client, n,
+	                      px_session_harvest_count_done, s, &r,
+	                      &s->harvest_req) == 1) {
+		px_session_harvest_counted(s, &r);
+		st_reply_clear(&r);
+	}
+}
+
+/* px_session_harvest_note - px_write_reply saw an unknown recipient. */
+static void
+px_session_harvest_note(struct px_session *s)
+{
+	if (s->cfg->limits.unknown_recipients_per_client == 0 ||
+	    s->relay_client || s->authenticated || s->closing)
+		return;
+	s->harvest_unsent++;
+	if (s->harvest_req == NULL)
+		px_session_harvest_send(s);
+}
+
+/* px_session_harvest_refuse - the client is at the limit: 421, close. */
+static void
+px_session_harvest_refuse(struct px_session *s)
+{
+	px_log_info("%016llx.%u unknown recipient limit client=[%s] "
+	            "stage=rcpt",
+	            (unsigned long long)s->id, s->txn.id, s->client_ip);
+	px_metrics_unknown_limit();
+	px_reply(s, 421, "4.7.0",
+	         "%s Error: too many unknown recipients, closing",
+	         s->cfg->hostname);
+	px_session_close(s, "limit");
+}
+
+/* px_session_rcpt_end - this RCPT is answered: if it waited (store,
+ * Redis), the session goes on with the next command. */
+static void
+px_session_rcpt_end(struct px_session *s)
+{
+	if (!s->rcpt_async)
+		return;
+	s->rcpt_async = false;
+	px_session_done(s);
+}
+
+static void px_session_rcpt_relay(struct px_session *s);
+static void px_session_rcpt_checks(struct px_session *s);
+
+/* px_session_harvest_read_answer - the RCPT's read of the count. */
+static void
+px_session_harvest_read_answer(struct px_session *s, const struct st_reply *r)
+{
+	if (r->status == 0 && flt_harvest_over(s->cfg, r)) {
+		s->harvest_over = true;
+		px_session_harvest_refuse(s);
+		return;
+	}
+	if (r->status != 0) {
+		px_log_warn("%016llx harvest: store error: %s",
+		            (unsigned long long)s->id, r->error);
+		if (s->cfg->on_store_error == PX_STORE_ERROR_TEMPFAIL) {
+			px_reply(s, 451, "4.3.0",
+			         "Temporary local problem, please try again "
+			         "later");
+			px_session_rcpt_end(s);
+			return;
+		}
+	}
+	px_session_rcpt_relay(s);
+}
+
+static void
+px_session_harvest_read_done(void *arg, const struct st_reply *r)
+{
+	struct px_session *s = arg;
+
+	s->harvest_read = NULL;
+	px_session_harvest_read_answer(s, r);
+}
+
+/* px_session_rcpt_harvest - the first step of a RCPT: is the client over
+ * the cross-session cap (limits.unknown_recipients_per_client)? */
+static void
+px_session_rcpt_harvest(struct px_session *s)
+{
+	struct st_reply r;
+
+	if (s->cfg->limits.unknown_recipients_per_client == 0 ||
+	    s->relay_client || s->authenticated) {
+		px_session_rcpt_relay(s);
+		return;
+	}
+	if (flt_harvest_count(s->loop, s->cfg, &s->client, 0,
+	                      px_session_harvest_read_done, s, &r,
+	                      &s->harvest_read) == 0) {
+		s->rcpt_async = true;
+		px_session_set_busy(s);
+		return;
+	}
+	px_session_harvest_read_answer(s, &r);
+	st_reply_clear(&r);
+}
+
+/* px_session_rcpt_looked_up - what the recipient tables said
+ * (rcpt_lookup.h): unknown -> 550 5.1.1 (Postfix's wording), the set
+ * unreachable -> 451 4.3.0; known or not ours to verify -> the checks. */
+static void
+px_session_rcpt_looked_up(void *arg, int known, const char *source,
+                          const char *error)
+{
+	struct px_session *s = arg;
 	char rcpt[600], tmp[560];
 
-	if (px_rcptset_check(s->cfg->recipients, s->txn.rcpt,
-	                     strlen(s->txn.rcpt)) != PX_RCPT_UNKNOWN)
-		return true;
+	s->rcpt_lookup = NULL;
+	if (known != PX_RCPT_UNKNOWN && known != PX_RCPT_LOOKUP_ERROR) {
+		px_session_rcpt_checks(s);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "<%s>", s->txn.rcpt);
+	px_log_str(rcpt, sizeof(rcpt), tmp);
+	if (known == PX_RCPT_LOOKUP_ERROR) {
+		/* Never accepted nor refused blind: the client retries. */
+		px_reply(s, 451, "4.3.0", "<%s>: Temporary lookup failure",
+		         s->txn.rcpt);
+		px_log_warn("%016llx.%u recipient lookup failed rcpt=%s "
+		            "source=%s client=[%s] error=\"%s\"",
+		            (unsigned long long)s->id, s->txn.id, rcpt, source,
+		            s->client_ip, error != NULL ? error : "");
+		px_session_rcpt_end(s);
+		return;
+	}
 	px_reply_policy(s, 550, "5.1.1",
 	                "<%s>: Recipient address rejected: User unknown in "
 	                "relay recipient table",
 	                s->txn.rcpt);
-	snprintf(tmp, sizeof(tmp), "<%s>", s->txn.rcpt);
-	px_log_str(rcpt, sizeof(rcpt), tmp);
-	px_log_info("%016llx.%u unknown recipient rcpt=%s client=[%s]",
-	            (unsigned long long)s->id, s->txn.id, rcpt, s->client_ip);
-	return false;
+	px_log_info("%016llx.%u unknown recipient rcpt=%s client=[%s] "
+	            "source=%s",
+	            (unsigned long long)s->id, s->txn.id, rcpt, s->client_ip,
+	            source != NULL ? source : "-");
+	px_session_rcpt_end(s);
+}
+
+/* px_session_rcpt_relay - relay control, then the recipient tables. */
+static void
+px_session_rcpt_relay(struct px_session *s)
+{
+	if (!px_session_relay_allowed(s)) {
+		px_session_rcpt_end(s);
+		return;
+	}
+	if (px_rcpt_lookup(s->loop, s->cfg, s->txn.rcpt,
+	                   px_session_rcpt_looked_up, s,
+	                   &s->rcpt_lookup) == 0) {
+		s->rcpt_async = true;
+		px_session_set_busy(s);
+	}
 }
 
 /*
@@ -1380,7 +1579,6 @@ static void
 px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 {
 	char line[2048];
-	struct flt_verdict v;
 
 	if (!s->txn.active) {
 		px_reply_error(s, 503, "5.5.1", "Error: need MAIL command");
@@ -1394,6 +1592,11 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 		         "%s Error: too many unknown recipients, closing",
 		         s->cfg->hostname);
 		px_session_close(s, "limit");
+		return;
+	}
+	if (s->harvest_over) {
+		/* Over the cross-session cap in this very session. */
+		px_session_harvest_refuse(s);
 		return;
 	}
 	s->txn.rcpt_waiting = true;
@@ -1411,8 +1614,18 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	                              : px_strndup(cmd->addr.p, cmd->addr.len);
 	s->txn.rcpt_line = px_strdup(line);
 	s->fs.rcpt = s->txn.rcpt;
-	if (!px_session_relay_allowed(s) || !px_session_rcpt_known(s))
-		return;
+	s->rcpt_async = false;
+	px_session_rcpt_harvest(s);
+}
+
+/* px_session_rcpt_checks - the recipient passed relay control and the
+ * recipient tables: the early verdict, the score, then the RCPT filters
+ * (which end the RCPT themselves). */
+static void
+px_session_rcpt_checks(struct px_session *s)
+{
+	struct flt_verdict v;
+
 	/* A connect- or HELO-stage verdict (pregreet, later DNSBL) is
 	 * applied here, so the log shows sender and recipient (postscreen's
 	 * "enforce").  Not to an authenticated user: a roaming user's
@@ -1421,6 +1634,7 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 	if (!s->authenticated && (s->early.action == FLT_REJECT ||
 	                          s->early.action == FLT_TEMPFAIL)) {
 		px_reply_verdict(s, &s->early, "Service unavailable");
+		px_session_rcpt_end(s);
 		return;
 	}
 	if (!s->authenticated &&
@@ -1428,8 +1642,10 @@ px_cmd_rcpt(struct px_session *s, const struct px_cmd *cmd)
 		px_reply_policy(s, 550, "5.7.1",
 		                "Error: rejected as spam (score %.1f)",
 		                flt_chain_score(s->chain));
+		px_session_rcpt_end(s);
 		return;
 	}
+	s->rcpt_async = false; /* the filters' end calls done */
 	px_session_set_busy(s);
 	if (flt_chain_run(s->chain, FLT_STAGE_RCPT,
 	                  px_session_rcpt_filters_done, s, &v) == 1)

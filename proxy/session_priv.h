@@ -27,7 +27,9 @@
 
 struct bufferevent;
 struct event;
+struct px_rcpt_lookup;
 struct px_spool;
+struct st_req;
 
 /* Stop reading a client whose unread input passes this (pipelined commands
  * while we wait, or a flood); it resumes as the buffer drains. */
@@ -145,6 +147,14 @@ struct px_session {
 	unsigned errors;
 	unsigned ntxn;          /* transactions started */
 	unsigned unknown_rcpts; /* RCPTs refused as unknown (5.1.x) */
+	/* limits.unknown_recipients_per_client (filters/harvest.c). */
+	struct st_req *harvest_req;  /* a count in flight */
+	struct st_req *harvest_read; /* the RCPT's read of the count */
+	unsigned harvest_unsent;     /* unknowns seen while one was */
+	bool harvest_over;           /* the client is at the limit */
+	/* The RCPT waiting for recipients_redis (rcpt_lookup.h). */
+	struct px_rcpt_lookup *rcpt_lookup;
+	bool rcpt_async; /* this RCPT waited: its end calls done */
 	char *helo;
 	bool esmtp;
 	/* What we advertised in EHLO. */

@@ -3,7 +3,8 @@
  * test_store.c - the store operations of store.h, as both stores must give
  * them: the greylist lifecycle (new, early, passed, pass, expiry of an
  * unpassed and of a passed triplet, whitelist keys, the auto-whitelist
- * counting one delivery a minute), the leaky-bucket rate limit, reputation
+ * counting one delivery a minute), the leaky-bucket rate limit (and its
+ * read with cost 0), set membership (Redis only), reputation
  * decay, string keys with TTLs, key listing, and the memory store's bound.
  *
  * Runs against the memory store; with MXG_TEST_STORE=redis://host:port/db
@@ -202,12 +203,12 @@ test_greylist_whitelist_and_awl(void **state)
 }
 
 static int64_t
-ratelimit(int64_t now_ms, int64_t *level_r)
+ratelimit_cost(int64_t now_ms, int64_t cost, int64_t *level_r)
 {
 	struct st_cmd cmd = {.op = ST_RATELIMIT,
 	                     .keys = {key("rl:CONN:198.51.100.7")},
 	                     .nkeys = 1,
-	                     .args = {now_ms, 1, 3, 60000},
+	                     .args = {now_ms, cost, 3, 60000},
 	                     .nargs = 4};
 	struct st_reply r;
 	int64_t v = call(&cmd, &r);
@@ -215,6 +216,12 @@ ratelimit(int64_t now_ms, int64_t *level_r)
 	*level_r = r.v[1];
 	st_reply_clear(&r);
 	return v;
+}
+
+static int64_t
+ratelimit(int64_t now_ms, int64_t *level_r)
+{
+	return ratelimit_cost(now_ms, 1, level_r);
 }
 
 static void
@@ -237,6 +244,56 @@ test_ratelimit(void **state)
 	/* A long pause empties the bucket. */
 	assert_int_equal(ratelimit(t0 + 600000, &level), 0);
 	assert_int_equal(level, 1);
+}
+
+/* Cost 0 reads a bucket (the harvest cap's check): never over, the level
+ * drained to now, nothing added. */
+static void
+test_ratelimit_read(void **state)
+{
+	const int64_t t0 = 1710000000000LL;
+	int64_t level;
+
+	(void)state;
+	assert_int_equal(ratelimit_cost(t0, 0, &level), 0);
+	assert_int_equal(level, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ratelimit_cost(t0 + i, 1, &level), 0);
+	assert_int_equal(ratelimit_cost(t0 + 3, 0, &level), 0);
+	assert_int_equal(level, 3);
+	assert_int_equal(ratelimit_cost(t0 + 4, 0, &level), 0);
+	assert_int_equal(level, 3);
+	/* 3 per 60 s: 20 s later one has drained. */
+	assert_int_equal(ratelimit_cost(t0 + 20010, 0, &level), 0);
+	assert_int_equal(level, 2);
+	/* Several at once (a batch of unknown recipients). */
+	assert_int_equal(ratelimit_cost(t0 + 20011, 2, &level), 1);
+	assert_int_equal(ratelimit_cost(t0 + 20012, 1, &level), 0);
+	assert_int_equal(level, 3);
+}
+
+/* ST_SISMEMBER: Redis answers for each candidate (an absent set has no
+ * members); the memory store keeps no sets and fails it. */
+static void
+test_sismember(void **state)
+{
+	struct st_cmd cmd = {
+	    .op = ST_SISMEMBER,
+	    .keys = {key("no-such-set"), "a@example.com", "@example.com"},
+	    .nkeys = 3};
+	struct st_reply r;
+
+	(void)state;
+	if (!st_is_shared()) {
+		assert_int_equal(st_call_sync(&cmd, 2.0, &r), -1);
+		assert_int_equal(r.status, -1);
+		return;
+	}
+	call(&cmd, &r);
+	assert_int_equal(r.nv, 2);
+	assert_int_equal(r.v[0], 0);
+	assert_int_equal(r.v[1], 0);
+	st_reply_clear(&r);
 }
 
 static void
@@ -859,6 +916,8 @@ main(void)
 	    cmocka_unit_test(test_greylist_retry_window),
 	    cmocka_unit_test(test_greylist_whitelist_and_awl),
 	    cmocka_unit_test(test_ratelimit),
+	    cmocka_unit_test(test_ratelimit_read),
+	    cmocka_unit_test(test_sismember),
 	    cmocka_unit_test(test_reputation_decay),
 	    cmocka_unit_test(test_get_del_keys),
 	    cmocka_unit_test(test_get_numbers),
