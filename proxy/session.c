@@ -955,6 +955,7 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 	    s->early.action == FLT_CONTINUE)
 		s->early = *v;
 	if (!s->esmtp) {
+		s->adv_binarymime = false; /* no extensions after HELO */
 		px_reply(s, 250, NULL, "%s", s->cfg->hostname);
 	} else {
 		struct px_caps caps;

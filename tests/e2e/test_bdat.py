@@ -486,6 +486,17 @@ def test_binarymime_backend_without_it(make_backend, make_mx):
     check_txn(t, result="reject", stage="mail")
 
 
+def test_binarymime_not_after_helo(make_backend, make_mx):
+    # HELO after EHLO: no extensions any more (RFC 5321 4.1.1.1).
+    be = make_backend(caps=BINARY_CAPS)
+    mx = make_mx(backend=be)
+    c = mx.connect()
+    assert offered(c.ehlo(), "BINARYMIME")
+    assert_reply(c.cmd("HELO client.example"), 250)
+    assert_reply(c.cmd("MAIL FROM:<%s> BODY=BINARYMIME" % SENDER), 501, "5.5.4")
+    c.quit()
+
+
 def test_binarymime_not_offered_without_backend_support(make_backend, make_mx):
     be = make_backend(caps=CHUNKING_CAPS)
     mx = make_mx(backend=be)
