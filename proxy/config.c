@@ -78,6 +78,7 @@ static const char *const px_known_keys[] = {
     "subject_prefix",
     "etrn",
     "eom_budget",
+    "backend_chunking",
     NULL,
 };
 static const char *const px_future_keys[] = {

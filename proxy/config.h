@@ -216,8 +216,9 @@ struct px_config {
 	struct px_dnslist *uribl; /* on the domains of a message's links */
 	size_t nuribl;
 	bool soft_bounce;
-	enum px_etrn etrn; /* config_esmtp.c */
-	double eom_budget; /* seconds from end of data to the decision */
+	enum px_etrn etrn;     /* config_esmtp.c */
+	double eom_budget;     /* seconds from end of data to the decision */
+	bool backend_chunking; /* BDAT to a CHUNKING backend (RFC 3030) */
 
 	/* The store and what uses it (config_state.c). */
 	char *store_prefix;

@@ -10,6 +10,9 @@
  *                             checks must answer; a check still running
  *                             then is cut short like one at
  *                             timeouts.filter (the smaller of the two)
+ *   backend_chunking = true;  messages go to a backend that advertises
+ *                             CHUNKING as BDAT chunks (RFC 3030); false:
+ *                             always DATA (and BINARYMIME is not offered)
  * Read at startup and on every reload.
  */
 #include <stdlib.h>
@@ -22,6 +25,7 @@ px_cfg_esmtp_defaults(struct px_config *cfg)
 {
 	cfg->etrn = PX_ETRN_OFF;
 	cfg->eom_budget = 30;
+	cfg->backend_chunking = true;
 }
 
 int
@@ -32,6 +36,9 @@ px_cfg_esmtp(struct px_cfgerr *e, struct px_config *cfg,
 	const char *v;
 
 	if (px_cfg_double(e, root, "eom_budget", &cfg->eom_budget, 0.1, 3600) <
+	    0)
+		return -1;
+	if (px_cfg_bool(e, root, "backend_chunking", &cfg->backend_chunking) <
 	    0)
 		return -1;
 	if (s == NULL)

@@ -8,7 +8,10 @@
  * px_relay_command(): one command, one reply.
  * px_relay_message(): DATA, 354, the message streamed dot-stuffed from the
  *   spool with back-pressure (never more than PX_RELAY_OUT_HIGH bytes
- *   queued), the final dot, the final reply.
+ *   queued), the final dot, the final reply; or, to a backend that
+ *   advertises CHUNKING (RFC 3030), the same bytes undotted in BDAT chunks
+ *   of at most PX_RELAY_BDAT_CHUNK octets, pipelined when the backend
+ *   advertises PIPELINING, one at a time otherwise.
  * px_relay_quit(): polite close.
  * px_backend_caps_get/set(), px_backend_probe(): the backend's capabilities
  *   as last seen, which shape what mxguard advertises to clients.
@@ -55,6 +58,8 @@
 #define PX_RELAY_OUT_HIGH (256 * 1024)
 #define PX_RELAY_OUT_LOW  (64 * 1024)
 #define PX_RELAY_CHUNK    (64 * 1024)
+/* The largest BDAT chunk sent: a typical message goes as one BDAT LAST. */
+#define PX_RELAY_BDAT_CHUNK (256 * 1024)
 
 enum px_relay_state {
 	R_CLOSED = 0,
@@ -70,6 +75,9 @@ enum px_relay_state {
 	R_DATA_CMD,
 	R_DATA_SEND,
 	R_DATA_DONE,
+	R_BDAT_SEND, /* queueing BDAT chunks (RFC 3030) */
+	R_BDAT_WAIT, /* no PIPELINING: waiting for a chunk's reply */
+	R_BDAT_DONE, /* every chunk queued: waiting for the replies */
 	R_DEAD,
 };
 
@@ -105,6 +113,14 @@ struct px_relay {
 	size_t sp_skip; /* where streaming starts */
 	struct px_data_encoder enc;
 	char *chunk;
+	/* BDAT: the message is hlen header bytes (h_off of them queued) and
+	 * the spool from sp_skip; msg_left of it is not yet in any chunk,
+	 * chunk_left of the current chunk not yet queued. */
+	size_t h_off;
+	unsigned long long msg_left;
+	size_t chunk_left;
+	unsigned bdat_pending; /* chunks whose reply is still to come */
+	bool bdat_last_sent;   /* the LAST chunk is announced */
 	/* The last reply, CRLF-normalised. */
 	char *reply;
 	size_t reply_len;
@@ -410,6 +426,8 @@ px_relay_after_ehlo(struct px_relay *r)
 
 static void px_relay_on_read(void *arg, enum px_read_what what);
 static void px_relay_writecb(struct bufferevent *bev, void *arg);
+static bool px_relay_bdat_reply(struct px_relay *r, int code);
+static void px_relay_bdat_fill(struct px_relay *r);
 static void px_relay_failed(struct px_relay *r, bool timeout, const char *why);
 
 /* px_relay_tls_readcb - the TLS bufferevent has data: to the reader. */
@@ -627,6 +645,10 @@ px_relay_on_reply(struct px_relay *r, int code)
 		r->state = R_DEAD;
 		px_relay_answer(r, PX_RELAY_REPLY, NULL);
 		return false;
+	case R_BDAT_SEND:
+	case R_BDAT_WAIT:
+	case R_BDAT_DONE:
+		return px_relay_bdat_reply(r, code);
 	case R_READY:
 		/* Unsolicited: a 421 before an idle close.  Mark dead so the
 		 * next transaction reconnects. */
@@ -693,6 +715,135 @@ px_relay_fill(struct px_relay *r)
 	}
 }
 
+/*
+ * px_relay_bdat_fill - queue BDAT chunks (RFC 3030 2): each "BDAT n" line
+ * is followed by exactly n octets of the message, as they are (no
+ * dot-stuffing: the count frames the chunk), the last one announced as
+ * "BDAT n LAST".  Without PIPELINING (RFC 2920) the next chunk waits for
+ * the previous one's reply.  Goes on while the socket takes everything at
+ * once, like px_relay_fill.
+ */
+static void
+px_relay_bdat_fill(struct px_relay *r)
+{
+	struct evbuffer *out = bufferevent_get_output(r->bev);
+
+	for (;;) {
+		const char *p = NULL;
+		ssize_t n;
+		size_t want;
+
+		if (evbuffer_get_length(out) >= PX_RELAY_OUT_HIGH &&
+		    !px_sock_flush(r->bev))
+			return; /* the write callback comes back here */
+		if (r->chunk_left == 0) {
+			unsigned long long size;
+
+			if (r->bdat_last_sent ||
+			    (r->bdat_pending > 0 && !r->caps.pipelining)) {
+				/* Everything is queued, or the next chunk
+				 * waits for the reply to this one. */
+				bufferevent_setwatermark(r->bev, EV_WRITE, 0,
+				                         0);
+				r->state = r->bdat_last_sent ? R_BDAT_DONE
+				                             : R_BDAT_WAIT;
+				px_relay_set_read_timeout(
+				    r, r->cfg->timeouts.data_done);
+				px_sock_flush(r->bev);
+				return;
+			}
+			size = r->msg_left < PX_RELAY_BDAT_CHUNK
+			           ? r->msg_left
+			           : PX_RELAY_BDAT_CHUNK;
+			r->bdat_last_sent = size == r->msg_left;
+			evbuffer_add_printf(out, "BDAT %llu%s\r\n", size,
+			                    r->bdat_last_sent ? " LAST" : "");
+			r->msg_left -= size;
+			r->chunk_left = (size_t)size;
+			r->bdat_pending++;
+			continue;
+		}
+		if (r->h_off < r->hlen) {
+			want = r->hlen - r->h_off;
+			if (want > r->chunk_left)
+				want = r->chunk_left;
+			evbuffer_add(out, r->headers + r->h_off, want);
+			r->h_off += want;
+			r->chunk_left -= want;
+			continue;
+		}
+		want = r->chunk_left < PX_RELAY_CHUNK ? r->chunk_left
+		                                      : PX_RELAY_CHUNK;
+		if (r->chunk == NULL)
+			r->chunk = px_malloc(PX_RELAY_CHUNK);
+		n = px_spool_read(r->sp, r->sp_off, r->chunk, want, &p);
+		if (n <= 0) {
+			/* Deferred: this may run inside px_relay_message().
+			 * The chunk cannot be completed, so the connection
+			 * goes. */
+			px_log_err("%016llx cannot read spooled message",
+			           (unsigned long long)r->sid);
+			px_relay_fail_later(r, PX_RELAY_LOST,
+			                    "spool read error");
+			return;
+		}
+		evbuffer_add(out, p != NULL ? p : r->chunk, (size_t)n);
+		r->sp_off += (size_t)n;
+		r->chunk_left -= (size_t)n;
+	}
+}
+
+/*
+ * px_relay_bdat_reply - the reply to one BDAT chunk.  A 250 to a chunk
+ * before the last lets the next one go (without PIPELINING); the reply to
+ * the LAST chunk is the final reply, whatever it is.  Anything else on an
+ * earlier chunk ends the message (RFC 3030 2: no more chunks after a
+ * failed one) and is the answer: the connection stays when nothing else
+ * is in flight (the session then resets the backend's transaction), and
+ * is closed when chunks sent after the failed one are still unanswered,
+ * since their replies would be out of step.  Returns true if the relay
+ * may go on reading.
+ */
+static bool
+px_relay_bdat_reply(struct px_relay *r, int code)
+{
+	if (r->bdat_pending == 0) {
+		/* Nothing asked: out of step. */
+		px_relay_close_socket(r);
+		r->state = R_DEAD;
+		px_relay_answer(r, PX_RELAY_REPLY, NULL);
+		return false;
+	}
+	r->bdat_pending--;
+	if (r->state == R_BDAT_DONE && r->bdat_pending == 0) {
+		px_relay_set_read_timeout(r, 0);
+		px_relay_answer_final(r);
+		return false;
+	}
+	if (code == 250) {
+		if (r->state != R_BDAT_WAIT)
+			return true;
+		r->state = R_BDAT_SEND;
+		px_relay_set_read_timeout(r, 0);
+		bufferevent_setwatermark(r->bev, EV_WRITE, PX_RELAY_OUT_LOW, 0);
+		px_relay_bdat_fill(r);
+		return false;
+	}
+	px_log_info("%016llx backend refused a BDAT chunk: %.*s",
+	            (unsigned long long)r->sid,
+	            (int)(r->reply_len > 2 ? r->reply_len - 2 : 0), r->reply);
+	if (r->bdat_pending == 0 && r->chunk_left == 0) {
+		bufferevent_setwatermark(r->bev, EV_WRITE, 0, 0);
+		r->state = R_READY;
+		px_relay_set_read_timeout(r, 0);
+	} else {
+		px_relay_close_socket(r);
+		r->state = R_DEAD;
+	}
+	px_relay_answer(r, PX_RELAY_REPLY, NULL);
+	return false;
+}
+
 static void
 px_relay_writecb(struct bufferevent *bev, void *arg)
 {
@@ -700,6 +851,8 @@ px_relay_writecb(struct bufferevent *bev, void *arg)
 
 	if (r->state == R_DATA_SEND)
 		px_relay_fill(r);
+	else if (r->state == R_BDAT_SEND)
+		px_relay_bdat_fill(r);
 	else
 		px_sock_drained(bev);
 }
@@ -886,7 +1039,29 @@ px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
 	r->hlen = hlen;
 	r->sp = sp;
 	r->sp_skip = skip;
-	px_relay_send(r, "DATA", 4, R_DATA_CMD);
+	if (!px_relay_chunking(r)) {
+		px_relay_send(r, "DATA", 4, R_DATA_CMD);
+		return;
+	}
+	/* RFC 3030: the message as it is, in counted chunks. */
+	r->h_off = 0;
+	r->sp_off = skip;
+	r->msg_left = hlen + (px_spool_size(sp) - skip);
+	r->chunk_left = 0;
+	r->bdat_pending = 0;
+	r->bdat_last_sent = false;
+	r->state = R_BDAT_SEND;
+	/* As for DATA: the write timeout measures progress while chunks
+	 * go out; data_done is armed once the last one is queued. */
+	px_relay_set_read_timeout(r, 0);
+	bufferevent_setwatermark(r->bev, EV_WRITE, PX_RELAY_OUT_LOW, 0);
+	px_relay_bdat_fill(r);
+}
+
+bool
+px_relay_chunking(const struct px_relay *r)
+{
+	return r->caps.chunking && r->cfg->backend_chunking;
 }
 
 void

@@ -134,9 +134,18 @@ void px_relay_command(struct px_relay *r, const char *line, size_t len);
  * 354 to DATA is answered at once as the result.  sp must stay untouched
  * until the answer.  skip: bytes at the start of the spool not sent (the
  * header lines headers replaces, for a Subject rewrite; 0 normally).
+ * When px_relay_chunking(): the same bytes in BDAT chunks instead, the
+ * reply to BDAT LAST being the final reply.
  */
 void px_relay_message(struct px_relay *r, const char *headers, size_t hlen,
                       struct px_spool *sp, size_t skip);
+
+/* px_relay_chunking - px_relay_message() will use BDAT (RFC 3030): the
+ * backend advertised CHUNKING and backend_chunking is on.  The bytes the
+ * backend stores are the same either way; only BDAT carries a BINARYMIME
+ * message.  When chunks are used, a failed chunk before the last is
+ * answered with final false (the backend's MAIL is then still open). */
+bool px_relay_chunking(const struct px_relay *r);
 
 /* px_relay_quit - send QUIT if idle, and close without waiting for the
  * 221 (no callback); the relay can be opened again or freed. */

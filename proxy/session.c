@@ -806,6 +806,7 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 	    s->early.action == FLT_CONTINUE)
 		s->early = *v;
 	if (!s->esmtp) {
+		s->adv_binarymime = false; /* no extensions after HELO */
 		px_reply(s, 250, NULL, "%s", s->cfg->hostname);
 	} else {
 		struct px_caps caps;
@@ -819,13 +820,20 @@ px_session_helo_done(void *arg, const struct flt_verdict *v)
 			s->adv_size = caps.size_max;
 		s->adv_smtputf8 = known && caps.smtputf8;
 		s->adv_dsn = known && caps.dsn;
+		/* RFC 3030 3: BINARYMIME only beside CHUNKING, and only when
+		 * the backend takes it too (by BDAT): offered otherwise, a
+		 * sender would not convert binary content and the message
+		 * could only be refused (554 5.6.3). */
+		s->adv_binarymime = known && caps.binarymime && caps.chunking &&
+		                    s->cfg->backend_chunking;
 		/* RFC 3207 4.2: no STARTTLS once under TLS. */
 		n = snprintf(
 		    buf, sizeof(buf),
 		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		    "%s250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n%s%s%s",
+		    "%s250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n%s%s%s%s",
 		    s->cfg->hostname, s->adv_size,
 		    !known || caps.eightbitmime ? "250-8BITMIME\r\n" : "",
+		    s->adv_binarymime ? "250-BINARYMIME\r\n" : "",
 		    s->adv_smtputf8 ? "250-SMTPUTF8\r\n" : "",
 		    s->adv_dsn ? "250-DSN\r\n" : "",
 		    s->tls_cfg != NULL && !s->tls ? "250-STARTTLS\r\n" : "");
@@ -920,13 +928,18 @@ px_mail_params(struct px_session *s, const struct px_cmd *cmd, char *out,
 				return -1;
 			}
 		} else if (px_slice_eq_ci(p.key, "BODY")) {
-			if (!p.has_value ||
-			    (!px_slice_eq_ci(p.value, "7BIT") &&
+			bool binary = p.has_value &&
+			              px_slice_eq_ci(p.value, "BINARYMIME");
+
+			/* RFC 3030 3: BINARYMIME only when offered. */
+			if (!p.has_value || (binary && !s->adv_binarymime) ||
+			    (!binary && !px_slice_eq_ci(p.value, "7BIT") &&
 			     !px_slice_eq_ci(p.value, "8BITMIME"))) {
 				px_reply_error(s, 501, "5.5.4",
 				               "Error: unsupported BODY type");
 				return -1;
 			}
+			s->txn.binarymime = binary;
 		} else if (px_slice_eq_ci(p.key, "SMTPUTF8")) {
 			if (!s->adv_smtputf8 || p.has_value) {
 				px_reply_error(s, 555, "5.5.4",
@@ -1041,6 +1054,25 @@ px_session_send_mail(struct px_session *s)
 {
 	const struct px_caps *caps = px_relay_caps(s->relay);
 
+	if (s->txn.binarymime &&
+	    (!caps->binarymime || !px_relay_chunking(s->relay))) {
+		/* RFC 3030 3 and RFC 3463: this backend cannot take the
+		 * binary message and a proxy must not convert it; refused
+		 * now, before the client sends it.  When moving to another
+		 * route, this answers the RCPT (the MAIL stands). */
+		px_log_info("%016llx.%u BODY=BINARYMIME refused: the backend "
+		            "has no %s",
+		            (unsigned long long)s->id, s->txn.id,
+		            caps->binarymime ? "CHUNKING" : "BINARYMIME");
+		px_reply(s, 554, "5.6.3",
+		         "Error: conversion required but not supported");
+		if (s->routing)
+			s->routing = false;
+		else
+			px_txn_end(s, "reject");
+		px_session_done(s);
+		return;
+	}
 	if (!px_relay_xclient_done(s->relay) && caps->xforward &&
 	    (caps->xforward_attrs & PX_XATTR_ADDR) && s->op != OP_XFORWARD) {
 		char line[1024];
@@ -1689,6 +1721,12 @@ px_cmd_data(struct px_session *s, const struct px_cmd *cmd)
 		               "Error: DATA in a BDAT transaction");
 		return;
 	}
+	if (s->txn.binarymime) {
+		/* RFC 3030 3: a BINARYMIME message goes by BDAT only. */
+		px_reply_error(s, 503, "5.5.1",
+		               "Error: BODY=BINARYMIME requires BDAT");
+		return;
+	}
 	px_session_message_init(s);
 	s->txn.stage = ST_DATA;
 	s->state = S_DATA;
@@ -1990,6 +2028,16 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 		px_session_done(s);
 		return;
 	}
+	if (s->txn.binarymime && !px_relay_chunking(s->relay)) {
+		/* SECURITY: binary content must never go out framed by a dot
+		 * (px_session_send_mail refused it already; a safety net). */
+		px_reply(s, 554, "5.6.3",
+		         "Error: conversion required but not supported");
+		px_txn_end(s, "reject");
+		if (!px_session_rset_backend(s, OP_RSET))
+			px_session_done(s);
+		return;
+	}
 	s->txn.backend[0] = '\0';
 	px_session_build_headers(s, action == FLT_TAG);
 	s->op = OP_MESSAGE;
@@ -2173,6 +2221,10 @@ px_session_bdat_chunk_end(struct px_session *s)
 		break;
 	}
 	st = s->bdat_last ? px_bdat_check_end(&s->bdat) : s->bdat.err;
+	/* A BINARYMIME message may hold any octet and has no lines; it only
+	 * ever goes on by BDAT, where the count frames it. */
+	if (s->txn.binarymime)
+		st = PX_BDAT_OK;
 	if (st != PX_BDAT_OK) {
 		/* SECURITY: what DATA refuses (data.h) is refused here too,
 		 * since the message may go on to the backend with DATA.  The
@@ -2201,7 +2253,7 @@ px_session_bdat_chunk_end(struct px_session *s)
 		         s->bdat_size);
 		return;
 	}
-	s->dec.line_too_long = s->bdat.line_too_long;
+	s->dec.line_too_long = s->bdat.line_too_long && !s->txn.binarymime;
 	px_session_eom(s);
 }
 

@@ -203,8 +203,8 @@ px_session_subject(struct px_session *s)
 	                          &hl);
 	free(buf);
 	if (hdrs == NULL) {
-		px_log_warn("%016llx header section too long: Subject not "
-		            "rewritten",
+		px_log_warn("%016llx header section too long or with a NUL "
+		            "byte: Subject not rewritten",
 		            (unsigned long long)s->id);
 		return 0;
 	}

@@ -94,7 +94,8 @@ struct px_txn {
 	bool tagged;
 	bool too_big;
 	bool spool_error;
-	bool bdat; /* the message comes in BDAT chunks */
+	bool bdat;       /* the message comes in BDAT chunks */
+	bool binarymime; /* MAIL said BODY=BINARYMIME (RFC 3030 3) */
 	enum px_stage stage;
 	struct timespec start;
 	char reply[512];    /* our last reply line, for the log */
@@ -160,6 +161,7 @@ struct px_session {
 	/* What we advertised in EHLO. */
 	bool adv_smtputf8;
 	bool adv_dsn;
+	bool adv_binarymime; /* BINARYMIME offered in the last EHLO reply */
 	unsigned long long adv_size;
 	/* Filters. */
 	struct flt_session fs;

@@ -55,6 +55,11 @@ px_subject_rewrite(const char *msg, size_t len, int complete,
 		p = nl + 1;
 	}
 	hl = (size_t)(p - msg);
+	/* The result is a C string: a NUL in the section (a BINARYMIME
+	 * message may hold one) would cut it short, and the lines after it
+	 * would be lost. */
+	if (memchr(msg, '\0', hl) != NULL)
+		return NULL;
 	*hdr_len_r = hl;
 	if (at != (size_t)-1) {
 		size_t cut = vstart;

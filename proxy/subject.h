@@ -15,7 +15,7 @@
  * header added when there is none; nothing changed when the value already
  * starts with it), *hdr_len_r the length of the original section to skip.
  * Returns NULL when the header section does not end within len bytes of an
- * incomplete message.
+ * incomplete message, or holds a NUL byte.
  */
 char *px_subject_rewrite(const char *msg, size_t len, int complete,
                          const char *prefix, size_t *hdr_len_r);

@@ -11,6 +11,10 @@ records exactly what mxguard sends it:
                               .data_raw (as on the wire: still dot-stuffed,
                               without the final ".\\r\\n"), .data (unstuffed),
                               .xforward (attributes sent before it), .reply
+                              .bdat_chunks: for a message sent with BDAT
+                              (RFC 3030; offer CHUNKING in caps), each
+                              chunk as (size, last, bytes); .data and
+                              .data_raw are then the chunks joined
   backend.messages()          every Txn whose message arrived completely
 
 Scripting:
@@ -25,6 +29,13 @@ Scripting:
       "rcpt", "data", "eom", "rset", ... : the lower-cased verb), close the
       socket without a reply, or never reply.  count limits how many times.
   backend.wait_messages(n, timeout)  bounded wait for n messages.
+  backend.bdat_replies = {2: "452 4.3.1 full"}
+      the reply to the n-th BDAT chunk of a transaction (1-based); the
+      transaction has then failed: later chunks get 503 5.5.1.
+  backend.bdat_hold = seconds
+      before answering a chunk that is not the last, wait (at most this
+      long) for more bytes; txn.bdat_ahead says, per chunk, whether the
+      next one came before the reply (a pipelining client) or not.
 """
 
 import asyncio
@@ -83,6 +94,9 @@ class Txn:
         self.reply = None  # the reply sent after the message
         self.seq = None  # order of arrival among all messages
         self.queue_id = None
+        self.bdat_chunks = []  # (size, last, bytes) per BDAT chunk
+        self.bdat_ahead = []  # per held chunk: the next one came first
+        self.bdat_failed = False  # a chunk got an error reply
 
     @property
     def mail_from(self):
@@ -172,6 +186,8 @@ class Backend:
         self.conns = []
         self._overrides = []  # (compiled regex or special key, reply)
         self._fail = {}  # stage -> [action, remaining or None]
+        self.bdat_replies = {}  # chunk number -> reply
+        self.bdat_hold = 0.0
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
         self._cv = threading.Condition()
@@ -631,6 +647,60 @@ class Backend:
                 await self._act(conn, reader, writer, "eom")
                 qid = "B%08X" % next(self._ids)
                 reply = self._find_override("EOM") or (
+                    "250 2.0.0 Ok: queued as %s" % qid
+                )
+
+                def fin():
+                    t.reply = reply
+                    t.queue_id = qid
+
+                self._note(fin)
+                txn = None
+                await self._reply(writer, reply)
+            elif verb == "BDAT":
+                m = re.fullmatch(r"(\d+)( LAST)?", args, re.I)
+                if not m:
+                    # The chunk's end is unknown: nothing more can be read.
+                    await self._reply(writer, "501 5.5.4 Syntax: BDAT size [LAST]")
+                    raise _Eof()
+                size, last = int(m.group(1)), m.group(2) is not None
+                chunk = await reader.readexactly(size)
+                self._note(lambda: conn.raw.extend(chunk))
+                t = txn
+                if t is None or not t.accepted_rcpts or t.bdat_failed:
+                    if last:
+                        txn = None
+                    await self._reply(writer, "503 5.5.1 Error: no transaction for BDAT")
+                    continue
+                self._note(lambda: t.bdat_chunks.append((size, last, chunk)))
+                n = len(t.bdat_chunks)
+                if not last and self.bdat_hold > 0:
+                    deadline = time.monotonic() + self.bdat_hold
+                    while not reader._buffer and time.monotonic() < deadline:
+                        await asyncio.sleep(0.005)
+                    ahead = bool(reader._buffer)
+                    self._note(lambda: t.bdat_ahead.append(ahead))
+                reply = self.bdat_replies.get(n) or (override if override else None)
+                if reply is not None and not reply.startswith("250"):
+                    self._note(lambda: setattr(t, "bdat_failed", True))
+                    if last:
+                        txn = None
+                    await self._reply(writer, reply)
+                    continue
+                if not last:
+                    await self._reply(writer, reply or "250 2.0.0 Ok: %d octets" % size)
+                    continue
+                raw = b"".join(c[2] for c in t.bdat_chunks)
+
+                def done():
+                    t.data_raw = raw
+                    t.data = raw
+                    t.seq = next(self._seq)
+
+                self._note(done)
+                await self._act(conn, reader, writer, "eom")
+                qid = "B%08X" % next(self._ids)
+                reply = reply or self._find_override("EOM") or (
                     "250 2.0.0 Ok: queued as %s" % qid
                 )
 

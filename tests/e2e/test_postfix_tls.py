@@ -60,7 +60,7 @@ def test_tls_both_sides_through_postfix(make_mx, tls_postfix, pfcert, verify):
     c.start_tls()
     final = send(c, "carol@test.example", simple_message("tls both sides"))
     assert final.code == 250, final
-    assert re.match(r"250 2\.0\.0 Ok: queued as [0-9A-F]+$", final.lines[0]), final
+    assert re.match(r"250 2\.0\.0 Ok: \d+ bytes queued as [0-9A-F]+$", final.lines[0]), final
     c.quit()
     got = tls_postfix.wait_delivered(before + 1)[before]
     head = got.split(b"\n\n", 1)[0].decode("utf-8", "replace")

@@ -132,3 +132,30 @@ def test_routes_config_errors(make_mx, routes, message):
     rc, out = check_config(mx.conf_path)
     assert rc == 1, out
     assert re.search(message, out), out
+
+
+def test_binarymime_to_a_route_without_it(make_backend, make_mx):
+    # The default backend takes BINARYMIME (so mxguard offers it and the
+    # MAIL is accepted); a route's backend does not: the first recipient
+    # for it gets 554 5.6.3 (the MAIL stands), and nothing reaches it.
+    caps = ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"]
+    a = make_backend(caps=caps + ["BINARYMIME"])
+    b = make_backend(caps=caps)
+    mx = make_mx(backend=a, config={
+        "accepted_domains": ["test.example", "b.test"],
+        "routes": ({"domain": "b.test", "backend": b.address},),
+    })
+    c = mx.connect()
+    r = c.ehlo()
+    assert "BINARYMIME" in [x[4:] for x in r.lines], r
+    assert_reply(c.cmd("MAIL FROM:<%s> BODY=BINARYMIME" % SENDER), 250)
+    assert_reply(c.cmd("RCPT TO:<x@b.test>"), 554, "5.6.3")
+    assert not any(x.startswith("MAIL") for x in b.all_commands())
+    # The default route still takes it, byte-exact by BDAT.
+    assert_reply(c.cmd("RCPT TO:<u@test.example>"), 250)
+    msg = b"Subject: bin\r\n\r\n\x00\x01\n\r"
+    c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+    assert_reply(c.reply(), 250)
+    (m,) = a.wait_messages(1)
+    assert m.data.endswith(msg)
+    c.quit()

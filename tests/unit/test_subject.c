@@ -41,6 +41,14 @@ test_subject_rewrite(void **state)
 	    {"From: a\r\nX: never ends", 0, NULL, 0},
 	};
 
+	/* A NUL in the header section (BINARYMIME): left alone, never cut. */
+	{
+		static const char nul[] = "Subject: a\0b\r\nX: y\r\n\r\nbody";
+		size_t skip = 12345;
+
+		assert_null(px_subject_rewrite(nul, sizeof(nul) - 1, 1,
+		                               "[SPAM] ", &skip));
+	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		size_t skip = 12345;
 		char *out =
