@@ -301,12 +301,15 @@ main(int argc, char **argv)
 		px_control_stop();
 		return 1;
 	}
+	/* Before the metrics thread starts: a request already waiting on
+	 * its port (bound above) is served at once, with the current
+	 * configuration. */
+	px_config_set_current(cfg);
 	if (px_control_start(px_main_base, &lerr) < 0 ||
 	    px_metrics_start(&lerr) < 0) {
 		px_log_err("%s", lerr);
 		return 1;
 	}
-	px_config_set_current(cfg);
 
 	nloops = cfg->loops ? cfg->loops : px_ncores();
 	if (px_workers_start(cfg->workers) < 0) {

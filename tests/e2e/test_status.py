@@ -396,3 +396,27 @@ def test_page_in_headless_chromium(make_mx, backend, tmp_path):
              "--hide-scrollbars", "--screenshot=%s" % shot, url, tmp_path=tmp_path)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print("status page screenshot: %s" % shot)
+
+
+def test_requests_waiting_at_startup_are_served(make_mx, backend, tmp_path):
+    """Regression: the metrics port is bound early in startup and its
+    thread started before the configuration was made current, so a request
+    already waiting was served with no configuration (a NULL dereference,
+    seen under ASan as a crash in px_config_ref).  The backend holds its
+    banner so startup waits in the probe while the requests queue up."""
+    import threading
+    backend.fail("connect", "stall", count=1)
+    mx, port = make_status_mx(make_mx, tmp_path)
+    results = {}
+
+    def fetch(path):
+        results[path] = get(port, path)[0]
+
+    threads = [threading.Thread(target=fetch, args=(p,))
+               for p in ("/", "/api/stats", "/api/history", "/metrics")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"/": 200, "/api/stats": 200, "/api/history": 200, "/metrics": 200}
+    mx.wait_log(r"mxguard 0\.1\.0 started")
