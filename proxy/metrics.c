@@ -577,6 +577,7 @@ px_metrics_bind(const struct px_config *cfg, const char **error_r)
 		return -1;
 	}
 	px_mh.fd = fd;
+	px_stats_enable(true);
 	return 0;
 }
 

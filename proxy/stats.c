@@ -18,6 +18,9 @@
  * so a flood of distinct names from clients cannot grow memory and every
  * frequent key still surfaces (counts are exact while the table has room).
  *
+ * Nothing is recorded unless px_stats_enable() was called (a metrics
+ * listener is configured): without one the data has no reader.
+ *
  * Time is st_now_ms() (the store's clock), so a test with debug_clock can
  * move the one-hour window.  SECURITY: every string here came from a
  * client or a backend; it leaves only through px_json_escape().
@@ -28,6 +31,7 @@
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +97,15 @@ static struct {
 	struct px_stats_top symbols, networks, domains;
 	struct px_stats_health parts[3];
 } px_st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Without a metrics listener nobody can read the data: keep none. */
+static atomic_bool px_stats_on;
+
+void
+px_stats_enable(bool on)
+{
+	atomic_store(&px_stats_on, on);
+}
 
 /* px_stats_start - the start time, on first use (under the lock). */
 static void
@@ -222,6 +235,8 @@ px_stats_txn(const struct px_stats_txn *t)
 	struct px_stats_minute *m;
 	char key[128];
 
+	if (!atomic_load_explicit(&px_stats_on, memory_order_relaxed))
+		return;
 	memset(&e, 0, sizeof(e));
 	e.ms = now;
 	e.sid = t->sid;
@@ -278,8 +293,11 @@ void
 px_stats_health(enum px_stats_part part, bool ok, const char *what)
 {
 	struct px_stats_health *p = &px_st.parts[part];
-	int64_t now = st_now_ms();
+	int64_t now;
 
+	if (!atomic_load_explicit(&px_stats_on, memory_order_relaxed))
+		return;
+	now = st_now_ms();
 	pthread_mutex_lock(&px_st.lock);
 	px_stats_start();
 	if (ok) {

@@ -38,6 +38,11 @@ struct px_stats_txn {
 	const char *backend; /* the backend's final one */
 };
 
+/* px_stats_enable - record from now on (px_metrics_bind, when the
+ * listener that shows the data is configured); until then px_stats_txn()
+ * and px_stats_health() return at once. */
+void px_stats_enable(bool on);
+
 /* px_stats_txn - record a finished transaction (any thread). */
 void px_stats_txn(const struct px_stats_txn *t);
 

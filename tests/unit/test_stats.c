@@ -56,6 +56,26 @@ txn(unsigned n, const char *ip, const char *from, const char *result,
 	                                    .backend = backend});
 }
 
+/* Without a metrics listener nothing is kept. */
+static void
+test_stats_disabled(void **state)
+{
+	char *s;
+
+	px_stats_reset();
+	px_stats_enable(false);
+	txn(1, "192.0.2.7", "a@b.example", "reject", "X", "-", "\"250 ok\"");
+	px_stats_health(PX_STATS_DNS, false, "timeout");
+	px_stats_enable(true);
+	s = render(false);
+	assert_non_null(strstr(s, "\"transactions\":{\"accept\":0,\"tag\":0,"
+	                          "\"reject\":0,"));
+	assert_non_null(strstr(s, "\"top_symbols\":[],"));
+	assert_non_null(strstr(s, "\"dns\":{\"state\":\"unknown\""));
+	assert_non_null(strstr(s, "\"backend\":{\"state\":\"unknown\""));
+	free(s);
+}
+
 static void
 test_stats_known_traffic(void **state)
 {
@@ -202,6 +222,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_stats_disabled),
 	    cmocka_unit_test(test_stats_known_traffic),
 	    cmocka_unit_test(test_stats_minutes),
 	    cmocka_unit_test(test_stats_ring),
@@ -209,5 +230,6 @@ main(void)
 	    cmocka_unit_test(test_stats_health),
 	};
 
+	px_stats_enable(true);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
