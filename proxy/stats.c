@@ -248,8 +248,16 @@ px_stats_txn(const struct px_stats_txn *t)
 	         t->client_ip ? t->client_ip : "");
 	e.has_from = t->from != NULL;
 	snprintf(e.from, sizeof(e.from), "%s", t->from ? t->from : "");
-	snprintf(e.symbols, sizeof(e.symbols), "%s",
-	         t->symbols && strcmp(t->symbols, "-") != 0 ? t->symbols : "");
+	if (snprintf(e.symbols, sizeof(e.symbols), "%s",
+	             t->symbols && strcmp(t->symbols, "-") != 0
+	                 ? t->symbols
+	                 : "") >= (int)sizeof(e.symbols)) {
+		/* Cut: drop the last, partial name rather than count it. */
+		char *comma = strrchr(e.symbols, ',');
+
+		if (comma != NULL)
+			*comma = '\0';
+	}
 	px_stats_unlog(e.reply, sizeof(e.reply), t->reply);
 	px_stats_unlog(e.backend, sizeof(e.backend), t->backend);
 

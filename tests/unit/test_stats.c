@@ -200,6 +200,42 @@ test_stats_top_bounded(void **state)
 	free(s);
 }
 
+/* More symbols than a ring entry holds: the cut one is dropped, never
+ * counted or shown half. */
+static void
+test_stats_symbols_cut(void **state)
+{
+	char syms[1024] = "", *h, *p, *end;
+	unsigned shown = 0;
+
+	px_stats_reset();
+	for (unsigned i = 0; i < 60; i++)
+		snprintf(syms + strlen(syms), sizeof(syms) - strlen(syms),
+		         "%sSYMBOL_%03u", i ? "," : "", i);
+	txn(1, "192.0.2.1", "a@b.example", "tag", syms, "-", "-");
+	h = render(true);
+	p = strstr(h, "\"symbols\":[");
+	assert_non_null(p);
+	end = strchr(p, ']');
+	/* Every name in the array whole: "SYMBOL_NNN". */
+	for (p += strlen("\"symbols\":["); p < end; shown++) {
+		char *q;
+
+		assert_int_equal(*p, '"');
+		q = strchr(p + 1, '"');
+		assert_int_equal(q - p - 1, 10);
+		assert_memory_equal(p + 1, "SYMBOL_", 7);
+		p = q + 1;
+		if (*p == ',')
+			p++;
+	}
+	assert_true(shown > 0 && shown < 60);
+	free(h);
+	h = render(false);
+	assert_null(strstr(h, "\"name\":\"SYMBO\""));
+	free(h);
+}
+
 static void
 test_stats_health(void **state)
 {
@@ -227,6 +263,7 @@ main(void)
 	    cmocka_unit_test(test_stats_minutes),
 	    cmocka_unit_test(test_stats_ring),
 	    cmocka_unit_test(test_stats_top_bounded),
+	    cmocka_unit_test(test_stats_symbols_cut),
 	    cmocka_unit_test(test_stats_health),
 	};
 
