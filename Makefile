@@ -65,7 +65,7 @@ bench: build
 
 format:
 	clang-format -i proxy/*.[ch] filters/*.[ch] rules/*.[ch] tests/unit/*.c tests/fuzz/*.c \
-		bench/state/*.c bench/*.c
+		bench/state/*.c bench/status/*.c bench/*.c
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

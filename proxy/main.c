@@ -317,8 +317,10 @@ main(int argc, char **argv)
 		px_control_stop();
 		return 1;
 	}
-	/* Current before the control and metrics threads serve: their first
-	 * request reads it (a scrape at once used to find NULL). */
+	/* Current before the control and metrics threads serve: a request
+	 * already waiting on their ports (bound above) is served at once,
+	 * with the current configuration (a scrape at once used to find
+	 * NULL). */
 	px_config_set_current(cfg);
 	if (px_control_start(px_main_base, &lerr) < 0 ||
 	    px_metrics_start(&lerr) < 0) {

@@ -23,8 +23,13 @@
  *   eod_decision_seconds                      histogram, end of data
  *   eod_backend_seconds                       histogram, backend's part
  *
+ * The same listener serves the status page: `/` (proxy/status.html,
+ * embedded at build time), and its data, `/api/stats` and `/api/history`
+ * (stats.c).  The failures counted here also feed the page's health
+ * panel.
+ *
  * The listener is an evhttp on a thread of its own.  With
- * `metrics.password` set, requests need HTTP Basic authentication with
+ * `metrics.password` set, every path needs HTTP Basic authentication with
  * that password (any user name), as Prometheus' basic_auth sends it.
  */
 #include "metrics.h"
@@ -49,6 +54,7 @@
 #include "config.h"
 #include "log.h"
 #include "netaddr.h"
+#include "stats.h"
 #include "workers.h"
 
 #define PX_M_LISTENERS 32
@@ -174,9 +180,13 @@ px_metrics_txn(const char *result, size_t bytes)
 void
 px_metrics_backend_error(const char *kind)
 {
-	for (unsigned i = 0; i < 3; i++)
-		if (strcmp(px_m_backend[i], kind) == 0)
+	for (unsigned i = 0; i < 3; i++) {
+		if (strcmp(px_m_backend[i], kind) == 0) {
 			PX_M_ADD(px_m.backend[i], 1);
+			px_stats_health(PX_STATS_BACKEND, false,
+			                px_m_backend[i]);
+		}
+	}
 }
 
 static void
@@ -215,14 +225,18 @@ px_metrics_dnsbl_operator_error(const char *zone)
 void
 px_metrics_dns(int status)
 {
-	if (status >= 0 && status < 6)
+	if (status >= 0 && status < 6) {
 		PX_M_ADD(px_m.dns[status], 1);
+		/* ANSWER, NXDOMAIN, NODATA: the resolver works. */
+		px_stats_health(PX_STATS_DNS, status <= 2, px_m_dns[status]);
+	}
 }
 
 void
 px_metrics_store(bool ok)
 {
 	PX_M_ADD(px_m.store[ok ? 0 : 1], 1);
+	px_stats_health(PX_STATS_STORE, ok, "error");
 }
 
 void
@@ -451,6 +465,11 @@ px_metrics_render(struct evbuffer *out, const struct px_config *cfg)
 
 /* The HTTP side. */
 
+/* proxy/status.html, generated into the build directory by CMake
+ * (cmake/embed.cmake). */
+extern const unsigned char px_status_html[];
+extern const size_t px_status_html_len;
+
 static struct {
 	struct event_base *base;
 	struct evhttp *http;
@@ -490,7 +509,9 @@ static void
 px_m_request(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *out;
+	struct evkeyvalq *hdrs;
 	struct px_config *cur = px_config_current();
+	const char *path;
 
 	(void)arg;
 	if (cur->metrics.password != NULL &&
@@ -505,20 +526,51 @@ px_m_request(struct evhttp_request *req, void *arg)
 		px_config_unref(&cur);
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET ||
-	    strcmp(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)),
-	           "/metrics") != 0) {
-		evhttp_send_error(req, 404, "Not Found");
-		px_config_unref(&cur);
-		return;
-	}
+	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (path == NULL)
+		path = "";
 	out = evbuffer_new();
-	px_metrics_render(out, cur);
-	px_config_unref(&cur);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	                  "Content-Type", "text/plain; version=0.0.4");
-	evhttp_send_reply(req, 200, "OK", out);
+	hdrs = evhttp_request_get_output_headers(req);
+	/* SECURITY: the page and its data show what clients sent; the
+	 * browser must take them for what they are and nothing else. */
+	evhttp_add_header(hdrs, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(hdrs, "Cache-Control", "no-store");
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_send_error(req, 405, "Method Not Allowed");
+	} else if (strcmp(path, "/metrics") == 0) {
+		px_metrics_render(out, cur);
+		evhttp_add_header(hdrs, "Content-Type",
+		                  "text/plain; version=0.0.4");
+		evhttp_send_reply(req, 200, "OK", out);
+	} else if (strcmp(path, "/") == 0) {
+		evbuffer_add(out, px_status_html, px_status_html_len);
+		evhttp_add_header(hdrs, "Content-Type",
+		                  "text/html; charset=utf-8");
+		/* Inline script and style only, data from this origin only:
+		 * nothing loads from elsewhere (the page works air-gapped)
+		 * and injected markup could run nothing. */
+		evhttp_add_header(
+		    hdrs, "Content-Security-Policy",
+		    "default-src 'none'; script-src 'unsafe-inline'; "
+		    "style-src 'unsafe-inline'; connect-src 'self'; "
+		    "img-src data:; base-uri 'none'; form-action 'none'; "
+		    "frame-ancestors 'none'");
+		evhttp_send_reply(req, 200, "OK", out);
+	} else if (strcmp(path, "/api/stats") == 0) {
+		px_stats_render_stats(out, cur);
+		evhttp_add_header(hdrs, "Content-Type",
+		                  "application/json; charset=utf-8");
+		evhttp_send_reply(req, 200, "OK", out);
+	} else if (strcmp(path, "/api/history") == 0) {
+		px_stats_render_history(out);
+		evhttp_add_header(hdrs, "Content-Type",
+		                  "application/json; charset=utf-8");
+		evhttp_send_reply(req, 200, "OK", out);
+	} else {
+		evhttp_send_error(req, 404, "Not Found");
+	}
 	evbuffer_free(out);
+	px_config_unref(&cur);
 }
 
 static void *
@@ -554,6 +606,7 @@ px_metrics_bind(const struct px_config *cfg, const char **error_r)
 		return -1;
 	}
 	px_mh.fd = fd;
+	px_stats_enable(true);
 	return 0;
 }
 

@@ -84,6 +84,7 @@
 #include "dmarc_report.h"
 #include "spf_report.h"
 #include "spool.h"
+#include "stats.h"
 #include "metrics.h"
 #include "subject.h"
 #include "txnlog.h"
@@ -593,6 +594,16 @@ px_txn_end(struct px_session *s, const char *result)
 	    px_session_dkim_summary(dkim, ndkim), flt_chain_score(s->chain),
 	    syms, fields, backend, checks_ms, backend_ms,
 	    px_ms_since(&t->start));
+	px_stats_txn(&(struct px_stats_txn){.sid = s->id,
+	                                    .n = t->id,
+	                                    .client_ip = s->client_ip,
+	                                    .from = t->from,
+	                                    .nrcpt = t->nrcpt,
+	                                    .result = result,
+	                                    .score = flt_chain_score(s->chain),
+	                                    .symbols = syms,
+	                                    .reply = t->reply,
+	                                    .backend = backend});
 	px_txn_reset(s);
 }
 

@@ -53,6 +53,10 @@ def make_pair(make_backend, make_mx, stage, **mxconf):
     conf = {"timeouts": {"backend": BACKEND_TIMEOUT, "data_done": BACKEND_TIMEOUT}}
     conf.update(mxconf)
     mx = make_mx(backend=be, config=conf)
+    # The SMTP port listens before the startup probe of the backend: wait
+    # for the probe to be over, or a failure set next could hit it instead
+    # of the test's connection (seen under ASan with connect-drop).
+    mx.wait_log(r"mxguard \S+ started: ")
     return be, mx
 
 

@@ -203,15 +203,20 @@ def test_redis_down_tempfails_then_recovers(make_mx, backend, redis_server):
     # Back (empty, as a new server): the store reconnects by itself.
     redis_server.start()
     redis_server.command("SADD", KEY, "alice@test.example")
-    deadline = time.monotonic() + 20
-    while True:
-        code = rcpts(mx, ["alice@test.example"])[0].code
-        if code == 250:
-            break
-        assert code == 451
+    # Each event loop has its own store connection and reconnects on its
+    # own: recovered when several sessions in a row (whatever loop they
+    # land on) get the set's answers; until then only 451s.
+    deadline = time.monotonic() + 30
+    good = 0
+    while good < 6:
+        codes = [x.code for x in rcpts(mx, ["alice@test.example", "bob@test.example"])]
+        if codes == [250, 550]:
+            good += 1
+            continue
+        assert codes == [451, 451], codes
+        good = 0
         assert time.monotonic() < deadline, "lookups did not recover"
         time.sleep(0.3)
-    assert_reply(rcpts(mx, ["bob@test.example"])[0], 550, "5.1.1")
     assert mx.alive()
 
 
