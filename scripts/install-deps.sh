@@ -12,7 +12,8 @@ libevent-dev libssl-dev libpcre2-dev libconfig-dev libcmocka-dev
 libunbound-dev libhiredis-dev libspf2-dev libopendkim-dev libopendmarc-dev
 libpsl-dev publicsuffix openssl
 python3-pytest python3-aiosmtpd python3-dnslib python3-dkim python3-redis
-redis-server redis-sentinel swaks postfix systemd groff-base spamassassin"
+redis-server redis-sentinel swaks postfix systemd groff-base spamassassin
+debhelper dpkg-dev fakeroot"
 
 missing=""
 for p in $PKGS; do
