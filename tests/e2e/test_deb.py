@@ -240,6 +240,9 @@ def test_deb_build_install_run_purge(backend, machine_lock):
     deb = build_deb()
     info = run("dpkg-deb", "-f", deb, "Package", "Depends").stdout
     assert info.startswith("Package: mxguard\n") and "adduser" in info, info
+    # Not started by the package, so stopped by its own prerm on removal.
+    prerm = run("dpkg-deb", "-I", deb, "prerm").stdout
+    assert "deb-systemd-invoke stop mxguard.service" in prerm, prerm
     workdir = tempfile.mkdtemp(prefix="mxguard-deb-")
     # Readable by the mxguard user (pytest's tmp dirs are 0700).
     os.chmod(workdir, 0o755)
