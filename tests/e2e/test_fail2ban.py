@@ -148,7 +148,33 @@ def fail2ban_regex(logfile, tmp_path):
     return out.stdout.split(), summary.stdout
 
 
-def test_fail2ban_filter_on_a_real_log(make_mx, make_backend, dns, cert, tmp_path):
+_STDERR = re.compile(r"^\d{4}-\d\d-(\d\d)T(\d\d:\d\d:\d\d)\.\d+Z (mxguard\[\d+\]: .*)$")
+
+
+def as_syslog(text):
+    """mxguard -d: syslog's time and host, then mxguard[PID]: message."""
+    out = []
+    for line in text.splitlines():
+        m = _STDERR.match(line)
+        assert m, line
+        out.append("Nov %s %s gw %s" % (m.group(1), m.group(2), m.group(3)))
+    return "\n".join(out) + "\n"
+
+
+def as_journal_forwarded(text):
+    """The unit's stderr, through the journal to syslog: syslog's prefix,
+    then mxguard's whole line."""
+    out = []
+    for line in text.splitlines():
+        m = _STDERR.match(line)
+        assert m, line
+        pid = re.match(r"mxguard\[(\d+)\]", m.group(3)).group(1)
+        out.append("Nov %s %s gw mxguard[%s]: %s" % (m.group(1), m.group(2), pid, line))
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("form", ["stderr", "syslog", "journal"])
+def test_fail2ban_filter_on_a_real_log(make_mx, make_backend, dns, cert, tmp_path, form):
     backend = make_backend(auth={USER: PASSWORD})
     backend.override(r"RCPT TO:<nobody", "550 5.1.1 <nobody@test.example>: Recipient "
                      "address rejected: User unknown in virtual mailbox table")
@@ -166,8 +192,12 @@ def test_fail2ban_filter_on_a_real_log(make_mx, make_backend, dns, cert, tmp_pat
             "rules": [os.path.join(REPO, "rules", "default", "*.rules")],
         })
     produce_log(mx, backend)
-    ips, summary = fail2ban_regex(mx.log_path, tmp_path)
-    assert collections.Counter(ips) == EXPECTED, (ips, mx.log_text())
+    logfile = tmp_path / "mail.log"
+    text = mx.log_text()
+    logfile.write_text({"stderr": text, "syslog": as_syslog(text),
+                        "journal": as_journal_forwarded(text)}[form])
+    ips, summary = fail2ban_regex(logfile, tmp_path)
+    assert collections.Counter(ips) == EXPECTED, (ips, logfile.read_text())
     m = re.search(r"^Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed", summary, re.M)
     assert m and int(m.group(3)) == sum(EXPECTED.values()), summary
     # Every line of the sessions that must not be banned is no failure.
