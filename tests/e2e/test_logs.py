@@ -133,16 +133,20 @@ def test_verdicts_per_hour(maillog):
     assert got == sorted("%s %d" % kv for kv in want.items()), got
 
 
-def test_per_hour_reads_syslog_time(maillog, tmp_path):
+@pytest.mark.parametrize("form", ["syslog", "journal"])
+def test_per_hour_and_top_rejected_read_syslog_time(maillog, tmp_path, form):
     """The same lines with syslog's time instead of mxguard's (what -d
-    writes to /var/log/mail.log)."""
+    writes to /var/log/mail.log), or before mxguard's whole line (the
+    unit's journal forwarded to it)."""
     path, mx, _ = maillog
     sys_log = tmp_path / "syslog.log"
     lines = []
     for line in mx.log_lines():
-        m = re.match(r"\d{4}-\d\d-(\d\d)T(\d\d:\d\d:\d\d)\.\d+Z (mxguard\[\d+\]: .*)$", line)
-        if m:
+        m = re.match(r"\d{4}-\d\d-(\d\d)T(\d\d:\d\d:\d\d)\.\d+Z (mxguard\[(\d+)\]: .*)$", line)
+        if m and form == "syslog":
             lines.append("Nov %s %s gw %s" % (m.group(1), m.group(2), m.group(3)))
+        elif m:
+            lines.append("Nov %s %s gw mxguard[%s]: %s" % (m.group(1), m.group(2), m.group(4), line))
     sys_log.write_text("\n".join(lines) + "\n")
     want = collections.Counter()
     for line in lines:
@@ -151,6 +155,8 @@ def test_per_hour_reads_syslog_time(maillog, tmp_path):
             want["%s:00 %s" % (line[:9], m.group(1))] += 1
     got = run_recipe("per-hour", log=str(sys_log)).splitlines()
     assert got == sorted("%s %d" % kv for kv in want.items()), got
+    out = run_recipe("top-rejected", log=str(sys_log))
+    assert out == "3 %s\n1 %s\n" % (SPAMMER, RELAYER), out
 
 
 def test_top_rejected_clients(maillog):
