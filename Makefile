@@ -6,13 +6,15 @@
 #                again under ASan+UBSan)
 #   make fuzz    run each libFuzzer harness for FUZZ_SECONDS (default 60)
 #   make bench   bench/relay (see BENCHMARKS.md)
+#   make deb     the Debian package, in build/deb/ (dpkg-buildpackage -b on
+#                a copy of the tree, so nothing is written beside it)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build asan run test unit e2e test-asan fuzz fuzz-smoke bench format clean
+.PHONY: all deps build asan run test unit e2e test-asan fuzz fuzz-smoke bench deb format clean
 
 all: build
 
@@ -62,6 +64,27 @@ fuzz-smoke: deps
 
 bench: build
 	@./bench/relay
+
+# The package is rebuilt when a file that goes into it changed (the
+# e2e test runs `make deb` and so reuses the one built earlier in the
+# run).  The copy holds the tracked and untracked, not ignored, files.
+DEB_DIR  = $(BUILD)/deb
+DEB_SRCS := $(wildcard $(shell git ls-files -co --exclude-standard -- \
+	CMakeLists.txt proxy filters rules bench/state contrib debian docs \
+	README.md 2>/dev/null))
+
+deb: deps $(DEB_DIR)/built.stamp
+
+$(DEB_DIR)/built.stamp: $(DEB_SRCS)
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	git ls-files -co --exclude-standard | while read -r f; do \
+		if [ -e "$$f" ] || [ -L "$$f" ]; then echo "$$f"; fi; done | \
+		tar -cf - --no-recursion -T - | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && DEB_BUILD_OPTIONS="nocheck parallel=$(JOBS)" \
+		dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_DIR)/src
+	touch $@
 
 format:
 	clang-format -i proxy/*.[ch] filters/*.[ch] rules/*.[ch] tests/unit/*.c tests/fuzz/*.c \

@@ -13,7 +13,7 @@ libunbound-dev libhiredis-dev libspf2-dev libopendkim-dev libopendmarc-dev
 libpsl-dev publicsuffix openssl
 python3-pytest python3-aiosmtpd python3-dnslib python3-dkim python3-redis
 redis-server redis-sentinel swaks postfix systemd groff-base spamassassin
-chromium"
+chromium debhelper dpkg-dev fakeroot fail2ban"
 
 missing=""
 for p in $PKGS; do

@@ -33,7 +33,8 @@ fi
 
 sed -e "s|^backend = .*|backend = \"$BACKEND\";|" \
     -e "s|dir = \"/var/spool/mxguard\";|dir = \"$SPOOL\";|" \
-    -e "s|\"../rules/default/|\"$ROOT/rules/default/|" \
+    -e "s|\"/usr/share/mxguard/rules/|\"$ROOT/rules/default/|" \
+    -e "s|, \"/etc/mxguard/rules.d/\*.rules\"||" \
     "$ROOT/contrib/mxguard.conf.example" > "$CONF"
 
 cat <<MSG

@@ -14,6 +14,8 @@
                                asserts exit code 0 and, when $ASAN is set,
                                no sanitizer report in the log
   check_config(path)           `mxguard -t -c FILE` -> (exit code, stderr)
+  Mxguard(..., bin=PATH, prefix=[...])  another binary (an installed one),
+                               started through a command that execs it
 
 The binary is $MXGUARD_BIN, or <repo>/build/mxguard.
 """
@@ -257,11 +259,15 @@ _prefixes = itertools.count(1)
 
 class Mxguard:
     def __init__(self, workdir, backend, config=None, listeners=None, name="mxguard",
-                 control=False):
+                 control=False, bin=None, prefix=None):
         """listeners: a list of dicts like {"mode": "mx", "proxy_protocol":
         True, "host": "::1"}; each gets a free port.  config: overrides
-        merged into the default config."""
+        merged into the default config.  bin: the binary (default
+        binary()); prefix: argv before it, a command that execs it (e.g.
+        setpriv to run it as another user: the pid stays the daemon's)."""
         self.workdir = str(workdir)
+        self.bin = bin or binary()
+        self.prefix = list(prefix or [])
         os.makedirs(os.path.join(self.workdir, "spool"), exist_ok=True)
         self.backend = backend
         self.name = name
@@ -315,7 +321,7 @@ class Mxguard:
             if "fast_unwind_on_malloc" not in opts:
                 env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "fast_unwind_on_malloc=0"
         self.proc = subprocess.Popen(
-            [binary(), "-c", self.conf_path],
+            self.prefix + [self.bin, "-c", self.conf_path],
             stdin=subprocess.DEVNULL,
             stdout=self.logf,
             stderr=self.logf,

@@ -11,14 +11,16 @@
   pf.stop()
 
 Mail to any address in test.example is delivered by the virtual agent to
-<dir>/mail/maildir/.  The smtpd trusts XCLIENT from 127.0.0.0/8 and does no
-DNS.  Needs root and the Debian package postfix (installed unconfigured:
+<dir>/mail/maildir/.  The smtpd's service line and its mxguard settings
+(XCLIENT from 127.0.0.1, the restrictions) are contrib/postfix.md's; it does
+no DNS.  Needs root and the Debian package postfix (installed unconfigured:
 /etc/postfix/main.cf need not exist; `postfix -c DIR` works for root).
 """
 
 import glob
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -29,9 +31,32 @@ from mxguard import free_port
 POSTFIX = "/usr/sbin/postfix"
 DOMAIN = "test.example"
 
+# The settings contrib/postfix.md tells an admin to put in main.cf and
+# master.cf, read from the guide itself: the test Postfix runs with exactly
+# them (test_guides.py checks it), so the guide cannot drift from what is
+# tested.  Only the guide's address 127.0.0.1:2525 becomes a free port.
+GUIDE = os.path.join(os.path.dirname(__file__), "..", "..", "contrib", "postfix.md")
+GUIDE_ADDRESS = "127.0.0.1:2525"
+
+
+def guide_block(name):
+    """The text of the block after `<!-- tested: NAME -->` in the guide."""
+    with open(GUIDE) as f:
+        m = re.search(r"<!-- tested: %s -->\n```\n(.*?)```" % re.escape(name), f.read(), re.S)
+    if m is None:
+        raise AssertionError("contrib/postfix.md has no tested %s block" % name)
+    return m.group(1)
+
+
+def guide_master_cf(listen):
+    block = guide_block("master.cf")
+    if block.count(GUIDE_ADDRESS) != 1:
+        raise AssertionError("the guide's master.cf block must name %s once" % GUIDE_ADDRESS)
+    return block.replace(GUIDE_ADDRESS, listen)
+
+
 MASTER_CF = """\
 # service type  private unpriv  chroot  wakeup  maxproc command
-{listen} inet  n       -       n       -       -       smtpd
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -79,9 +104,6 @@ mynetworks = 127.0.0.0/8
 smtp_host_lookup = native
 smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
-smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_authorized_xforward_hosts = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 virtual_mailbox_domains = {domain}
 virtual_mailbox_base = {dir}/mail
 virtual_mailbox_maps = static:maildir/
@@ -91,7 +113,6 @@ virtual_minimum_uid = 1
 alias_maps =
 alias_database =
 biff = no
-message_size_limit = 52428800
 virtual_mailbox_limit = 0
 """
 
@@ -161,10 +182,12 @@ class Postfix:
         self.port = free_port()
         with open(os.path.join(self.dir, "conf", "main.cf"), "w") as f:
             f.write(MAIN_CF.format(dir=self.dir, domain=DOMAIN, uid=self.uid, gid=self.gid))
+            f.write(guide_block("main.cf"))
             if self.tls is not None:
                 f.write(TLS_CF.format(cert=self.tls[0], key=self.tls[1]))
         with open(os.path.join(self.dir, "conf", "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(listen="127.0.0.1:%d" % self.port))
+            f.write(guide_master_cf("127.0.0.1:%d" % self.port))
+            f.write(MASTER_CF)
             if self.tls is not None:
                 # smtpd gets its TLS entropy and session cache from here.
                 f.write("tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n")
