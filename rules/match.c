@@ -44,6 +44,12 @@ struct rule_run {
 	 * and lower-cased, for the literal prefilter */
 	char *joined[2][2];
 	size_t joined_len[2];
+	/* the multi-pattern prefilter: may[i] for the rules it covers, per
+	 * message; pf[w] when it ran on body (0) / rawbody (1) */
+	void *pf_scratch;
+	unsigned char *may;
+	bool pf[2];
+	bool pf_off;
 };
 
 struct rule_run *
@@ -54,6 +60,8 @@ rule_run_new(const struct rule_set *set)
 	run->set = set;
 	run->counts = rule_xcalloc(set->nrules, sizeof(*run->counts));
 	run->meta_state = rule_xcalloc(set->nrules, 1);
+	run->may = rule_xcalloc(set->nrules, 1);
+	run->pf_scratch = rule_pf_scratch_new(set);
 	run->md = pcre2_match_data_create(1, NULL);
 	run->mctx = pcre2_match_context_create(NULL);
 	if (run->md == NULL || run->mctx == NULL)
@@ -79,6 +87,8 @@ rule_run_free(struct rule_run **runp)
 	pcre2_jit_stack_free(run->jit);
 	free(run->counts);
 	free(run->meta_state);
+	free(run->may);
+	rule_pf_scratch_free(run->pf_scratch);
 	free(run);
 }
 
@@ -86,6 +96,12 @@ void
 rule_run_reset(struct rule_run *run)
 {
 	memset(run->counts, 0, run->set->nrules * sizeof(*run->counts));
+}
+
+void
+rule_run_set_prefilter(struct rule_run *run, bool on)
+{
+	run->pf_off = !on;
 }
 
 unsigned
@@ -322,14 +338,21 @@ rule_join(char *const *v, size_t n, char **out, char **lower, size_t *len_r)
 }
 
 static unsigned
-rule_eval_array(struct rule_run *run, const struct rule *r, char *const *v,
-                size_t n, int which)
+rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t n,
+                int which)
 {
+	const struct rule *r = &run->set->rules[ri];
 	unsigned limit = rule_limit(r), hits = 0;
 
-	/* None of the literals one of which every match holds is there:
-	 * no match anywhere. */
-	if (r->nlits > 0 && which >= 0 && run->joined[which][0] != NULL) {
+	/* The multi-pattern prefilter saw no possible match in any of the
+	 * strings (for a rule with literals: none of them is there). */
+	if (which >= 0 && run->pf[which] && r->pf) {
+		if (!run->may[ri])
+			return 0;
+	} else if (r->nlits > 0 && which >= 0 &&
+	           run->joined[which][0] != NULL) {
+		/* None of the literals one of which every match holds is
+		 * there: no match anywhere. */
 		const char *text = run->joined[which][r->lit_nocase ? 1 : 0];
 		bool found = false;
 
@@ -407,6 +430,14 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 	          &run->joined_len[0]);
 	rule_join(msg->rawbody, msg->nrawbody, &run->joined[1][0],
 	          &run->joined[1][1], &run->joined_len[1]);
+	/* The body prefilter scans every paragraph, the Subject's too: a
+	 * superset of what tflags nosubject rules see. */
+	run->pf[0] =
+	    !run->pf_off && rule_pf_scan(set, 0, run->pf_scratch, msg->body,
+	                                 msg->nbody, run->may);
+	run->pf[1] =
+	    !run->pf_off && rule_pf_scan(set, 1, run->pf_scratch, msg->rawbody,
+	                                 msg->nrawbody, run->may);
 	for (int t = RULE_HEADER; t <= RULE_FULL; t++) {
 		for (size_t k = 0; k < set->nby_type[t]; k++) {
 			size_t i = set->by_type[t][k];
@@ -421,18 +452,18 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 				if (r->tflags & RULE_TF_NOSUBJECT &&
 				    msg->nbody > 0)
 					hits = rule_eval_array(
-					    run, r, msg->body + 1,
+					    run, i, msg->body + 1,
 					    msg->nbody - 1, 0);
 				else
 					hits = rule_eval_array(
-					    run, r, msg->body, msg->nbody, 0);
+					    run, i, msg->body, msg->nbody, 0);
 				break;
 			case RULE_RAWBODY:
-				hits = rule_eval_array(run, r, msg->rawbody,
+				hits = rule_eval_array(run, i, msg->rawbody,
 				                       msg->nrawbody, 1);
 				break;
 			case RULE_URI:
-				hits = rule_eval_array(run, r, msg->uris,
+				hits = rule_eval_array(run, i, msg->uris,
 				                       msg->nuris, -1);
 				break;
 			case RULE_FULL:

@@ -270,6 +270,7 @@ rule_set_free(struct rule_set **setp)
 	free(set->tags);
 	free(set->rules);
 	free(set->hash);
+	rule_pf_free(set);
 	pcre2_compile_context_free(set->cctx);
 	free(set);
 }
@@ -1647,6 +1648,7 @@ rule_set_finish(struct rule_set *set, char **error_r)
 		    (set->nby_type[r->type] + 1) * sizeof(size_t));
 		set->by_type[r->type][set->nby_type[r->type]++] = i;
 	}
+	rule_pf_build(set);
 	set->finished = true;
 	return 0;
 }

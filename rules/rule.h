@@ -134,6 +134,12 @@ void rule_run_free(struct rule_run **runp);
 void rule_run_reset(struct rule_run *run);
 unsigned rule_run_count(const struct rule_run *run, size_t i);
 void rule_run_set_count(struct rule_run *run, size_t i, unsigned count);
+/* rule_run_set_prefilter - use the multi-pattern prefilter (the default)
+ * or not: the results are the same either way (tests compare them). */
+void rule_run_set_prefilter(struct rule_run *run, bool on);
+/* rule_set_prefiltered - how many rules the multi-pattern prefilter
+ * covers (0 when built without Hyperscan). */
+size_t rule_set_prefiltered(const struct rule_set *set);
 
 /*
  * rule_run_smtp - match every rule of type (RULE_CONNECT..RULE_RCPTTO)

@@ -117,6 +117,7 @@ struct rule {
 	bool join_safe;
 	bool partial; /* a meta naming a rule nothing defines (a skipped eval
 	               * test), itself or through other metas */
+	bool pf;      /* in the multi-pattern prefilter (prefilter.c) */
 };
 
 enum rule_tag_kind {
@@ -146,6 +147,31 @@ struct rule_set {
 	/* ReplaceTags: replace_tag/pre/post/inter NAME value */
 	struct rule_tag *tags;
 	size_t ntags;
+	/* The multi-pattern prefilter (prefilter.c): databases for body
+	 * [0] and rawbody [1] rules, how many rules they cover, and a
+	 * scratch each run clones.  None without Hyperscan. */
+	void *pf_db[2];
+	size_t npf_db[2];
+	size_t npf[2];
+	void *pf_scratch;
 };
+
+/* rule_pf_build - (re)build the prefilter of a finished set's body and
+ * rawbody rules; marks the rules it covers (pf). */
+void rule_pf_build(struct rule_set *set);
+/* rule_pf_free - free the prefilter (not the rules' pf marks). */
+void rule_pf_free(struct rule_set *set);
+/* rule_pf_scratch_new - a run's own scratch space (NULL without a
+ * prefilter); rule_pf_scratch_free() frees it, NULL accepted. */
+void *rule_pf_scratch_new(const struct rule_set *set);
+void rule_pf_scratch_free(void *scratch);
+/*
+ * rule_pf_scan - scan the n strings of v (NUL-terminated) with database w
+ * (0 body, 1 rawbody): may[i] = 1 for each covered rule i that can match
+ * one of them, 0 for the other covered rules (other entries untouched).
+ * False when there is no prefilter (may not written).
+ */
+bool rule_pf_scan(const struct rule_set *set, int w, void *scratch,
+                  char *const *v, size_t n, unsigned char *may);
 
 #endif

@@ -20,7 +20,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 BUILD=build-fuzz
 TARGETS="smtp_cmd smtp_reply proxy_proto data bdat greylist_sender authres
-	spf_record rules mime urihost dkim_message dmarc_from dnsname json"
+	spf_record rules mime urihost dkim_message dmarc_from dnsname json prefilter"
 
 cmake -S . -B "$BUILD" -DCMAKE_C_COMPILER=clang -DMXGUARD_FUZZ=ON
 cmake --build "$BUILD" -j "$FUZZ_JOBS"

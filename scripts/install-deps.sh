@@ -14,6 +14,11 @@ libpsl-dev publicsuffix openssl
 python3-pytest python3-aiosmtpd python3-dnslib python3-dkim python3-redis
 redis-server redis-sentinel swaks postfix systemd groff-base spamassassin
 chromium debhelper dpkg-dev fakeroot fail2ban"
+# Hyperscan: the rule engine's body prefilter (optional: the build works
+# without it; Debian ships it for amd64 only).
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+	PKGS="$PKGS libhyperscan-dev"
+fi
 
 missing=""
 for p in $PKGS; do

@@ -487,6 +487,121 @@ test_rules_literal_prefilter(void **state)
 	}
 }
 
+/* The multi-pattern prefilter (rules/prefilter.c) changes no result: each
+ * case with it and without it, with the expected hit count.  Literal sets
+ * that overlap, case, literals at the ends of a paragraph, patterns it
+ * rewrites (lookarounds, counted repeats, literal braces) and refuses. */
+static void
+test_rules_multi_prefilter(void **state)
+{
+	static const struct {
+		const char *rule;
+		const char *text;
+		unsigned hits;
+	} cases[] = {
+	    {"/abcab/", "xxabcabcabyy", 1},
+	    {"/abcab/", "abcacab", 0},
+	    {"/bcabc/", "abcabcab", 1},
+	    {"/free offer/i", "A FREE Offer", 1},
+	    {"/Free Offer/", "a free offer", 0},
+	    {"/(?i)free offer/", "FREE OFFER", 1},
+	    {"/starts/", "starts the paragraph", 1},
+	    {"/ends/", "the paragraph ends", 1},
+	    {"/^exact$/", "exact", 1},
+	    {"/^exact$/", "not exact", 0},
+	    {"/[a-z]{3}\\d{2,}[A-Z]/", "abc123X", 1},
+	    {"/[a-z]{3}\\d{2,}[A-Z]/", "abc1X", 0},
+	    {"/(?!foo)[fg]o{2}\\w/", "fooa", 0},
+	    {"/(?!foo)[fg]o{2}\\w/", "gooa", 1},
+	    {"/(?<![a-z])x{2,3}y/i", "XXY", 1},
+	    {"/(?<![a-z])x{2,3}y/i", "axxy", 0},
+	    {"/(?:ab|cd){3}e/", "abcdabe", 1},
+	    {"/(?:ab|cd){3}e/", "abcde", 0},
+	    {"/\\d{20,40}/", "12345678901234567890", 1},
+	    {"/\\d{20,40}/", "1234567890123456789", 0},
+	    {"/a{,2}b/", "a{,2}b", 1},
+	    {"/a{,2}b/", "aab", 0},
+	    {"/x{3/", "x{3", 1},
+	    {"/x\\Q*+/", "ax*+b", 1},
+	    {"/x\\Q*+/", "xx", 0},
+	    {"/[]{}]{2}[^]a]q/", "{]bq", 1},
+	    {"/(\\w)\\1\\1/", "zzz", 1},
+	    {"/(\\w)\\1\\1/", "zyz", 0},
+	    {"/[\\xe0-\\xef][\\x80-\\xbf]{2}/", "caf\xe2\x82\xac", 1},
+	    {"/\\bon\\b.\\bto\\b/", "go on to", 1},
+	    {"/\\bon\\b.\\bto\\b/", "gone to", 0},
+	    {"/a b (?=c) c/x", "abc", 1},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256], msgtext[512];
+		struct rule_set *set;
+		struct rule_msg *msg;
+
+		snprintf(text, sizeof(text), "body R %s\nrawbody RAW %s\n",
+		         cases[i].rule, cases[i].rule);
+		set = load(text);
+		snprintf(msgtext, sizeof(msgtext),
+		         "Subject: s\r\n\r\n%s\r\n\r\nmore text\r\n",
+		         cases[i].text);
+		msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+		for (int on = 0; on < 2; on++) {
+			struct rule_run *run = rule_run_new(set);
+
+			rule_run_set_prefilter(run, on);
+			rule_run_message(run, msg, NULL);
+			if (hits_of(set, run, "R") != cases[i].hits ||
+			    hits_of(set, run, "RAW") != cases[i].hits) {
+				fprintf(stderr,
+				        "case %zu (prefilter %s): %s "
+				        "on \"%s\"\n",
+				        i, on ? "on" : "off", cases[i].rule,
+				        cases[i].text);
+				fail();
+			}
+			rule_run_free(&run);
+		}
+		rule_msg_free(&msg);
+		rule_set_free(&set);
+	}
+}
+
+/* What the prefilter covers: body and rawbody rules with a literal set
+ * or a pattern Hyperscan takes; none of a set without body rules. */
+static void
+test_rules_multi_prefilter_cover(void **state)
+{
+	struct rule_set *set = load("header H Subject =~ /x/\n");
+	struct rule_msg *msg;
+	struct rule_run *run;
+	static const char msgtext[] =
+	    "Subject: x\r\n\r\nhit hit HIT nohit\r\n\r\nhit\r\n";
+
+	assert_int_equal(rule_set_prefiltered(set), 0);
+	rule_set_free(&set);
+	set = load("body LIT /\\bhit\\b/i\n"
+	           "tflags LIT multiple maxhits=3\n"
+	           "body NOLIT /\\d{3}-\\d{4}/\n"
+	           "body EMPTY /x*/\n"
+	           "rawbody RAWLIT /nohit/\n");
+#ifdef MX_HAVE_HYPERSCAN
+	/* EMPTY matches the empty string: no use filtering it */
+	assert_int_equal(rule_set_prefiltered(set), 3);
+#else
+	assert_int_equal(rule_set_prefiltered(set), 0);
+#endif
+	msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+	run = rule_run_new(set);
+	rule_run_message(run, msg, NULL);
+	assert_int_equal(hits_of(set, run, "LIT"), 3);
+	assert_int_equal(hits_of(set, run, "NOLIT"), 0);
+	assert_int_equal(hits_of(set, run, "EMPTY"), 1);
+	assert_int_equal(hits_of(set, run, "RAWLIT"), 1);
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+}
+
 static double
 lookup(const char *name, size_t len, void *arg)
 {
@@ -612,6 +727,8 @@ main(void)
 	    cmocka_unit_test(test_rules_meta_eval),
 	    cmocka_unit_test(test_rules_sa_compat),
 	    cmocka_unit_test(test_rules_literal_prefilter),
+	    cmocka_unit_test(test_rules_multi_prefilter),
+	    cmocka_unit_test(test_rules_multi_prefilter_cover),
 	    cmocka_unit_test(test_rules_load_files),
 	};
 
