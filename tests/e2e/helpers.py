@@ -4,7 +4,9 @@ assertions on replies and log records."""
 
 import ipaddress
 import random
+import os
 import re
+import subprocess
 import struct
 
 from mxguard import SID
@@ -317,3 +319,16 @@ def v2(src=None, dst=None, sport=0, dport=0, command=1, tlvs=b""):
     fam = 0x11 if s.version == 4 else 0x21
     body = s.packed + d.packed + struct.pack("!HH", sport, dport) + tlvs
     return V2_SIG + bytes([0x20 | command, fam]) + struct.pack("!H", len(body)) + body
+
+
+def self_signed_cert(directory, name="mx.test", san=False):
+    """A throwaway EC certificate and key for `name` made with `openssl req`
+    in directory; san=True adds subjectAltName=DNS:name (for clients that
+    verify the name).  Returns (cert path, key path)."""
+    key, crt = os.path.join(str(directory), "key.pem"), os.path.join(str(directory), "cert.pem")
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + name]
+    if san:
+        argv += ["-addext", "subjectAltName=DNS:" + name]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    return crt, key

@@ -6,11 +6,10 @@ an authenticated session may relay anywhere; secrets never reach the log;
 sender_login_match."""
 
 import base64
-import subprocess
 
 import pytest
 
-from helpers import RCPT, assert_reply, simple_message
+from helpers import RCPT, assert_reply, simple_message, self_signed_cert
 from smtp import Client
 
 USER, PASSWORD = "alice@example.test", "s3cret-Pa55"
@@ -27,12 +26,7 @@ PLAIN_IR = b64("\0%s\0%s" % (USER, PASSWORD))
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     d = tmp_path_factory.mktemp("auth")
-    key, crt = str(d / "key.pem"), str(d / "cert.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=mx.test"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-    )
+    crt, key = self_signed_cert(d, "mx.test")
     return {"cert": crt, "key": key}
 
 

@@ -6,23 +6,16 @@ given.  The scriptable backend does the server side (Python's ssl) with a
 certificate made at test time."""
 
 import re
-import subprocess
 
 import pytest
 
-from helpers import RCPT, SENDER, assert_reply, simple_message
+from helpers import RCPT, SENDER, assert_reply, simple_message, self_signed_cert
 
 
 @pytest.fixture(scope="module")
 def bcert(tmp_path_factory):
     d = tmp_path_factory.mktemp("btls")
-    key, crt = str(d / "key.pem"), str(d / "cert.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=backend.test",
-         "-addext", "subjectAltName=DNS:backend.test"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-    )
+    crt, key = self_signed_cert(d, "backend.test", san=True)
     return crt, key
 
 

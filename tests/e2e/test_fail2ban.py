@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from helpers import RCPT, SENDER, assert_reply, simple_message
+from helpers import RCPT, SENDER, assert_reply, simple_message, self_signed_cert
 from mxguard import REPO
 from smtp import Client
 
@@ -35,12 +35,7 @@ EXPECTED = {LISTED: 2, RELAY: 2, AUTH: 1, HARVEST: 1, PREGREET: 1, GARBAGE: 1}
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     d = tmp_path_factory.mktemp("f2b")
-    key, crt = str(d / "key.pem"), str(d / "cert.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=mx.test"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-    )
+    crt, key = self_signed_cert(d, "mx.test")
     return {"cert": crt, "key": key}
 
 

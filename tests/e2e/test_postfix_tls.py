@@ -9,20 +9,14 @@ import subprocess
 
 import pytest
 
-from helpers import simple_message
+from helpers import simple_message, self_signed_cert
 from postfix import Postfix
 
 
 @pytest.fixture(scope="module")
 def pfcert(tmp_path_factory):
     d = tmp_path_factory.mktemp("pftls")
-    key, crt = str(d / "key.pem"), str(d / "cert.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=backend.test",
-         "-addext", "subjectAltName=DNS:backend.test"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-    )
+    crt, key = self_signed_cert(d, "backend.test", san=True)
     # Postfix's daemons read the key as root before dropping privileges;
     # the directory must be reachable.
     subprocess.run(["chmod", "755", str(d)], check=True)

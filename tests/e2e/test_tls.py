@@ -9,11 +9,10 @@ header the backend gets, and handshakes that fail or never finish."""
 import re
 import socket
 import ssl
-import subprocess
 
 import pytest
 
-from helpers import RCPT, SENDER, assert_reply, check_txn, simple_message
+from helpers import RCPT, SENDER, assert_reply, check_txn, simple_message, self_signed_cert
 from mxguard import check_config
 from smtp import Client, ServerClosed, tls_client_context
 
@@ -21,12 +20,7 @@ from smtp import Client, ServerClosed, tls_client_context
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
-    key, crt = str(d / "key.pem"), str(d / "cert.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=mx.test"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-    )
+    crt, key = self_signed_cert(d, "mx.test")
     return {"cert": crt, "key": key}
 
 
