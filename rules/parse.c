@@ -1292,30 +1292,13 @@ rule_lit_seq(struct rule_litparse *lp, struct rule_litset *best)
 			continue;
 		}
 		if (c == '[') {
-			p++;
-			if (*p == '^')
-				p++;
-			if (*p == ']')
-				p++;
-			while (*p && *p != ']') {
-				if (*p == '\\' && p[1])
-					p++;
-				else if (*p == '[' && p[1] == ':') {
-					const char *e = strstr(p, ":]");
+			const char *e = rule_class_end(p);
 
-					if (e == NULL) {
-						lp->fail = true;
-						return;
-					}
-					p = e + 1;
-				}
-				p++;
-			}
-			if (*p == '\0') {
+			if (e == NULL) {
 				lp->fail = true;
 				return;
 			}
-			lp->p = p + 1;
+			lp->p = e;
 			RULE_LIT_END();
 			continue;
 		}
@@ -1473,6 +1456,49 @@ rule_literal(struct rule *r)
 	r->lit_nocase = lp.nocase;
 }
 
+/* rule_posix_end - p at "[:", "[." or "[=" inside a class: the ':' (or
+ * '.', '=') of the "X]" that ends a POSIX class there, or NULL when PCRE2
+ * does not read one (a ']', or the same opener, comes first): then the
+ * '[' is a plain member (pcre2_compile.c, check_posix_syntax). */
+static const char *
+rule_posix_end(const char *p)
+{
+	char t = p[1];
+
+	for (p += 2; p[0] != '\0' && p[1] != '\0'; p++) {
+		if (p[0] == '\\' && (p[1] == ']' || p[1] == '\\'))
+			p++;
+		else if ((p[0] == '[' && p[1] == t) || p[0] == ']')
+			return NULL;
+		else if (p[0] == t && p[1] == ']')
+			return p;
+	}
+	return NULL;
+}
+
+const char *
+rule_class_end(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		if (*p == '\\' && p[1]) {
+			p++;
+		} else if (*p == '[' &&
+		           (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			const char *e = rule_posix_end(p);
+
+			if (e != NULL)
+				p = e + 1;
+		}
+		p++;
+	}
+	return *p ? p + 1 : NULL;
+}
+
 /*
  * rule_join_safe - a match of r in one paragraph is also a match in the
  * paragraphs joined by "\n" (see join_safe): true unless the pattern has
@@ -1497,26 +1523,9 @@ rule_join_safe(const struct rule *r)
 			continue;
 		}
 		if (*p == '[') {
-			p++;
-			if (*p == '^')
-				p++;
-			if (*p == ']')
-				p++;
-			while (*p && *p != ']') {
-				if (*p == '\\' && p[1])
-					p++;
-				else if (*p == '[' && p[1] == ':') {
-					const char *e = strstr(p, ":]");
-
-					if (e == NULL)
-						return false;
-					p = e + 1;
-				}
-				p++;
-			}
-			if (*p == '\0')
+			p = rule_class_end(p);
+			if (p == NULL)
 				return false;
-			p++;
 			continue;
 		}
 		if ((*p == '^' || *p == '$') && !(r->opts & PCRE2_MULTILINE))

@@ -91,24 +91,9 @@ rule_pf_skip_group(const char *p)
 			continue;
 		}
 		if (*p == '[') {
-			p++;
-			if (*p == '^')
-				p++;
-			if (*p == ']')
-				p++;
-			while (*p && *p != ']') {
-				if (*p == '\\' && p[1])
-					p++;
-				else if (*p == '[' && p[1] == ':') {
-					const char *c = strstr(p, ":]");
+			const char *e = rule_class_end(p);
 
-					if (c != NULL)
-						p = c + 1;
-				}
-				p++;
-			}
-			if (*p)
-				p++;
+			p = e != NULL ? e : p + strlen(p);
 			continue;
 		}
 		if (*p == '(')
@@ -169,25 +154,10 @@ rule_pf_source(const struct rule *r)
 			continue;
 		}
 		if (*p == '[') {
-			const char *e = p + 1;
+			const char *e = rule_class_end(p);
 
-			if (*e == '^')
-				e++;
-			if (*e == ']')
-				e++;
-			while (*e && *e != ']') {
-				if (*e == '\\' && e[1])
-					e++;
-				else if (*e == '[' && e[1] == ':') {
-					const char *c = strstr(e, ":]");
-
-					if (c != NULL)
-						e = c + 1;
-				}
-				e++;
-			}
-			if (*e == ']')
-				e++;
+			if (e == NULL)
+				e = p + strlen(p);
 			memcpy(o, p, (size_t)(e - p));
 			o += e - p;
 			p = e;

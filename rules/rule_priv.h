@@ -24,6 +24,14 @@ char *rule_xstrdup(const char *s);
 char *rule_xasprintf(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+/*
+ * rule_class_end - p at the '[' of a character class in a PCRE2 pattern:
+ * past its closing ']', or NULL if the class never closes.  As PCRE2 reads
+ * it: a ']' first (after an optional '^') is a member, a backslash escapes
+ * the next byte, "[:name:]" is one member ('[' alone otherwise).
+ */
+const char *rule_class_end(const char *p);
+
 /* Meta expressions, compiled to reverse Polish notation. */
 enum rule_meta_opcode {
 	RM_NUM = 0,

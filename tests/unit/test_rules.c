@@ -17,6 +17,7 @@
 
 #include "mime.h"
 #include "rule.h"
+#include "rule_priv.h"
 
 static struct rule_set *
 load(const char *text)
@@ -716,6 +717,40 @@ test_rules_load_files(void **state)
 	rmdir(dir);
 }
 
+/* rule_class_end: where PCRE2 ends a character class. */
+static void
+test_rules_class_end(void **state)
+{
+	static const struct {
+		const char *pattern;
+		int end; /* offset past the class, -1: never closes */
+	} cases[] = {
+	    {"[abc]x", 5},
+	    {"[]a]x", 4},          /* ']' first is a member */
+	    {"[^]a]x", 5},         /* also after '^' */
+	    {"[a\\]b]x", 6},       /* an escaped ']' */
+	    {"[[:alpha:]]x", 11},  /* a POSIX class inside */
+	    {"[[:alpha:]b]x", 12}, /* and more after it */
+	    {"[[:a]x:]", 5},       /* ']' before ":]": '[' is a member */
+	    {"[[:a[:b:]]", 10},    /* "[:" again: the first is a member */
+	    {"[[.a.]]x", 7},       /* "[." and "[=" are read alike */
+	    {"[abc", -1},
+	    {"[", -1},
+	    {"[]", -1}, /* "]" is a member: still open */
+	    {"[[:alpha:]", -1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *e = rule_class_end(cases[i].pattern);
+
+		if (cases[i].end < 0)
+			assert_null(e);
+		else
+			assert_int_equal(e - cases[i].pattern, cases[i].end);
+	}
+}
+
 int
 main(void)
 {
@@ -728,6 +763,7 @@ main(void)
 	    cmocka_unit_test(test_rules_sa_compat),
 	    cmocka_unit_test(test_rules_literal_prefilter),
 	    cmocka_unit_test(test_rules_multi_prefilter),
+	    cmocka_unit_test(test_rules_class_end),
 	    cmocka_unit_test(test_rules_multi_prefilter_cover),
 	    cmocka_unit_test(test_rules_load_files),
 	};
