@@ -211,6 +211,23 @@ void px_session_on_read(void *arg, enum px_read_what what);
 void px_session_eventcb(struct bufferevent *bev, short what, void *arg);
 void px_session_open_backend(struct px_session *s);
 void px_session_relay_cb(void *arg, const struct px_relay_result *res);
+long px_ms_since(const struct timespec *t0);
+void px_reply_policy(struct px_session *s, int code, const char *enh,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void px_reply_relay_failure(struct px_session *s,
+                            const struct px_relay_result *res);
+void px_session_message_init(struct px_session *s);
+bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
+void px_session_run(struct px_session *s);
+void px_session_send_mail(struct px_session *s);
+void px_session_set_timeout(struct px_session *s);
+void px_txn_end(struct px_session *s, const char *result);
+
+/* session_data.c: the message (DATA and BDAT) and the end of data */
+void px_cmd_bdat(struct px_session *s, const struct px_cmd *cmd);
+bool px_session_bdat_input(struct px_session *s);
+bool px_session_data_input(struct px_session *s);
 
 /* session_auth.c: AUTH passthrough (RFC 4954) */
 void px_cmd_auth(struct px_session *s, const struct px_cmd *cmd);
