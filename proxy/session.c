@@ -357,6 +357,21 @@ px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
 	s->txn.backend_final = true;
 }
 
+/* px_session_backend_lost - the backend connection went away between two
+ * commands of a transaction: 451 4.4.2 to the client, the transaction
+ * ends in error, the next MAIL opens a new connection. */
+void
+px_session_backend_lost(struct px_session *s)
+{
+	struct px_relay_result res = {.status = PX_RELAY_LOST,
+	                              .why = "backend closed the connection"};
+
+	px_reply_relay_failure(s, &res);
+	px_txn_end(s, "error");
+	px_session_drop_relay(s);
+	px_session_done(s);
+}
+
 static void
 px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1312,14 +1327,7 @@ px_session_rcpt_filters_done(void *arg, const struct flt_verdict *v)
 		}
 	}
 	if (s->relay == NULL || !px_relay_usable(s->relay)) {
-		struct px_relay_result res = {
-		    .status = PX_RELAY_LOST,
-		    .why = "backend closed the connection"};
-
-		px_reply_relay_failure(s, &res);
-		px_txn_end(s, "error");
-		px_session_drop_relay(s);
-		px_session_done(s);
+		px_session_backend_lost(s);
 		return;
 	}
 	s->op = OP_RCPT;

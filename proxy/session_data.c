@@ -93,14 +93,7 @@ px_session_eom_done(void *arg, const struct flt_verdict *v)
 		return;
 	}
 	if (s->relay == NULL || !px_relay_usable(s->relay)) {
-		struct px_relay_result res = {
-		    .status = PX_RELAY_LOST,
-		    .why = "backend closed the connection"};
-
-		px_reply_relay_failure(s, &res);
-		px_txn_end(s, "error");
-		px_session_drop_relay(s);
-		px_session_done(s);
+		px_session_backend_lost(s);
 		return;
 	}
 	if (s->txn.binarymime && !px_relay_chunking(s->relay)) {

@@ -478,6 +478,28 @@ class Backend:
         writer.write(text.encode("utf-8", "surrogateescape"))
         await writer.drain()
 
+    async def _end_message(self, conn, reader, writer, t, raw, data, reply):
+        """The end of a message (the final dot, or BDAT LAST): record it
+        (before a scripted failure: the message did arrive), run the "eom"
+        script, then answer `reply` or the EOM override or "queued as"."""
+
+        def done():
+            t.data_raw = raw
+            t.data = data
+            t.seq = next(self._seq)
+
+        self._note(done)
+        await self._act(conn, reader, writer, "eom")
+        qid = "B%08X" % next(self._ids)
+        reply = reply or self._find_override("EOM") or ("250 2.0.0 Ok: queued as %s" % qid)
+
+        def fin():
+            t.reply = reply
+            t.queue_id = qid
+
+        self._note(fin)
+        await self._reply(writer, reply)
+
     async def _auth(self, conn, reader, writer, args):
         """RFC 4954 AUTH with PLAIN (RFC 4616) or LOGIN, checked against
         self.auth; "*" cancels."""
@@ -637,26 +659,8 @@ class Backend:
                     chunks.append(dl)
                 raw = b"".join(chunks)
 
-                def done():
-                    t.data_raw = raw
-                    t.data = unstuff(raw)
-                    t.seq = next(self._seq)
-
-                # Recorded before a scripted failure: the message did arrive.
-                self._note(done)
-                await self._act(conn, reader, writer, "eom")
-                qid = "B%08X" % next(self._ids)
-                reply = self._find_override("EOM") or (
-                    "250 2.0.0 Ok: queued as %s" % qid
-                )
-
-                def fin():
-                    t.reply = reply
-                    t.queue_id = qid
-
-                self._note(fin)
+                await self._end_message(conn, reader, writer, t, raw, unstuff(raw), None)
                 txn = None
-                await self._reply(writer, reply)
             elif verb == "BDAT":
                 m = re.fullmatch(r"(\d+)( LAST)?", args, re.I)
                 if not m:
@@ -692,25 +696,8 @@ class Backend:
                     continue
                 raw = b"".join(c[2] for c in t.bdat_chunks)
 
-                def done():
-                    t.data_raw = raw
-                    t.data = raw
-                    t.seq = next(self._seq)
-
-                self._note(done)
-                await self._act(conn, reader, writer, "eom")
-                qid = "B%08X" % next(self._ids)
-                reply = reply or self._find_override("EOM") or (
-                    "250 2.0.0 Ok: queued as %s" % qid
-                )
-
-                def fin():
-                    t.reply = reply
-                    t.queue_id = qid
-
-                self._note(fin)
+                await self._end_message(conn, reader, writer, t, raw, raw, reply)
                 txn = None
-                await self._reply(writer, reply)
             elif verb == "RSET":
                 txn = None
                 xforward = {}
