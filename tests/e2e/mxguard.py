@@ -136,6 +136,10 @@ def default_config(workdir, backend, port):
         # No reverse DNS lookups unless a test asks (with its own DNS
         # server): tests never send DNS traffic off the machine.
         "fcrdns": False,
+        # And should any lookup happen anyway, it goes to a dead loopback
+        # port, never to /etc/resolv.conf's resolver; a test that wants
+        # answers names its own DNS server.
+        "dns": {"servers": ["127.0.0.1:9"], "timeout": 1.0},
         # No SPF either, for the same reason: test_spf.py and the
         # Authentication-Results tests turn it on with their DNS server.
         "spf": {"enabled": False},
