@@ -357,6 +357,25 @@ px_reply_relay_failure(struct px_session *s, const struct px_relay_result *res)
 	s->txn.backend_final = true;
 }
 
+/* px_session_relay_ready - a usable backend connection to s->want_route
+ * for the next command: an unusable one is dropped, the pool's taken.
+ * Returns true when it can be used now; false when it is being opened
+ * (OP_OPEN: the relay callback goes on). */
+bool
+px_session_relay_ready(struct px_session *s)
+{
+	if (s->relay != NULL && !px_relay_usable(s->relay))
+		px_session_drop_relay(s);
+	if (s->relay == NULL)
+		s->relay = px_relay_take(s->base, s->cfg, s->id,
+		                         px_session_relay_cb, s, s->want_route);
+	if (!px_relay_usable(s->relay)) {
+		px_session_open_backend(s);
+		return false;
+	}
+	return true;
+}
+
 /* px_session_backend_lost - the backend connection went away between two
  * commands of a transaction: 451 4.4.2 to the client, the transaction
  * ends in error, the next MAIL opens a new connection. */
@@ -1128,20 +1147,12 @@ px_session_mail_filters_done(void *arg, const struct flt_verdict *v)
 			px_session_done(s);
 		return;
 	}
-	if (s->relay != NULL && !px_relay_usable(s->relay))
-		px_session_drop_relay(s);
 	/* A new connection for MAIL goes to the default backend: the first
 	 * recipient moves it if routes say so. */
-	if (s->relay == NULL)
+	if (s->relay == NULL || !px_relay_usable(s->relay))
 		s->want_route = 0;
-	if (s->relay == NULL)
-		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s, s->want_route);
-	if (!px_relay_usable(s->relay)) {
-		px_session_open_backend(s);
-		return;
-	}
-	px_session_send_mail(s);
+	if (px_session_relay_ready(s))
+		px_session_send_mail(s);
 }
 
 static void
@@ -1584,16 +1595,8 @@ px_session_route_switch(struct px_session *s)
 {
 	if (s->relay != NULL && px_relay_route(s->relay) != s->want_route)
 		px_relay_release(&s->relay);
-	if (s->relay != NULL && !px_relay_usable(s->relay))
-		px_session_drop_relay(s);
-	if (s->relay == NULL)
-		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s, s->want_route);
-	if (!px_relay_usable(s->relay)) {
-		px_session_open_backend(s);
-		return;
-	}
-	px_session_send_mail(s);
+	if (px_session_relay_ready(s))
+		px_session_send_mail(s);
 }
 
 static void
@@ -1844,16 +1847,8 @@ px_cmd_etrn(struct px_session *s, const struct px_cmd *cmd)
 	free(s->etrn_line);
 	s->etrn_line = line;
 	px_session_set_busy(s);
-	if (s->relay != NULL && !px_relay_usable(s->relay))
-		px_session_drop_relay(s);
-	if (s->relay == NULL)
-		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s, s->want_route);
-	if (!px_relay_usable(s->relay)) {
-		px_session_open_backend(s);
-		return;
-	}
-	px_session_etrn_send(s);
+	if (px_session_relay_ready(s))
+		px_session_etrn_send(s);
 }
 
 /* px_session_command - handle one command line (without CRLF). */

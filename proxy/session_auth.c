@@ -222,16 +222,8 @@ px_cmd_auth(struct px_session *s, const struct px_cmd *cmd)
 	line[alen + 5] = '\0';
 	s->auth_line = line;
 	px_session_set_busy(s);
-	if (s->relay != NULL && !px_relay_usable(s->relay))
-		px_session_drop_relay(s);
-	if (s->relay == NULL)
+	if (s->relay == NULL || !px_relay_usable(s->relay))
 		s->want_route = 0; /* AUTH is the default backend's */
-	if (s->relay == NULL)
-		s->relay = px_relay_take(s->base, s->cfg, s->id,
-		                         px_session_relay_cb, s, s->want_route);
-	if (!px_relay_usable(s->relay)) {
-		px_session_open_backend(s);
-		return;
-	}
-	px_session_auth_send(s);
+	if (px_session_relay_ready(s))
+		px_session_auth_send(s);
 }

@@ -218,6 +218,7 @@ void px_reply_policy(struct px_session *s, int code, const char *enh,
 void px_reply_relay_failure(struct px_session *s,
                             const struct px_relay_result *res);
 void px_session_backend_lost(struct px_session *s);
+bool px_session_relay_ready(struct px_session *s);
 void px_session_message_init(struct px_session *s);
 bool px_session_rset_backend(struct px_session *s, enum px_relay_op op);
 void px_session_run(struct px_session *s);
