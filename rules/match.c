@@ -44,10 +44,11 @@ struct rule_run {
 	 * and lower-cased, for the literal prefilter */
 	char *joined[2][2];
 	size_t joined_len[2];
-	/* the multi-pattern prefilter: may[i] for the rules it covers, per
-	 * message; pf[w] when it ran on body (0) / rawbody (1) */
+	/* the multi-pattern prefilter: for the rules it covers, the strings
+	 * where they may match, per message; pf[w] when it ran on body (0)
+	 * / rawbody (1) */
 	void *pf_scratch;
-	unsigned char *may;
+	struct rule_pf_marks marks;
 	bool pf[2];
 	bool pf_off;
 };
@@ -60,7 +61,8 @@ rule_run_new(const struct rule_set *set)
 	run->set = set;
 	run->counts = rule_xcalloc(set->nrules, sizeof(*run->counts));
 	run->meta_state = rule_xcalloc(set->nrules, 1);
-	run->may = rule_xcalloc(set->nrules, 1);
+	run->marks.head = rule_xcalloc(set->nrules, sizeof(uint32_t));
+	run->marks.tail = rule_xcalloc(set->nrules, sizeof(uint32_t));
 	run->pf_scratch = rule_pf_scratch_new(set);
 	run->md = pcre2_match_data_create(1, NULL);
 	run->mctx = pcre2_match_context_create(NULL);
@@ -87,7 +89,10 @@ rule_run_free(struct rule_run **runp)
 	pcre2_jit_stack_free(run->jit);
 	free(run->counts);
 	free(run->meta_state);
-	free(run->may);
+	free(run->marks.head);
+	free(run->marks.tail);
+	free(run->marks.rec);
+	free(run->marks.start);
 	rule_pf_scratch_free(run->pf_scratch);
 	free(run);
 }
@@ -187,65 +192,48 @@ rule_run_smtp(struct rule_run *run, enum rule_type type, const char *subject,
 
 /* Header values. */
 
-struct rule_buf {
-	char *p;
-	size_t len, cap;
-};
-
 static void
-rule_buf_add(struct rule_buf *b, const char *s, size_t n)
+rule_sbuf_str(struct rule_sbuf *b, const char *s)
 {
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = rule_xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-rule_buf_str(struct rule_buf *b, const char *s)
-{
-	rule_buf_add(b, s, strlen(s));
+	rule_sbuf_add(b, s, strlen(s));
 }
 
 /* rule_hdr_append - the value of h for mod, with a final newline. */
 static void
-rule_hdr_append(struct rule_buf *b, const struct rule_header *h,
+rule_hdr_append(struct rule_sbuf *b, const struct rule_header *h,
                 enum rule_hdr_mod mod)
 {
 	char *list;
 
 	switch (mod) {
 	case RULE_HDR_RAW:
-		rule_buf_str(b, h->raw);
+		rule_sbuf_str(b, h->raw);
 		break;
 	case RULE_HDR_ADDR:
 	case RULE_HDR_NAME:
 		list = rule_addr_list(h->value, mod == RULE_HDR_ADDR);
-		rule_buf_str(b, list);
+		rule_sbuf_str(b, list);
 		free(list);
 		return; /* one per line already */
 	default:
-		rule_buf_str(b, h->value);
+		rule_sbuf_str(b, h->value);
 	}
-	rule_buf_add(b, "\n", 1);
+	rule_sbuf_add(b, "\n", 1);
 }
 
 /* rule_hdr_get - the text a header rule matches, false if the header is
  * absent. */
 static bool
 rule_hdr_get(const struct rule *r, const struct rule_header *hdrs, size_t n,
-             const char *envelope_from, struct rule_buf *b)
+             const char *envelope_from, struct rule_sbuf *b)
 {
 	bool found = false;
 	const char *name = r->header;
 
 	if (strcmp(name, "ALL") == 0) {
 		for (size_t i = 0; i < n; i++) {
-			rule_buf_str(b, hdrs[i].name);
-			rule_buf_add(b, ": ", 2);
+			rule_sbuf_str(b, hdrs[i].name);
+			rule_sbuf_add(b, ": ", 2);
 			rule_hdr_append(b, &hdrs[i], r->mod);
 		}
 		return n > 0;
@@ -265,8 +253,8 @@ rule_hdr_get(const struct rule *r, const struct rule_header *hdrs, size_t n,
 	if (strcmp(name, "EnvelopeFrom") == 0) {
 		if (envelope_from == NULL)
 			return false;
-		rule_buf_str(b, envelope_from);
-		rule_buf_add(b, "\n", 1);
+		rule_sbuf_str(b, envelope_from);
+		rule_sbuf_add(b, "\n", 1);
 		return true;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -292,7 +280,7 @@ rule_eval_header(struct rule_run *run, const struct rule *r,
 	const struct rule_msg *m = run->msg;
 	const struct rule_header *hdrs = r->mimeheader ? m->mime_hdrs : m->hdrs;
 	size_t n = r->mimeheader ? m->nmime_hdrs : m->nhdrs;
-	struct rule_buf b = {0};
+	struct rule_sbuf b = {0};
 	unsigned hits;
 	bool found;
 
@@ -302,10 +290,10 @@ rule_eval_header(struct rule_run *run, const struct rule *r,
 		return found;
 	}
 	if (!found) {
-		b.len = 0;
-		rule_buf_str(&b, r->unset ? r->unset : "");
+		b.n = 0;
+		rule_sbuf_str(&b, r->unset ? r->unset : "");
 	}
-	hits = rule_match(run, r, b.p ? b.p : "", b.len, rule_limit(r));
+	hits = rule_match(run, r, b.p ? b.p : "", b.n, rule_limit(r));
 	free(b.p);
 	if (r->negate)
 		return hits == 0;
@@ -337,20 +325,42 @@ rule_join(char *const *v, size_t n, char **out, char **lower, size_t *len_r)
 	*len_r = k;
 }
 
+/* rule_eval_marked - the matches of prefiltered rule ri in the strings
+ * of all (the message's body paragraphs or rawbody lines) from index
+ * first on where the prefilter marked it: in the others it has none. */
 static unsigned
-rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t n,
-                int which)
+rule_eval_marked(struct rule_run *run, size_t ri, char *const *all,
+                 size_t first)
 {
 	const struct rule *r = &run->set->rules[ri];
 	unsigned limit = rule_limit(r), hits = 0;
 
-	/* The multi-pattern prefilter saw no possible match in any of the
-	 * strings (for a rule with literals: none of them is there). */
-	if (which >= 0 && run->pf[which] && r->pf) {
-		if (!run->may[ri])
-			return 0;
-	} else if (r->nlits > 0 && which >= 0 &&
-	           run->joined[which][0] != NULL) {
+	for (uint32_t k = run->marks.head[ri]; k != 0 && hits < limit;
+	     k = run->marks.rec[k - 1].next) {
+		const char *s = all[run->marks.rec[k - 1].str];
+
+		if (run->marks.rec[k - 1].str >= first)
+			hits += rule_match(run, r, s, strlen(s), limit - hits);
+	}
+	return hits;
+}
+
+/* rule_eval_array - the matches of rule ri in v[first..n) (body
+ * paragraphs, which = 0; rawbody lines, 1; URIs, -1). */
+static unsigned
+rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t first,
+                size_t n, int which)
+{
+	const struct rule *r = &run->set->rules[ri];
+	unsigned limit = rule_limit(r), hits = 0;
+
+	if (first >= n)
+		return 0;
+	/* The multi-pattern prefilter marked where it can match. */
+	if (which >= 0 && run->pf[which] && r->pf &&
+	    run->marks.head[ri] != RULE_PF_ALL)
+		return rule_eval_marked(run, ri, v, first);
+	if (r->nlits > 0 && which >= 0 && run->joined[which][0] != NULL) {
 		/* None of the literals one of which every match holds is
 		 * there: no match anywhere. */
 		const char *text = run->joined[which][r->lit_nocase ? 1 : 0];
@@ -365,12 +375,12 @@ rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t n,
 	/* One call on the joined text instead of one per paragraph, where
 	 * no match there means no match in any paragraph. */
 	if (r->join_safe && which >= 0 && run->joined[which][0] != NULL &&
-	    n > 1 &&
+	    n - first > 1 &&
 	    rule_match(run, r, run->joined[which][0], run->joined_len[which],
 	               1) == 0)
 		return 0;
 
-	for (size_t i = 0; i < n && hits < limit; i++)
+	for (size_t i = first; i < n && hits < limit; i++)
 		hits += rule_match(run, r, v[i], strlen(v[i]), limit - hits);
 	return hits;
 }
@@ -432,12 +442,14 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 	          &run->joined[1][1], &run->joined_len[1]);
 	/* The body prefilter scans every paragraph, the Subject's too: a
 	 * superset of what tflags nosubject rules see. */
-	run->pf[0] =
-	    !run->pf_off && rule_pf_scan(set, 0, run->pf_scratch, msg->body,
-	                                 msg->nbody, run->may);
-	run->pf[1] =
-	    !run->pf_off && rule_pf_scan(set, 1, run->pf_scratch, msg->rawbody,
-	                                 msg->nrawbody, run->may);
+	run->marks.nrec = 0;
+	for (int w = 0; w < 2; w++)
+		run->pf[w] = !run->pf_off &&
+		             rule_pf_scan(set, w, run->pf_scratch,
+		                          w == 0 ? msg->body : msg->rawbody,
+		                          w == 0 ? msg->nbody : msg->nrawbody,
+		                          run->joined[w][0], run->joined_len[w],
+		                          &run->marks);
 	for (int t = RULE_HEADER; t <= RULE_FULL; t++) {
 		for (size_t k = 0; k < set->nby_type[t]; k++) {
 			size_t i = set->by_type[t][k];
@@ -449,21 +461,17 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 				hits = rule_eval_header(run, r, envelope_from);
 				break;
 			case RULE_BODY:
-				if (r->tflags & RULE_TF_NOSUBJECT &&
-				    msg->nbody > 0)
-					hits = rule_eval_array(
-					    run, i, msg->body + 1,
-					    msg->nbody - 1, 0);
-				else
-					hits = rule_eval_array(
-					    run, i, msg->body, msg->nbody, 0);
+				hits = rule_eval_array(
+				    run, i, msg->body,
+				    r->tflags & RULE_TF_NOSUBJECT ? 1 : 0,
+				    msg->nbody, 0);
 				break;
 			case RULE_RAWBODY:
-				hits = rule_eval_array(run, i, msg->rawbody,
+				hits = rule_eval_array(run, i, msg->rawbody, 0,
 				                       msg->nrawbody, 1);
 				break;
 			case RULE_URI:
-				hits = rule_eval_array(run, i, msg->uris,
+				hits = rule_eval_array(run, i, msg->uris, 0,
 				                       msg->nuris, -1);
 				break;
 			case RULE_FULL:

@@ -1024,12 +1024,7 @@ rule_tag_find(const struct rule_set *set, enum rule_tag_kind kind,
 	return NULL;
 }
 
-struct rule_sbuf {
-	char *p;
-	size_t n, cap;
-};
-
-static void
+void
 rule_sbuf_add(struct rule_sbuf *b, const char *s, size_t n)
 {
 	if (b->n + n + 1 > b->cap) {
@@ -1510,6 +1505,7 @@ static bool
 rule_join_safe(const struct rule *r)
 {
 	const char *p = r->src;
+	bool negative = false;
 
 	if (p == NULL)
 		return false;
@@ -1531,15 +1527,18 @@ rule_join_safe(const struct rule *r)
 		if ((*p == '^' || *p == '$') && !(r->opts & PCRE2_MULTILINE))
 			return false;
 		if (*p == '(' && p[1] == '?' &&
-		    (p[2] == '!' || p[2] == '>' || p[2] == '(' ||
-		     (p[2] == '<' && p[3] == '!')))
+		    (p[2] == '!' || (p[2] == '<' && p[3] == '!')))
+			negative = true;
+		if (*p == '(' && p[1] == '?' && (p[2] == '>' || p[2] == '('))
 			return false;
 		if ((*p == '*' || *p == '+' || *p == '?' || *p == '}') &&
 		    p[1] == '+')
 			return false;
 		p++;
 	}
-	return true;
+	/* A negative lookaround sees past the paragraph in the joined text
+	 * only through the "\n" between them: safe if it cannot match one. */
+	return !negative || !rule_negative_lookaround_nl(r->src, r->opts);
 }
 
 /* Finishing: resolve references, find loops, index by type. */

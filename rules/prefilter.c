@@ -7,8 +7,10 @@
  *   body and rawbody rules: one of every rule's literal set (the strings
  *   one of which each match holds, rule_literal in parse.c) and, for
  *   rules without one, their patterns in Hyperscan's prefilter mode.
- * rule_pf_scan(): per paragraph (body) or line (rawbody), the exact
- *   strings PCRE2 will be given, marks the rules that may match.
+ * rule_pf_scan(): one scan of the message's paragraphs (body) or lines
+ *   (rawbody) joined by "\n", the exact strings PCRE2 will be given,
+ *   marks for each rule the strings where it may match; PCRE2 runs only
+ *   there.
  *
  * Hyperscan's prefilter mode guarantees no false negatives: every subject
  * the pattern matches, its approximation matches too (it may match more).
@@ -37,172 +39,6 @@ rule_set_prefiltered(const struct rule_set *set)
 
 #ifdef MX_HAVE_HYPERSCAN
 #include <hs.h>
-
-/* rule_pf_flags - Hyperscan flags for a PCRE2 pattern's options. */
-static unsigned
-rule_pf_flags(uint32_t opts)
-{
-	unsigned f = HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH;
-
-	if (opts & PCRE2_CASELESS)
-		f |= HS_FLAG_CASELESS;
-	if (opts & PCRE2_MULTILINE)
-		f |= HS_FLAG_MULTILINE;
-	if (opts & PCRE2_DOTALL)
-		f |= HS_FLAG_DOTALL;
-	return f;
-}
-
-/* rule_pf_quant - at p (a '{'), the counted repeat {m}, {m,} or {m,n}:
- * its length, 0 if it is not one (then PCRE2 reads a literal brace). */
-static size_t
-rule_pf_quant(const char *p, unsigned long *max_r)
-{
-	const char *q = p + 1;
-	unsigned long m = 0, n;
-
-	if (!isdigit((unsigned char)*q))
-		return 0;
-	for (; isdigit((unsigned char)*q); q++)
-		if (m < 100000)
-			m = m * 10 + (unsigned long)(*q - '0');
-	n = m;
-	if (*q == ',') {
-		q++;
-		for (; isdigit((unsigned char)*q); q++)
-			if (n < 100000)
-				n = n * 10 + (unsigned long)(*q - '0');
-	}
-	if (*q != '}')
-		return 0;
-	*max_r = n > m ? n : m;
-	return (size_t)(q - p) + 1;
-}
-
-/* rule_pf_skip_group - p at a '(': past its ')' (or the end). */
-static const char *
-rule_pf_skip_group(const char *p)
-{
-	int depth = 0;
-
-	while (*p) {
-		if (*p == '\\' && p[1]) {
-			p += 2;
-			continue;
-		}
-		if (*p == '[') {
-			const char *e = rule_class_end(p);
-
-			p = e != NULL ? e : p + strlen(p);
-			continue;
-		}
-		if (*p == '(')
-			depth++;
-		else if (*p == ')' && --depth == 0)
-			return p + 1;
-		p++;
-	}
-	return p;
-}
-
-/*
- * rule_pf_source - the pattern as Hyperscan gets it, NULL when it cannot
- * be given.  Counted repeats of groups and long counted repeats become
- * `*` (from 0) or `+`: a superset (what a prefilter may be), and what
- * makes Hyperscan's compile time reasonable (SpamAssassin's
- * `(?:<long alternation>){3}` took minutes otherwise); lookarounds are
- * dropped (they only narrow the matches).  A brace PCRE2 reads as a
- * literal is given escaped, so both engines read it alike.
- */
-static char *
-rule_pf_source(const struct rule *r)
-{
-	const char *p = r->src;
-	size_t len;
-	char *out, *o;
-	bool after_group = false;
-
-	if (p == NULL || *p == '\0')
-		return NULL;
-	len = strlen(p);
-	out = rule_xmalloc(2 * len + 8);
-	o = out;
-	while (*p) {
-		bool group = after_group;
-		unsigned long max;
-		size_t q;
-
-		after_group = false;
-		if (*p == '\\') {
-			const char *e = p + 2;
-
-			if (p[1] == '\0')
-				break;
-			if (strchr("xpPNogk", p[1]) != NULL && *e == '{') {
-				const char *c = strchr(e, '}');
-
-				e = c != NULL ? c + 1 : e;
-			} else if (p[1] == 'Q') {
-				/* \Q...\E: quoted, copied as is */
-				const char *c = strstr(e, "\\E");
-
-				e = c != NULL ? c + 2 : p + strlen(p);
-			}
-			memcpy(o, p, (size_t)(e - p));
-			o += e - p;
-			p = e;
-			continue;
-		}
-		if (*p == '[') {
-			const char *e = rule_class_end(p);
-
-			if (e == NULL)
-				e = p + strlen(p);
-			memcpy(o, p, (size_t)(e - p));
-			o += e - p;
-			p = e;
-			continue;
-		}
-		if (*p == '{') {
-			q = rule_pf_quant(p, &max);
-			if (q == 0) {
-				*o++ = '\\';
-				*o++ = *p++;
-				continue;
-			}
-			if (group || max > 16) {
-				*o++ =
-				    p[1] == '0' && !isdigit((unsigned char)p[2])
-				        ? '*'
-				        : '+';
-			} else {
-				memcpy(o, p, q);
-				o += q;
-			}
-			p += q;
-			continue;
-		}
-		if (p[0] == '(' && p[1] == '?' &&
-		    (p[2] == '=' || p[2] == '!' ||
-		     (p[2] == '<' && (p[3] == '=' || p[3] == '!')))) {
-			/* A lookaround only narrows the matches: without it,
-			 * a superset.  Skip it and any quantifier on it. */
-			p = rule_pf_skip_group(p);
-			if (*p == '?' || *p == '*' || *p == '+')
-				p++;
-			else if (*p == '{' && (q = rule_pf_quant(p, &max)) > 0)
-				p += q;
-			if (*p == '?' || *p == '+')
-				p++;
-			continue;
-		}
-		if (*p == ')')
-			after_group = true;
-		*o++ = *p++;
-	}
-	*o = '\0';
-	return out;
-}
 
 /* rule_pf_literals - for a rule with literals (one of which every match
  * holds: rule_literal), the pattern "any of them", every byte quoted:
@@ -339,14 +175,18 @@ rule_pf_add(struct rule_pf_batch *b, char *s, unsigned f, size_t i)
 /*
  * Hyperscan's compile time grows fast with the size of a pattern and
  * faster than linearly with the number of complex patterns in one
- * database: SpamAssassin's "fuzzy" patterns (kilobytes of alternated
- * look-alike bytes) took minutes.  So: the literal sets of every rule
- * that has one in one database (quick to build: literals), and the
- * patterns of the other rules, up to RULE_PF_SRC_MAX bytes, in databases
- * of RULE_PF_GROUP; longer ones run unfiltered as before.
+ * database.  So: the literal sets of every rule that has one in one
+ * database (quick to build: literals), and the widened patterns of the
+ * other rules (rule_widen: look-alike alternations merged, long repeats
+ * opened, long sequences trimmed) in databases of RULE_PF_GROUP.  A
+ * pattern with RULE_PF_MERGED_ALONE or more merged look-alike
+ * alternations (SpamAssassin's FUZZY_* rules) gets a database of its own:
+ * alone each compiles in milliseconds, sixteen together in seconds.  A
+ * pattern over RULE_PF_SRC_MAX bytes widened runs unfiltered.
  */
-#define RULE_PF_SRC_MAX 2000
-#define RULE_PF_GROUP   16
+#define RULE_PF_SRC_MAX      6000
+#define RULE_PF_GROUP        16
+#define RULE_PF_MERGED_ALONE 2
 
 /* rule_pf_build_one - the databases for the rules of one type. */
 static void
@@ -365,7 +205,7 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 
 		if (r->re != NULL && r->nlits > 0)
 			rule_pf_add(&b, rule_pf_literals(r),
-			            HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH |
+			            HS_FLAG_PREFILTER |
 			                (r->lit_nocase ? HS_FLAG_CASELESS : 0),
 			            i);
 	}
@@ -373,13 +213,25 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 	for (size_t j = 0; j < n; j++) {
 		size_t i = set->by_type[type][j];
 		struct rule *r = &set->rules[i];
+		unsigned merged = 0;
+		char *src;
 
-		/* /x: comments could hide what rule_pf_source reads */
-		if (r->re == NULL || r->nlits > 0 || r->src == NULL ||
-		    (r->opts & PCRE2_EXTENDED) ||
-		    strlen(r->src) > RULE_PF_SRC_MAX)
+		if (r->re == NULL || r->nlits > 0 || r->src == NULL)
 			continue;
-		rule_pf_add(&b, rule_pf_source(r), rule_pf_flags(r->opts), i);
+		src = rule_widen(r->src, r->opts, RULE_PF_SRC_MAX, &merged);
+		if (merged >= RULE_PF_MERGED_ALONE) {
+			/* look-alike letters: a database of its own */
+			struct rule_pf_batch one = {
+			    .src = (char *[]){NULL},
+			    .flags = (unsigned[]){0},
+			    .rule = (size_t[]){0},
+			};
+
+			rule_pf_add(&one, src, HS_FLAG_PREFILTER, i);
+			rule_pf_compile(set, w, &one);
+			continue;
+		}
+		rule_pf_add(&b, src, HS_FLAG_PREFILTER, i);
 		if (b.n == RULE_PF_GROUP)
 			rule_pf_compile(set, w, &b);
 	}
@@ -440,49 +292,109 @@ rule_pf_scratch_free(void *scratch)
 
 struct rule_pf_ctx {
 	const size_t *rule;
-	unsigned char *may;
+	struct rule_pf_marks *m;
+	const size_t *start; /* string i at text + start[i]; start[n] end */
+	size_t n;
+	size_t at; /* the string of the last match: most come in order */
 };
 
+/* rule_pf_mark - string str for rule i, once, the list kept in order
+ * (Hyperscan reports matches mostly, not always, by end offset). */
+static void
+rule_pf_mark(struct rule_pf_marks *m, size_t i, uint32_t str)
+{
+	uint32_t rec, *link;
+
+	if (m->nrec == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 256;
+		m->rec = rule_xrealloc(m->rec, m->cap * sizeof(*m->rec));
+	}
+	link = &m->head[i];
+	if (m->tail[i] != 0 && m->rec[m->tail[i] - 1].str >= str) {
+		/* out of order: find its place */
+		while (*link != 0 && m->rec[*link - 1].str < str)
+			link = &m->rec[*link - 1].next;
+		if (*link != 0 && m->rec[*link - 1].str == str)
+			return;
+	} else if (m->tail[i] != 0) {
+		link = &m->rec[m->tail[i] - 1].next;
+	}
+	rec = (uint32_t)m->nrec++;
+	m->rec[rec].str = str;
+	m->rec[rec].next = *link;
+	if (*link == 0)
+		m->tail[i] = rec + 1;
+	*link = rec + 1;
+}
+
+/* rule_pf_hit - pattern id matched, ending at offset to of the joined
+ * text: a mark for the string holding its last byte.  A match ending on
+ * the "\n" between two strings is in neither (every real match lies
+ * within one string; one across them is only a false alarm, and lands on
+ * the later string, where PCRE2 finds nothing). */
 static int
 rule_pf_hit(unsigned id, unsigned long long from, unsigned long long to,
             unsigned flags, void *arg)
 {
 	struct rule_pf_ctx *c = arg;
+	size_t b = (size_t)to - 1, lo = 0, hi = c->n;
 
 	(void)from;
-	(void)to;
 	(void)flags;
-	c->may[c->rule[id]] = 1;
+	if (to == 0)
+		return 0;
+	if (b < c->start[c->at] || b >= c->start[c->at + 1]) {
+		/* the last string s with start[s] <= b */
+		while (hi - lo > 1) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (c->start[mid] <= b)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		c->at = lo;
+	}
+	if (b + 1 == c->start[c->at + 1])
+		return 0; /* the separator */
+	rule_pf_mark(c->m, c->rule[id], (uint32_t)c->at);
 	return 0;
 }
 
 bool
 rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
-             size_t n, unsigned char *may)
+             size_t n, const char *text, size_t len, struct rule_pf_marks *m)
 {
 	const struct rule_pf_db *d = set->pf_db[w];
+	struct rule_pf_ctx c = {.m = m, .n = n};
 
 	if (set->npf_db[w] == 0 || scratch == NULL)
 		return false;
+	if (m->nstart < n + 1) {
+		m->nstart = n + 1;
+		m->start =
+		    rule_xrealloc(m->start, m->nstart * sizeof(*m->start));
+	}
+	m->start[0] = 0;
+	for (size_t i = 0; i < n; i++)
+		m->start[i + 1] = m->start[i] + strlen(v[i]) + 1;
+	c.start = m->start;
 	for (size_t k = 0; k < set->npf_db[w]; k++) {
-		struct rule_pf_ctx c = {d[k].rule, may};
-
+		c.rule = d[k].rule;
+		c.at = 0;
 		for (size_t j = 0; j < d[k].n; j++)
-			may[d[k].rule[j]] = 0;
-		for (size_t i = 0; i < n; i++) {
-			size_t len = strlen(v[i]);
-
-			/* hs_scan takes an unsigned int length; the content
-			 * rules see 4 MiB at most, but be safe: mark them
-			 * all, PCRE2 decides. */
-			if (len > 0xfffffff0u ||
-			    hs_scan(d[k].db, v[i], (unsigned)len, 0, scratch,
-			            rule_pf_hit, &c) != HS_SUCCESS) {
-				for (size_t j = 0; j < d[k].n; j++)
-					may[d[k].rule[j]] = 1;
-				break;
-			}
-		}
+			m->head[d[k].rule[j]] = m->tail[d[k].rule[j]] = 0;
+		if (n == 0)
+			continue;
+		/* hs_scan takes an unsigned int length; the content rules see
+		 * 4 MiB at most, but be safe: every string for them all,
+		 * PCRE2 decides. */
+		if (len != m->start[n] || len > 0xfffffff0u ||
+		    n >= RULE_PF_ALL ||
+		    hs_scan(d[k].db, text, (unsigned)len, 0, scratch,
+		            rule_pf_hit, &c) != HS_SUCCESS)
+			for (size_t j = 0; j < d[k].n; j++)
+				m->head[d[k].rule[j]] = RULE_PF_ALL;
 	}
 	return true;
 }
@@ -516,14 +428,16 @@ rule_pf_scratch_free(void *scratch)
 
 bool
 rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
-             size_t n, unsigned char *may)
+             size_t n, const char *text, size_t len, struct rule_pf_marks *m)
 {
 	(void)set;
 	(void)w;
 	(void)scratch;
 	(void)v;
 	(void)n;
-	(void)may;
+	(void)text;
+	(void)len;
+	(void)m;
 	return false;
 }
 

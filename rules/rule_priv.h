@@ -9,6 +9,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +24,15 @@ char *rule_xstrdup(const char *s);
 /* rule_xasprintf - malloc'd printf. */
 char *rule_xasprintf(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+
+/* A growing string, always NUL-terminated once added to. */
+struct rule_sbuf {
+	char *p;
+	size_t n, cap;
+};
+
+/* rule_sbuf_add - append n bytes of s. */
+void rule_sbuf_add(struct rule_sbuf *b, const char *s, size_t n);
 
 /*
  * rule_class_end - p at the '[' of a character class in a PCRE2 pattern:
@@ -164,6 +174,22 @@ struct rule_set {
 	void *pf_scratch;
 };
 
+/*
+ * rule_widen - for the prefilter: a Hyperscan pattern (no flags needed)
+ * that matches in every string without a newline where src, a PCRE2
+ * pattern with options opts, has a match, and is quick to compile
+ * (widen.c).  NULL when src
+ * uses what cannot be widened safely, or the result is over max bytes.
+ * *merged_r (if not NULL): how many look-alike alternations it merged.
+ */
+char *rule_widen(const char *src, uint32_t opts, size_t max,
+                 unsigned *merged_r);
+
+/* rule_negative_lookaround_nl - whether a negative lookaround of src (a
+ * PCRE2 pattern with options opts) can match a newline; true also when
+ * src cannot be read (widen.c). */
+bool rule_negative_lookaround_nl(const char *src, uint32_t opts);
+
 /* rule_pf_build - (re)build the prefilter of a finished set's body and
  * rawbody rules; marks the rules it covers (pf). */
 void rule_pf_build(struct rule_set *set);
@@ -174,12 +200,31 @@ void rule_pf_free(struct rule_set *set);
 void *rule_pf_scratch_new(const struct rule_set *set);
 void rule_pf_scratch_free(void *scratch);
 /*
- * rule_pf_scan - scan the n strings of v (NUL-terminated) with database w
- * (0 body, 1 rawbody): may[i] = 1 for each covered rule i that can match
- * one of them, 0 for the other covered rules (other entries untouched).
- * False when there is no prefilter (may not written).
+ * What the prefilter found in a message, per rule it covers: the strings
+ * (paragraph or line indexes) where the rule may match, as a list of
+ * records in increasing order from head[rule] - 1 (0: none), or every
+ * string when head[rule] is RULE_PF_ALL (the scan failed).
+ */
+#define RULE_PF_ALL UINT32_MAX
+struct rule_pf_mark {
+	uint32_t str, next; /* next: record index + 1, 0 at the end */
+};
+struct rule_pf_marks {
+	uint32_t *head, *tail; /* per rule */
+	struct rule_pf_mark *rec;
+	size_t nrec, cap;
+	size_t *start; /* where each string starts in the joined text */
+	size_t nstart;
+};
+
+/*
+ * rule_pf_scan - scan text (len bytes: the n strings of v, each followed
+ * by "\n") with database w (0 body, 1 rawbody) and mark, for each rule it
+ * covers, the strings where it can match (other rules' marks untouched).
+ * False when there is no prefilter (nothing written).
  */
 bool rule_pf_scan(const struct rule_set *set, int w, void *scratch,
-                  char *const *v, size_t n, unsigned char *may);
+                  char *const *v, size_t n, const char *text, size_t len,
+                  struct rule_pf_marks *m);
 
 #endif

@@ -532,6 +532,27 @@ test_rules_multi_prefilter(void **state)
 	    {"/\\bon\\b.\\bto\\b/", "go on to", 1},
 	    {"/\\bon\\b.\\bto\\b/", "gone to", 0},
 	    {"/a b (?=c) c/x", "abc", 1},
+	    /* rule_widen: look-alike letters, inline options, a negative
+	     * lookahead (joined text), a long repeated group */
+	    {"/(?!lot)(?:[lL1]|\\xc4[\\xb9-\\xbf]|&\\#108;)"
+	     "(?:[oO0]|\\xc3[\\xb2-\\xb6]|&\\#111;)(?:[tT7]|&\\#116;)s/i",
+	     "many l0ts of", 1},
+	    {"/(?!lot)(?:[lL1]|\\xc4[\\xb9-\\xbf]|&\\#108;)"
+	     "(?:[oO0]|\\xc3[\\xb2-\\xb6]|&\\#111;)(?:[tT7]|&\\#116;)s/i",
+	     "many lots of", 0},
+	    {"/(?!lot)(?:[lL1]|\\xc4[\\xb9-\\xbf]|&\\#108;)"
+	     "(?:[oO0]|\\xc3[\\xb2-\\xb6]|&\\#111;)(?:[tT7]|&\\#116;)s/i",
+	     "many &#108;\xc3\xb3ts", 1},
+	    {"/ab(?-i:C)de/i", "ABCDE", 1},
+	    {"/ab(?-i:C)de/i", "abcde", 0},
+	    {"/(?!freebie)free\\w{3}\\b/i", "a freebie", 0},
+	    {"/(?!freebie)free\\w{3}\\b/i", "a freeway", 1},
+	    {"/(?:(?:name|city|phone|address|country|zip|email)[,:;]?\\s?"
+	     "(?:and|or|&)?\\s?){3}/i",
+	     "your name, city and phone", 1},
+	    {"/(?:(?:name|city|phone|address|country|zip|email)[,:;]?\\s?"
+	     "(?:and|or|&)?\\s?){3}/i",
+	     "your name is in the city of zip", 0},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -565,6 +586,69 @@ test_rules_multi_prefilter(void **state)
 		rule_msg_free(&msg);
 		rule_set_free(&set);
 	}
+}
+
+/* rule_widen: what the prefilter gets for a pattern.  Anchors, word
+ * boundaries and lookarounds dropped, case as byte sets, long repeats and
+ * repeated groups opened, look-alike alternations merged position by
+ * position; refused: backreferences, and patterns too broad to filter. */
+static void
+test_rules_widen(void **state)
+{
+	static const struct {
+		const char *src;
+		uint32_t opts;
+		const char *want; /* NULL: refused */
+		unsigned merged;
+	} cases[] = {
+	    {"^foo\\b(?=x)bar$", 0, "foobar", 0},
+	    {"a{2}b{20,}xyz", 0, "a{2}b{16,}xyz", 0},
+	    {"(?:abc){3}d", 0, "(?:abc)+d", 0},
+	    {"Ab(?-i:C)d", PCRE2_CASELESS, "[Aa][Bb]C[Dd]", 0},
+	    {"x(?i)yz", 0, "x[Yy][Zz]", 0},
+	    {"(\\w)\\1\\1", 0, NULL, 0},
+	    {"\\S+", 0, NULL, 0},
+	    {"(?!lot)lo[t7]s", 0, "lo[7t]s", 0},
+	    {"q(?:[aA@]|\\xc3[\\xa0-\\xa5]|\\xc4[\\x80-\\x85]|\\xe1\\xba[\\xa0-"
+	     "\\xb7]|"
+	     "&\\#(?:97|x61|1072);)(?:[bB8]|\\xc3\\x9f|\\xce[\\x92\\xb2]|\\xd0["
+	     "\\x91\\xb2]|"
+	     "&\\#(?:98|x62);)",
+	     0,
+	     "q(?:(?:[\\x40Aa]|[\\xc3\\xc4][\\x80-\\x85\\xa0-\\xa5]|\\xe1\\xba["
+	     "\\xa0-"
+	     "\\xb7]|[\\x23\\x260-2679\\x3bx]+))(?:[8Bb]|\\xc3\\x9f|\\xce["
+	     "\\x92\\xb2]|"
+	     "\\xd0[\\x91\\xb2]|\\x26\\x23(?:98|x62)\\x3b)",
+	     1},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned merged = 99;
+		char *w =
+		    rule_widen(cases[i].src, cases[i].opts, 6000, &merged);
+
+		if (cases[i].want == NULL) {
+			assert_null(w);
+			continue;
+		}
+		assert_non_null(w);
+		if (strcmp(w, cases[i].want) != 0)
+			fprintf(stderr, "case %zu: %s\n   want %s\n", i, w,
+			        cases[i].want);
+		assert_string_equal(w, cases[i].want);
+		assert_int_equal(merged, cases[i].merged);
+		free(w);
+	}
+	/* a negative lookaround on the joined paragraphs sees only what it
+	 * can match across the "\n": safe unless it can match one */
+	assert_false(rule_negative_lookaround_nl("(?!ab)c", 0));
+	assert_false(rule_negative_lookaround_nl("(?<!a.)c", 0));
+	assert_true(rule_negative_lookaround_nl("(?!a\\s)b", 0));
+	assert_true(rule_negative_lookaround_nl("(?<!a.)c", PCRE2_DOTALL));
+	assert_true(rule_negative_lookaround_nl("(?!a(?=\\n))b", 0));
+	assert_true(rule_negative_lookaround_nl("(\\w)(?!\\1)", 0));
+	(void)state;
 }
 
 /* What the prefilter covers: body and rawbody rules with a literal set
@@ -765,6 +849,7 @@ main(void)
 	    cmocka_unit_test(test_rules_multi_prefilter),
 	    cmocka_unit_test(test_rules_class_end),
 	    cmocka_unit_test(test_rules_multi_prefilter_cover),
+	    cmocka_unit_test(test_rules_widen),
 	    cmocka_unit_test(test_rules_load_files),
 	};
 
