@@ -44,6 +44,10 @@ struct rule_run {
 	 * and lower-cased, for the literal prefilter */
 	char *joined[2][2];
 	size_t joined_len[2];
+	/* the header texts of this message, by key (rule.hkey): built by
+	 * the first header rule that reads one (hvalid), then shared */
+	struct rule_sbuf *htext;
+	unsigned char *hfound, *hvalid;
 	/* the multi-pattern prefilter: for the rules it covers, the strings
 	 * where they may match, per message; pf[w] when it ran on body (0)
 	 * / rawbody (1) */
@@ -61,6 +65,9 @@ rule_run_new(const struct rule_set *set)
 	run->set = set;
 	run->counts = rule_xcalloc(set->nrules, sizeof(*run->counts));
 	run->meta_state = rule_xcalloc(set->nrules, 1);
+	run->htext = rule_xcalloc(set->nhkeys + 1, sizeof(*run->htext));
+	run->hfound = rule_xcalloc(set->nhkeys + 1, 1);
+	run->hvalid = rule_xcalloc(set->nhkeys + 1, 1);
 	run->marks.head = rule_xcalloc(set->nrules, sizeof(uint32_t));
 	run->marks.tail = rule_xcalloc(set->nrules, sizeof(uint32_t));
 	run->pf_scratch = rule_pf_scratch_new(set);
@@ -89,6 +96,11 @@ rule_run_free(struct rule_run **runp)
 	pcre2_jit_stack_free(run->jit);
 	free(run->counts);
 	free(run->meta_state);
+	for (size_t k = 0; k < run->set->nhkeys; k++)
+		free(run->htext[k].p);
+	free(run->htext);
+	free(run->hfound);
+	free(run->hvalid);
 	free(run->marks.head);
 	free(run->marks.tail);
 	free(run->marks.rec);
@@ -278,23 +290,28 @@ rule_eval_header(struct rule_run *run, const struct rule *r,
                  const char *envelope_from)
 {
 	const struct rule_msg *m = run->msg;
-	const struct rule_header *hdrs = r->mimeheader ? m->mime_hdrs : m->hdrs;
-	size_t n = r->mimeheader ? m->nmime_hdrs : m->nhdrs;
-	struct rule_sbuf b = {0};
+	struct rule_sbuf *t = &run->htext[r->hkey];
+	const char *text;
+	size_t len;
 	unsigned hits;
-	bool found;
 
-	found = rule_hdr_get(r, hdrs, n, envelope_from, &b);
-	if (r->exists) {
-		free(b.p);
-		return found;
+	if (!run->hvalid[r->hkey]) {
+		t->n = 0;
+		run->hfound[r->hkey] = rule_hdr_get(
+		    r, r->mimeheader ? m->mime_hdrs : m->hdrs,
+		    r->mimeheader ? m->nmime_hdrs : m->nhdrs, envelope_from, t);
+		run->hvalid[r->hkey] = 1;
 	}
-	if (!found) {
-		b.n = 0;
-		rule_sbuf_str(&b, r->unset ? r->unset : "");
+	if (r->exists)
+		return run->hfound[r->hkey];
+	if (run->hfound[r->hkey] && t->p != NULL) {
+		text = t->p;
+		len = t->n;
+	} else {
+		text = r->unset && !run->hfound[r->hkey] ? r->unset : "";
+		len = strlen(text);
 	}
-	hits = rule_match(run, r, b.p ? b.p : "", b.n, rule_limit(r));
-	free(b.p);
+	hits = rule_match(run, r, text, len, rule_limit(r));
 	if (r->negate)
 		return hits == 0;
 	return hits;
@@ -436,6 +453,7 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 	const struct rule_set *set = run->set;
 
 	run->msg = msg;
+	memset(run->hvalid, 0, set->nhkeys);
 	rule_join(msg->body, msg->nbody, &run->joined[0][0], &run->joined[0][1],
 	          &run->joined_len[0]);
 	rule_join(msg->rawbody, msg->nrawbody, &run->joined[1][0],

@@ -1543,6 +1543,31 @@ rule_join_safe(const struct rule *r)
 
 /* Finishing: resolve references, find loops, index by type. */
 
+/* rule_hdr_keys - header rules that read the same header the same way
+ * (header or mimeheader, name as written, modifier) share a key: match.c
+ * builds that text once per message. */
+static void
+rule_hdr_keys(struct rule_set *set)
+{
+	const size_t *hr = set->by_type[RULE_HEADER];
+
+	set->nhkeys = 0;
+	for (size_t k = 0; k < set->nby_type[RULE_HEADER]; k++) {
+		struct rule *r = &set->rules[hr[k]];
+		size_t j;
+
+		for (j = 0; j < k; j++) {
+			const struct rule *o = &set->rules[hr[j]];
+
+			if (o->mimeheader == r->mimeheader &&
+			    o->mod == r->mod &&
+			    strcmp(o->header, r->header) == 0)
+				break;
+		}
+		r->hkey = j < k ? set->rules[hr[j]].hkey : set->nhkeys++;
+	}
+}
+
 static int
 rule_meta_visit(struct rule_set *set, size_t i, unsigned char *state,
                 char **error_r)
@@ -1656,6 +1681,7 @@ rule_set_finish(struct rule_set *set, char **error_r)
 		    (set->nby_type[r->type] + 1) * sizeof(size_t));
 		set->by_type[r->type][set->nby_type[r->type]++] = i;
 	}
+	rule_hdr_keys(set);
 	rule_pf_build(set);
 	set->finished = true;
 	return 0;

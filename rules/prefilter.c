@@ -74,6 +74,7 @@ struct rule_pf_db {
 	hs_database_t *db;
 	size_t *rule; /* pattern id -> rule index */
 	size_t n;
+	bool alone; /* one broad rule, scanned string by string */
 };
 
 /* Patterns being gathered for one database. */
@@ -87,7 +88,8 @@ struct rule_pf_batch {
 /* rule_pf_compile - compile the batch into a new database of set's list
  * w; the batch is emptied. */
 static void
-rule_pf_compile(struct rule_set *set, int w, struct rule_pf_batch *b)
+rule_pf_compile(struct rule_set *set, int w, struct rule_pf_batch *b,
+                bool alone)
 {
 	unsigned *ids = rule_xcalloc(b->n + 1, sizeof(*ids));
 	hs_database_t *db = NULL;
@@ -136,6 +138,7 @@ rule_pf_compile(struct rule_set *set, int w, struct rule_pf_batch *b)
 		d = &((struct rule_pf_db *)set->pf_db[w])[set->npf_db[w]++];
 		d->db = db;
 		d->n = b->n;
+		d->alone = alone;
 		d->rule = rule_xcalloc(b->n + 1, sizeof(*d->rule));
 		memcpy(d->rule, b->rule, b->n * sizeof(*d->rule));
 		for (size_t j = 0; j < b->n; j++)
@@ -181,12 +184,17 @@ rule_pf_add(struct rule_pf_batch *b, char *s, unsigned f, size_t i)
  * opened, long sequences trimmed) in databases of RULE_PF_GROUP.  A
  * pattern with RULE_PF_MERGED_ALONE or more merged look-alike
  * alternations (SpamAssassin's FUZZY_* rules) gets a database of its own:
- * alone each compiles in milliseconds, sixteen together in seconds.  A
+ * alone each compiles in milliseconds, sixteen together in seconds.  So
+ * does a pattern of fewer than RULE_PF_BITS_GROUP bits (rule_widen): it
+ * matches often, and alone it is scanned string by string, one match
+ * each (a database of many is scanned once over the joined strings and
+ * reports every match: floods of callbacks from such a pattern).  A
  * pattern over RULE_PF_SRC_MAX bytes widened runs unfiltered.
  */
 #define RULE_PF_SRC_MAX      6000
 #define RULE_PF_GROUP        16
 #define RULE_PF_MERGED_ALONE 2
+#define RULE_PF_BITS_GROUP   16.0
 
 /* rule_pf_build_one - the databases for the rules of one type. */
 static void
@@ -209,33 +217,40 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 			                (r->lit_nocase ? HS_FLAG_CASELESS : 0),
 			            i);
 	}
-	rule_pf_compile(set, w, &b);
+	rule_pf_compile(set, w, &b, false);
 	for (size_t j = 0; j < n; j++) {
 		size_t i = set->by_type[type][j];
 		struct rule *r = &set->rules[i];
-		unsigned merged = 0;
+		struct rule_widened info = {0, 0};
 		char *src;
 
 		if (r->re == NULL || r->nlits > 0 || r->src == NULL)
 			continue;
-		src = rule_widen(r->src, r->opts, RULE_PF_SRC_MAX, &merged);
-		if (merged >= RULE_PF_MERGED_ALONE) {
-			/* look-alike letters: a database of its own */
+		src = rule_widen(r->src, r->opts, RULE_PF_SRC_MAX, &info);
+		if (src != NULL && (info.merged >= RULE_PF_MERGED_ALONE ||
+		                    info.bits < RULE_PF_BITS_GROUP)) {
+			/* look-alike letters, or a broad pattern: a database
+			 * of its own */
 			struct rule_pf_batch one = {
 			    .src = (char *[]){NULL},
 			    .flags = (unsigned[]){0},
 			    .rule = (size_t[]){0},
 			};
 
-			rule_pf_add(&one, src, HS_FLAG_PREFILTER, i);
-			rule_pf_compile(set, w, &one);
+			bool broad = info.bits < RULE_PF_BITS_GROUP;
+
+			rule_pf_add(&one, src,
+			            HS_FLAG_PREFILTER |
+			                (broad ? HS_FLAG_SINGLEMATCH : 0),
+			            i);
+			rule_pf_compile(set, w, &one, broad);
 			continue;
 		}
 		rule_pf_add(&b, src, HS_FLAG_PREFILTER, i);
 		if (b.n == RULE_PF_GROUP)
-			rule_pf_compile(set, w, &b);
+			rule_pf_compile(set, w, &b, false);
 	}
-	rule_pf_compile(set, w, &b);
+	rule_pf_compile(set, w, &b, false);
 	free(b.src);
 	free(b.flags);
 	free(b.rule);
@@ -361,12 +376,52 @@ rule_pf_hit(unsigned id, unsigned long long from, unsigned long long to,
 	return 0;
 }
 
+/* rule_pf_first - the single rule of a database alone matched: mark its
+ * string, stop the scan (the next string gets a scan of its own). */
+static int
+rule_pf_first(unsigned id, unsigned long long from, unsigned long long to,
+              unsigned flags, void *arg)
+{
+	struct rule_pf_ctx *c = arg;
+
+	(void)from;
+	(void)to;
+	(void)flags;
+	rule_pf_mark(c->m, c->rule[id], (uint32_t)c->at);
+	return 1;
+}
+
+/* rule_pf_scan_alone - database d (one rule) on each of the n strings
+ * (at text + m->start[i]) apart: a string is marked at its first match. */
+static void
+rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
+                   size_t n, struct rule_pf_marks *m)
+{
+	struct rule_pf_ctx c = {.rule = d->rule, .m = m, .start = m->start};
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = m->start[i + 1] - m->start[i] - 1;
+		hs_error_t e;
+
+		if (len == 0)
+			continue;
+		c.at = i;
+		e = hs_scan(d->db, text + m->start[i], (unsigned)len, 0,
+		            scratch, rule_pf_first, &c);
+		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
+			m->head[d->rule[0]] = RULE_PF_ALL;
+			return;
+		}
+	}
+}
+
 bool
 rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
              size_t n, const char *text, size_t len, struct rule_pf_marks *m)
 {
 	const struct rule_pf_db *d = set->pf_db[w];
 	struct rule_pf_ctx c = {.m = m, .n = n};
+	bool ok;
 
 	if (set->npf_db[w] == 0 || scratch == NULL)
 		return false;
@@ -379,6 +434,10 @@ rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
 	for (size_t i = 0; i < n; i++)
 		m->start[i + 1] = m->start[i] + strlen(v[i]) + 1;
 	c.start = m->start;
+	/* hs_scan takes an unsigned int length; the content rules see 4 MiB
+	 * at most, but be safe: every string for every rule, PCRE2
+	 * decides. */
+	ok = len == m->start[n] && len <= 0xfffffff0u && n < RULE_PF_ALL;
 	for (size_t k = 0; k < set->npf_db[w]; k++) {
 		c.rule = d[k].rule;
 		c.at = 0;
@@ -386,13 +445,10 @@ rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
 			m->head[d[k].rule[j]] = m->tail[d[k].rule[j]] = 0;
 		if (n == 0)
 			continue;
-		/* hs_scan takes an unsigned int length; the content rules see
-		 * 4 MiB at most, but be safe: every string for them all,
-		 * PCRE2 decides. */
-		if (len != m->start[n] || len > 0xfffffff0u ||
-		    n >= RULE_PF_ALL ||
-		    hs_scan(d[k].db, text, (unsigned)len, 0, scratch,
-		            rule_pf_hit, &c) != HS_SUCCESS)
+		if (ok && d[k].alone)
+			rule_pf_scan_alone(&d[k], scratch, text, n, m);
+		else if (!ok || hs_scan(d[k].db, text, (unsigned)len, 0,
+		                        scratch, rule_pf_hit, &c) != HS_SUCCESS)
 			for (size_t j = 0; j < d[k].n; j++)
 				m->head[d[k].rule[j]] = RULE_PF_ALL;
 	}
@@ -424,6 +480,45 @@ void
 rule_pf_scratch_free(void *scratch)
 {
 	(void)scratch;
+}
+
+/* rule_pf_first - the single rule of a database alone matched: mark its
+ * string, stop the scan (the next string gets a scan of its own). */
+static int
+rule_pf_first(unsigned id, unsigned long long from, unsigned long long to,
+              unsigned flags, void *arg)
+{
+	struct rule_pf_ctx *c = arg;
+
+	(void)from;
+	(void)to;
+	(void)flags;
+	rule_pf_mark(c->m, c->rule[id], (uint32_t)c->at);
+	return 1;
+}
+
+/* rule_pf_scan_alone - database d (one rule) on each of the n strings
+ * (at text + m->start[i]) apart: a string is marked at its first match. */
+static void
+rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
+                   size_t n, struct rule_pf_marks *m)
+{
+	struct rule_pf_ctx c = {.rule = d->rule, .m = m, .start = m->start};
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = m->start[i + 1] - m->start[i] - 1;
+		hs_error_t e;
+
+		if (len == 0)
+			continue;
+		c.at = i;
+		e = hs_scan(d->db, text + m->start[i], (unsigned)len, 0,
+		            scratch, rule_pf_first, &c);
+		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
+			m->head[d->rule[0]] = RULE_PF_ALL;
+			return;
+		}
+	}
 }
 
 bool

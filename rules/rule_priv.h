@@ -136,6 +136,7 @@ struct rule {
 	bool partial; /* a meta naming a rule nothing defines (a skipped eval
 	               * test), itself or through other metas */
 	bool pf;      /* in the multi-pattern prefilter (prefilter.c) */
+	size_t hkey;  /* RULE_HEADER: the text it reads (rule_set.nhkeys) */
 };
 
 enum rule_tag_kind {
@@ -165,6 +166,8 @@ struct rule_set {
 	/* ReplaceTags: replace_tag/pre/post/inter NAME value */
 	struct rule_tag *tags;
 	size_t ntags;
+	/* header rules' texts: one per header, way of reading it (hkey) */
+	size_t nhkeys;
 	/* The multi-pattern prefilter (prefilter.c): databases for body
 	 * [0] and rawbody [1] rules, how many rules they cover, and a
 	 * scratch each run clones.  None without Hyperscan. */
@@ -178,12 +181,17 @@ struct rule_set {
  * rule_widen - for the prefilter: a Hyperscan pattern (no flags needed)
  * that matches in every string without a newline where src, a PCRE2
  * pattern with options opts, has a match, and is quick to compile
- * (widen.c).  NULL when src
- * uses what cannot be widened safely, or the result is over max bytes.
- * *merged_r (if not NULL): how many look-alike alternations it merged.
+ * (widen.c).  NULL when src uses what cannot be widened safely, the
+ * result is over max bytes, or it is too broad to rule much out.  *info
+ * (if not NULL): how many look-alike alternations it merged, and how
+ * selective it is (bits: about 7 a letter, 1 a space or wide class).
  */
+struct rule_widened {
+	unsigned merged;
+	double bits;
+};
 char *rule_widen(const char *src, uint32_t opts, size_t max,
-                 unsigned *merged_r);
+                 struct rule_widened *info);
 
 /* rule_negative_lookaround_nl - whether a negative lookaround of src (a
  * PCRE2 pattern with options opts) can match a newline; true also when

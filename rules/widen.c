@@ -54,8 +54,8 @@
 #define WN_GLYPH_LEN  8
 #define WN_GLYPH_SIZE 64
 /* Fewer bits than this (wn_bits) and a pattern matches nearly every
- * paragraph: no use as a prefilter, only callbacks. */
-#define WN_BITS_MIN 16.0
+ * paragraph: no use as a prefilter. */
+#define WN_BITS_MIN 12.0
 /* A bounded gap longer than this is written unbounded. */
 #define WN_GAP_MAX 1000
 /* A sequence written out longer than this: only a run of its items. */
@@ -1371,7 +1371,8 @@ rule_negative_lookaround_nl(const char *src, uint32_t opts)
 }
 
 char *
-rule_widen(const char *src, uint32_t opts, size_t max, unsigned *merged_r)
+rule_widen(const char *src, uint32_t opts, size_t max,
+           struct rule_widened *info)
 {
 	struct wp w = {
 	    .p = src,
@@ -1392,8 +1393,10 @@ rule_widen(const char *src, uint32_t opts, size_t max, unsigned *merged_r)
 		root = wn_trim(&w, root, WN_TRIM_SIZE);
 		wn_emit(&b, root);
 		bits = wn_bits(root);
-		if (merged_r != NULL)
-			*merged_r = wn_merged(root);
+		if (info != NULL) {
+			info->merged = wn_merged(root);
+			info->bits = bits;
+		}
 		rule_sbuf_add(&b, "", 0);
 	}
 	wn_free(&w);

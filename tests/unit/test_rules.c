@@ -624,9 +624,8 @@ test_rules_widen(void **state)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		unsigned merged = 99;
-		char *w =
-		    rule_widen(cases[i].src, cases[i].opts, 6000, &merged);
+		struct rule_widened info = {99, 0};
+		char *w = rule_widen(cases[i].src, cases[i].opts, 6000, &info);
 
 		if (cases[i].want == NULL) {
 			assert_null(w);
@@ -637,7 +636,8 @@ test_rules_widen(void **state)
 			fprintf(stderr, "case %zu: %s\n   want %s\n", i, w,
 			        cases[i].want);
 		assert_string_equal(w, cases[i].want);
-		assert_int_equal(merged, cases[i].merged);
+		assert_int_equal(info.merged, cases[i].merged);
+		assert_true(info.bits >= 12);
 		free(w);
 	}
 	/* a negative lookaround on the joined paragraphs sees only what it
