@@ -4,7 +4,7 @@
  *
  * px_listeners_bind(): one listening socket per configured address, bound
  * once in the main thread before privileges are dropped.
- * px_listeners_attach(): each loop gets an evconnlistener on a dup of every
+ * px_listeners_attach(): each loop gets an accept event on a dup of every
  * socket, so whichever loop is free accepts the next client (no
  * SO_REUSEPORT: a second mxguard started by mistake fails to bind instead
  * of silently sharing the port).
@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -40,10 +39,17 @@ struct px_bound {
 	struct px_listen_info info;
 };
 
+/* One loop's accept event on one listening socket. */
+struct px_acceptor {
+	struct event *ev;
+	int fd; /* a dup, closed with the acceptor */
+	struct px_server_loop *sl;
+	struct px_listen_info info;
+};
+
 struct px_server_loop {
 	struct px_loop *loop;
-	struct evconnlistener **ls;
-	struct px_listen_info **infos;
+	struct px_acceptor *ls;
 	size_t nls;
 	bool stopping;
 	double grace;
@@ -55,7 +61,6 @@ struct px_server_loop {
 static struct px_bound *px_bound;
 static size_t px_nbound;
 static struct px_server_loop px_sloops[PX_MAX_LOOPS];
-static struct px_server_loop *px_server_loop_of(struct event_base *base);
 static unsigned px_nsloops;
 
 int
@@ -105,26 +110,6 @@ px_listeners_bind(const struct px_config *cfg, const char **error_r)
 }
 
 static void
-px_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-             struct sockaddr *sa, int salen, void *arg)
-{
-	struct px_listen_info *info = arg;
-	struct px_server_loop *sl =
-	    px_server_loop_of(evconnlistener_get_base(lev));
-
-	px_session_start(sl->loop, info, fd, sa, (socklen_t)salen);
-}
-
-static struct px_server_loop *
-px_server_loop_of(struct event_base *base)
-{
-	for (unsigned i = 0; i < px_nsloops; i++)
-		if (px_loop_base(px_sloops[i].loop) == base)
-			return &px_sloops[i];
-	return NULL;
-}
-
-static void
 px_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_server_loop *sl = arg;
@@ -134,25 +119,21 @@ px_accept_resume(evutil_socket_t fd, short what, void *arg)
 		            sl->accept_errors - 1);
 	sl->accept_errors = 0;
 	for (size_t i = 0; i < sl->nls; i++)
-		evconnlistener_enable(sl->ls[i]);
+		event_add(sl->ls[i].ev, NULL);
 }
 
 /*
- * px_accept_error - accept(2) failed.  Out of descriptors or memory
+ * px_accept_error - accept(2) failed with err.  Out of descriptors or memory
  * (EMFILE, ENFILE, ENOBUFS, ENOMEM), the pending connection stays in the
  * backlog and the level-triggered listener would fire again at once,
  * forever: this loop stops accepting for a second instead, and logs once.
  */
 static void
-px_accept_error(struct evconnlistener *lev, void *arg)
+px_accept_error(struct px_server_loop *sl, int err)
 {
-	int err = errno;
-	struct px_server_loop *sl =
-	    px_server_loop_of(evconnlistener_get_base(lev));
 	struct timeval one = {1, 0};
 
-	if (sl == NULL || (err != EMFILE && err != ENFILE && err != ENOBUFS &&
-	                   err != ENOMEM)) {
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
 		px_log_warn("accept: %s", strerror(err));
 		return;
 	}
@@ -160,11 +141,38 @@ px_accept_error(struct evconnlistener *lev, void *arg)
 		px_log_warn("accept: %s; pausing new connections for 1 s",
 		            strerror(err));
 	for (size_t i = 0; i < sl->nls; i++)
-		evconnlistener_disable(sl->ls[i]);
+		event_del(sl->ls[i].ev);
 	if (sl->resume_ev == NULL)
 		sl->resume_ev =
 		    evtimer_new(px_loop_base(sl->loop), px_accept_resume, sl);
 	evtimer_add(sl->resume_ev, &one);
+}
+
+/*
+ * px_accept_cb - one client per readiness.  The event is level-triggered,
+ * so another waiting client makes the next epoll_wait report the socket
+ * again; accepting until EAGAIN (as evconnlistener does) cost one failed
+ * accept4 per client when clients come one at a time.
+ */
+static void
+px_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct px_acceptor *a = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+	                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		/* Another loop was first, or the client gave up in the
+		 * backlog. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED)
+			px_accept_error(a->sl, errno);
+		return;
+	}
+	px_session_start(a->sl->loop, &a->info, fd, (struct sockaddr *)&ss,
+	                 len);
 }
 
 void
@@ -176,18 +184,18 @@ px_listeners_attach(struct px_loop *loop, unsigned nloops)
 	if (px_loop_index(loop) + 1 > px_nsloops)
 		px_nsloops = px_loop_index(loop) + 1;
 	sl->ls = px_calloc(px_nbound, sizeof(*sl->ls));
-	sl->infos = px_calloc(px_nbound, sizeof(*sl->infos));
 	for (size_t i = 0; i < px_nbound; i++) {
-		int fd = fcntl(px_bound[i].fd, F_DUPFD_CLOEXEC, 0);
+		struct px_acceptor *a = &sl->ls[i];
 
-		sl->infos[i] = px_malloc(sizeof(struct px_listen_info));
-		*sl->infos[i] = px_bound[i].info;
-		sl->ls[i] = evconnlistener_new(px_loop_base(loop), px_accept_cb,
-		                               sl->infos[i],
-		                               LEV_OPT_CLOSE_ON_FREE, -1, fd);
-		if (sl->ls[i] == NULL)
+		/* A dup: px_listeners_stop closes the originals. */
+		a->fd = fcntl(px_bound[i].fd, F_DUPFD_CLOEXEC, 0);
+		if (a->fd < 0)
 			abort();
-		evconnlistener_set_error_cb(sl->ls[i], px_accept_error);
+		a->sl = sl;
+		a->info = px_bound[i].info;
+		a->ev = event_new(px_loop_base(loop), a->fd,
+		                  EV_READ | EV_PERSIST, px_accept_cb, a);
+		event_add(a->ev, NULL);
 	}
 	sl->nls = px_nbound;
 	(void)nloops;
@@ -241,13 +249,11 @@ px_server_stop_loop(void *arg)
 		return;
 	sl->stopping = true;
 	for (size_t i = 0; i < sl->nls; i++) {
-		evconnlistener_free(sl->ls[i]);
-		free(sl->infos[i]);
+		event_free(sl->ls[i].ev);
+		close(sl->ls[i].fd);
 	}
 	free(sl->ls);
-	free(sl->infos);
 	sl->ls = NULL;
-	sl->infos = NULL;
 	sl->nls = 0;
 	px_loop_foreach(sl->loop, px_server_stop_one, NULL);
 	tv = px_timeval(sl->grace);
