@@ -2,12 +2,16 @@
 /*
  * listener.c - accepting clients.
  *
- * px_listeners_bind(): one listening socket per configured address, bound
- * once in the main thread before privileges are dropped.
- * px_listeners_attach(): each loop gets an accept event on a dup of every
- * socket, so whichever loop is free accepts the next client (no
- * SO_REUSEPORT: a second mxguard started by mistake fails to bind instead
- * of silently sharing the port).
+ * px_listeners_bind(): for every configured address, one listening socket
+ * per loop in one SO_REUSEPORT group, bound in the main thread before
+ * privileges are dropped.  The kernel hands each new connection to one
+ * socket of the group, so it wakes one loop: a socket shared by all loops
+ * woke every one of them for each client, and all but one found nothing
+ * to accept.  A plain bind is tried first, so a second mxguard started by
+ * mistake (or anything else on the port) still fails to start instead of
+ * silently joining the group.
+ * px_listeners_attach(): each loop accepts from its own socket of every
+ * address.
  * px_conn_acquire()/px_conn_release(): limits.connections and
  * limits.connections_per_ip, process-wide, under one mutex.
  * px_listeners_stop(): the SIGTERM path; px_server_session_gone() lets a
@@ -29,17 +33,18 @@
 #include "alloc.h"
 #include "log.h"
 #include "loop.h"
+#include "netaddr.h"
 #include "relay.h"
 #include "session.h"
 
 #define PX_MAX_LOOPS 256
 
 struct px_bound {
-	int fd;
+	int *fds; /* one per loop, an SO_REUSEPORT group */
 	struct px_listen_info info;
 };
 
-/* One loop's accept event on one listening socket. */
+/* One loop's accept event on its socket of one address. */
 struct px_acceptor {
 	struct event *ev;
 	int fd; /* a dup, closed with the acceptor */
@@ -60,39 +65,85 @@ struct px_server_loop {
 
 static struct px_bound *px_bound;
 static size_t px_nbound;
+static unsigned px_nfds; /* sockets per address: the number of loops */
 static struct px_server_loop px_sloops[PX_MAX_LOOPS];
 static unsigned px_nsloops;
 
+/* px_listen_socket - a socket bound to addr (in SO_REUSEPORT's group when
+ * reuseport), listening unless probe; -1 with errno on failure. */
+static int
+px_listen_socket(const struct px_listen *l, const struct sockaddr *addr,
+                 socklen_t addrlen, bool reuseport, bool probe)
+{
+	int fd, one = 1;
+
+	fd = socket(l->addr.ss_family,
+	            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	/* Accepted sockets inherit TCP_NODELAY on Linux: one system call
+	 * here instead of one per client.  Replies are whole writes, so
+	 * Nagle would only add delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (l->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, addr, addrlen) < 0 || (!probe && listen(fd, 511) < 0))
+		goto fail;
+	return fd;
+fail:;
+	int err = errno;
+
+	close(fd);
+	errno = err;
+	return -1;
+}
+
 int
-px_listeners_bind(const struct px_config *cfg, const char **error_r)
+px_listeners_bind(const struct px_config *cfg, unsigned nloops,
+                  const char **error_r)
 {
 	static char err[512];
 
+	px_nfds = nloops > 0 ? nloops : 1;
 	px_bound = px_calloc(cfg->nlisten, sizeof(*px_bound));
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		const struct px_listen *l = &cfg->listen[i];
 		struct px_bound *b = &px_bound[px_nbound];
-		int fd, one = 1;
+		struct sockaddr_storage addr = l->addr;
+		socklen_t addrlen = l->addrlen;
+		int fd;
 
-		fd = socket(l->addr.ss_family,
-		            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			goto fail;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		/* Accepted sockets inherit TCP_NODELAY on Linux: one system
-		 * call here instead of one per client.  Replies are whole
-		 * writes, so Nagle would only add delay. */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (l->addr.ss_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-			           sizeof(one));
-		if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) <
-		        0 ||
-		    listen(fd, 511) < 0) {
+		b->fds = px_calloc(px_nfds, sizeof(*b->fds));
+		for (unsigned k = 0; k < px_nfds; k++)
+			b->fds[k] = -1;
+		/* SECURITY: a socket without SO_REUSEPORT cannot bind where
+		 * another socket is bound, with or without it: the port is
+		 * ours alone before the group is made.  (Port 0 has nothing
+		 * to probe: the first socket picks the port.) */
+		if (px_addr_port(&addr) != 0) {
+			fd = px_listen_socket(l, (struct sockaddr *)&addr,
+			                      addrlen, false, true);
+			if (fd < 0)
+				goto fail;
 			close(fd);
-			goto fail;
 		}
-		b->fd = fd;
+		for (unsigned k = 0; k < px_nfds; k++) {
+			fd = px_listen_socket(l, (struct sockaddr *)&addr,
+			                      addrlen, true, false);
+			if (fd < 0)
+				goto fail;
+			b->fds[k] = fd;
+			/* The rest of the group binds the port the first
+			 * one got. */
+			addrlen = sizeof(addr);
+			if (k == 0 && getsockname(fd, (struct sockaddr *)&addr,
+			                          &addrlen) < 0)
+				goto fail;
+		}
 		snprintf(b->info.address, sizeof(b->info.address), "%s",
 		         l->address);
 		b->info.mode = l->mode;
@@ -103,6 +154,11 @@ px_listeners_bind(const struct px_config *cfg, const char **error_r)
 	fail:
 		snprintf(err, sizeof(err), "cannot listen on %s: %s",
 		         l->address, strerror(errno));
+		for (unsigned k = 0; k < px_nfds; k++)
+			if (b->fds[k] >= 0)
+				close(b->fds[k]);
+		free(b->fds);
+		b->fds = NULL;
 		*error_r = err;
 		return -1;
 	}
@@ -164,8 +220,8 @@ px_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0) {
-		/* Another loop was first, or the client gave up in the
-		 * backlog. */
+		/* Taken by nobody else (the socket is this loop's own), but
+		 * a client may have given up in the backlog. */
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		    errno != ECONNABORTED)
 			px_accept_error(a->sl, errno);
@@ -188,7 +244,8 @@ px_listeners_attach(struct px_loop *loop, unsigned nloops)
 		struct px_acceptor *a = &sl->ls[i];
 
 		/* A dup: px_listeners_stop closes the originals. */
-		a->fd = fcntl(px_bound[i].fd, F_DUPFD_CLOEXEC, 0);
+		a->fd = fcntl(px_bound[i].fds[px_loop_index(loop) % px_nfds],
+		              F_DUPFD_CLOEXEC, 0);
 		if (a->fd < 0)
 			abort();
 		a->sl = sl;
@@ -271,8 +328,12 @@ px_listeners_stop(double grace)
 		px_loop_post(px_sloops[i].loop, px_server_stop_loop,
 		             &px_sloops[i]);
 	}
-	for (size_t i = 0; i < px_nbound; i++)
-		close(px_bound[i].fd);
+	for (size_t i = 0; i < px_nbound; i++) {
+		for (unsigned k = 0; k < px_nfds; k++)
+			close(px_bound[i].fds[k]);
+		free(px_bound[i].fds);
+		px_bound[i].fds = NULL;
+	}
 	px_nbound = 0;
 }
 
