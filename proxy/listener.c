@@ -2,12 +2,16 @@
 /*
  * listener.c - accepting clients.
  *
- * px_listeners_bind(): one listening socket per configured address, bound
- * once in the main thread before privileges are dropped.
- * px_listeners_attach(): each loop gets an evconnlistener on a dup of every
- * socket, so whichever loop is free accepts the next client (no
- * SO_REUSEPORT: a second mxguard started by mistake fails to bind instead
- * of silently sharing the port).
+ * px_listeners_bind(): for every configured address, one listening socket
+ * per loop in one SO_REUSEPORT group, bound in the main thread before
+ * privileges are dropped.  The kernel hands each new connection to one
+ * socket of the group, so it wakes one loop: a socket shared by all loops
+ * woke every one of them for each client, and all but one found nothing
+ * to accept.  A plain bind is tried first, so a second mxguard started by
+ * mistake (or anything else on the port) still fails to start instead of
+ * silently joining the group.
+ * px_listeners_attach(): each loop accepts from its own socket of every
+ * address.
  * px_conn_acquire()/px_conn_release(): limits.connections and
  * limits.connections_per_ip, process-wide, under one mutex.
  * px_listeners_stop(): the SIGTERM path; px_server_session_gone() lets a
@@ -17,7 +21,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,20 +33,28 @@
 #include "alloc.h"
 #include "log.h"
 #include "loop.h"
+#include "netaddr.h"
 #include "relay.h"
 #include "session.h"
 
 #define PX_MAX_LOOPS 256
 
 struct px_bound {
-	int fd;
+	int *fds; /* one per loop, an SO_REUSEPORT group */
+	struct px_listen_info info;
+};
+
+/* One loop's accept event on its socket of one address. */
+struct px_acceptor {
+	struct event *ev;
+	int fd; /* a dup, closed with the acceptor */
+	struct px_server_loop *sl;
 	struct px_listen_info info;
 };
 
 struct px_server_loop {
 	struct px_loop *loop;
-	struct evconnlistener **ls;
-	struct px_listen_info **infos;
+	struct px_acceptor *ls;
 	size_t nls;
 	bool stopping;
 	double grace;
@@ -54,40 +65,85 @@ struct px_server_loop {
 
 static struct px_bound *px_bound;
 static size_t px_nbound;
+static unsigned px_nfds; /* sockets per address: the number of loops */
 static struct px_server_loop px_sloops[PX_MAX_LOOPS];
-static struct px_server_loop *px_server_loop_of(struct event_base *base);
 static unsigned px_nsloops;
 
+/* px_listen_socket - a socket bound to addr (in SO_REUSEPORT's group when
+ * reuseport), listening unless probe; -1 with errno on failure. */
+static int
+px_listen_socket(const struct px_listen *l, const struct sockaddr *addr,
+                 socklen_t addrlen, bool reuseport, bool probe)
+{
+	int fd, one = 1;
+
+	fd = socket(l->addr.ss_family,
+	            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	/* Accepted sockets inherit TCP_NODELAY on Linux: one system call
+	 * here instead of one per client.  Replies are whole writes, so
+	 * Nagle would only add delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (l->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, addr, addrlen) < 0 || (!probe && listen(fd, 511) < 0))
+		goto fail;
+	return fd;
+fail:;
+	int err = errno;
+
+	close(fd);
+	errno = err;
+	return -1;
+}
+
 int
-px_listeners_bind(const struct px_config *cfg, const char **error_r)
+px_listeners_bind(const struct px_config *cfg, unsigned nloops,
+                  const char **error_r)
 {
 	static char err[512];
 
+	px_nfds = nloops > 0 ? nloops : 1;
 	px_bound = px_calloc(cfg->nlisten, sizeof(*px_bound));
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		const struct px_listen *l = &cfg->listen[i];
 		struct px_bound *b = &px_bound[px_nbound];
-		int fd, one = 1;
+		struct sockaddr_storage addr = l->addr;
+		socklen_t addrlen = l->addrlen;
+		int fd;
 
-		fd = socket(l->addr.ss_family,
-		            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			goto fail;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		/* Accepted sockets inherit TCP_NODELAY on Linux: one system
-		 * call here instead of one per client.  Replies are whole
-		 * writes, so Nagle would only add delay. */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (l->addr.ss_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-			           sizeof(one));
-		if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) <
-		        0 ||
-		    listen(fd, 511) < 0) {
+		b->fds = px_calloc(px_nfds, sizeof(*b->fds));
+		for (unsigned k = 0; k < px_nfds; k++)
+			b->fds[k] = -1;
+		/* SECURITY: a socket without SO_REUSEPORT cannot bind where
+		 * another socket is bound, with or without it: the port is
+		 * ours alone before the group is made.  (Port 0 has nothing
+		 * to probe: the first socket picks the port.) */
+		if (px_addr_port(&addr) != 0) {
+			fd = px_listen_socket(l, (struct sockaddr *)&addr,
+			                      addrlen, false, true);
+			if (fd < 0)
+				goto fail;
 			close(fd);
-			goto fail;
 		}
-		b->fd = fd;
+		for (unsigned k = 0; k < px_nfds; k++) {
+			fd = px_listen_socket(l, (struct sockaddr *)&addr,
+			                      addrlen, true, false);
+			if (fd < 0)
+				goto fail;
+			b->fds[k] = fd;
+			/* The rest of the group binds the port the first
+			 * one got. */
+			addrlen = sizeof(addr);
+			if (k == 0 && getsockname(fd, (struct sockaddr *)&addr,
+			                          &addrlen) < 0)
+				goto fail;
+		}
 		snprintf(b->info.address, sizeof(b->info.address), "%s",
 		         l->address);
 		b->info.mode = l->mode;
@@ -98,30 +154,15 @@ px_listeners_bind(const struct px_config *cfg, const char **error_r)
 	fail:
 		snprintf(err, sizeof(err), "cannot listen on %s: %s",
 		         l->address, strerror(errno));
+		for (unsigned k = 0; k < px_nfds; k++)
+			if (b->fds[k] >= 0)
+				close(b->fds[k]);
+		free(b->fds);
+		b->fds = NULL;
 		*error_r = err;
 		return -1;
 	}
 	return 0;
-}
-
-static void
-px_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-             struct sockaddr *sa, int salen, void *arg)
-{
-	struct px_listen_info *info = arg;
-	struct px_server_loop *sl =
-	    px_server_loop_of(evconnlistener_get_base(lev));
-
-	px_session_start(sl->loop, info, fd, sa, (socklen_t)salen);
-}
-
-static struct px_server_loop *
-px_server_loop_of(struct event_base *base)
-{
-	for (unsigned i = 0; i < px_nsloops; i++)
-		if (px_loop_base(px_sloops[i].loop) == base)
-			return &px_sloops[i];
-	return NULL;
 }
 
 static void
@@ -134,25 +175,21 @@ px_accept_resume(evutil_socket_t fd, short what, void *arg)
 		            sl->accept_errors - 1);
 	sl->accept_errors = 0;
 	for (size_t i = 0; i < sl->nls; i++)
-		evconnlistener_enable(sl->ls[i]);
+		event_add(sl->ls[i].ev, NULL);
 }
 
 /*
- * px_accept_error - accept(2) failed.  Out of descriptors or memory
+ * px_accept_error - accept(2) failed with err.  Out of descriptors or memory
  * (EMFILE, ENFILE, ENOBUFS, ENOMEM), the pending connection stays in the
  * backlog and the level-triggered listener would fire again at once,
  * forever: this loop stops accepting for a second instead, and logs once.
  */
 static void
-px_accept_error(struct evconnlistener *lev, void *arg)
+px_accept_error(struct px_server_loop *sl, int err)
 {
-	int err = errno;
-	struct px_server_loop *sl =
-	    px_server_loop_of(evconnlistener_get_base(lev));
 	struct timeval one = {1, 0};
 
-	if (sl == NULL || (err != EMFILE && err != ENFILE && err != ENOBUFS &&
-	                   err != ENOMEM)) {
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
 		px_log_warn("accept: %s", strerror(err));
 		return;
 	}
@@ -160,11 +197,38 @@ px_accept_error(struct evconnlistener *lev, void *arg)
 		px_log_warn("accept: %s; pausing new connections for 1 s",
 		            strerror(err));
 	for (size_t i = 0; i < sl->nls; i++)
-		evconnlistener_disable(sl->ls[i]);
+		event_del(sl->ls[i].ev);
 	if (sl->resume_ev == NULL)
 		sl->resume_ev =
 		    evtimer_new(px_loop_base(sl->loop), px_accept_resume, sl);
 	evtimer_add(sl->resume_ev, &one);
+}
+
+/*
+ * px_accept_cb - one client per readiness.  The event is level-triggered,
+ * so another waiting client makes the next epoll_wait report the socket
+ * again; accepting until EAGAIN (as evconnlistener does) cost one failed
+ * accept4 per client when clients come one at a time.
+ */
+static void
+px_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct px_acceptor *a = arg;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+	                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		/* Taken by nobody else (the socket is this loop's own), but
+		 * a client may have given up in the backlog. */
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED)
+			px_accept_error(a->sl, errno);
+		return;
+	}
+	px_session_start(a->sl->loop, &a->info, fd, (struct sockaddr *)&ss,
+	                 len);
 }
 
 void
@@ -176,18 +240,19 @@ px_listeners_attach(struct px_loop *loop, unsigned nloops)
 	if (px_loop_index(loop) + 1 > px_nsloops)
 		px_nsloops = px_loop_index(loop) + 1;
 	sl->ls = px_calloc(px_nbound, sizeof(*sl->ls));
-	sl->infos = px_calloc(px_nbound, sizeof(*sl->infos));
 	for (size_t i = 0; i < px_nbound; i++) {
-		int fd = fcntl(px_bound[i].fd, F_DUPFD_CLOEXEC, 0);
+		struct px_acceptor *a = &sl->ls[i];
 
-		sl->infos[i] = px_malloc(sizeof(struct px_listen_info));
-		*sl->infos[i] = px_bound[i].info;
-		sl->ls[i] = evconnlistener_new(px_loop_base(loop), px_accept_cb,
-		                               sl->infos[i],
-		                               LEV_OPT_CLOSE_ON_FREE, -1, fd);
-		if (sl->ls[i] == NULL)
+		/* A dup: px_listeners_stop closes the originals. */
+		a->fd = fcntl(px_bound[i].fds[px_loop_index(loop) % px_nfds],
+		              F_DUPFD_CLOEXEC, 0);
+		if (a->fd < 0)
 			abort();
-		evconnlistener_set_error_cb(sl->ls[i], px_accept_error);
+		a->sl = sl;
+		a->info = px_bound[i].info;
+		a->ev = event_new(px_loop_base(loop), a->fd,
+		                  EV_READ | EV_PERSIST, px_accept_cb, a);
+		event_add(a->ev, NULL);
 	}
 	sl->nls = px_nbound;
 	(void)nloops;
@@ -241,13 +306,11 @@ px_server_stop_loop(void *arg)
 		return;
 	sl->stopping = true;
 	for (size_t i = 0; i < sl->nls; i++) {
-		evconnlistener_free(sl->ls[i]);
-		free(sl->infos[i]);
+		event_free(sl->ls[i].ev);
+		close(sl->ls[i].fd);
 	}
 	free(sl->ls);
-	free(sl->infos);
 	sl->ls = NULL;
-	sl->infos = NULL;
 	sl->nls = 0;
 	px_loop_foreach(sl->loop, px_server_stop_one, NULL);
 	tv = px_timeval(sl->grace);
@@ -265,8 +328,12 @@ px_listeners_stop(double grace)
 		px_loop_post(px_sloops[i].loop, px_server_stop_loop,
 		             &px_sloops[i]);
 	}
-	for (size_t i = 0; i < px_nbound; i++)
-		close(px_bound[i].fd);
+	for (size_t i = 0; i < px_nbound; i++) {
+		for (unsigned k = 0; k < px_nfds; k++)
+			close(px_bound[i].fds[k]);
+		free(px_bound[i].fds);
+		px_bound[i].fds = NULL;
+	}
 	px_nbound = 0;
 }
 

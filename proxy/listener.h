@@ -22,13 +22,15 @@ struct px_listen_info {
 	bool tls_implicit; /* TLS before the banner (fixed while bound) */
 };
 
-/* px_listeners_bind - create, bind and listen on every cfg->listen entry
- * (before privileges are dropped).  Returns 0, or -1 with a message in
- * *error_r (static or in a static buffer). */
-int px_listeners_bind(const struct px_config *cfg, const char **error_r);
+/* px_listeners_bind - create, bind and listen on every cfg->listen entry,
+ * one socket per loop in an SO_REUSEPORT group (before privileges are
+ * dropped; nloops as later given to px_listeners_attach).  Returns 0, or -1
+ * with a message in *error_r (static or in a static buffer). */
+int px_listeners_bind(const struct px_config *cfg, unsigned nloops,
+                      const char **error_r);
 
 /* px_listeners_attach - accept on loop (one call per loop, before it
- * starts): every loop accepts from the same sockets. */
+ * starts): each loop accepts from its own socket of every address. */
 void px_listeners_attach(struct px_loop *loop, unsigned nloops);
 
 /* px_listeners_stop - from any thread: every loop stops accepting and asks

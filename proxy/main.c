@@ -280,10 +280,11 @@ main(int argc, char **argv)
 	evsignal_add(ev_hup, NULL);
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
+	nloops = cfg->loops ? cfg->loops : px_ncores();
 	if (px_metrics_bind(cfg, &lerr) < 0 ||
 	    px_control_bind(cfg, &lerr) < 0 ||
-	    px_listeners_bind(cfg, &lerr) < 0 || px_drop_privileges(cfg) < 0 ||
-	    (daemonize && daemon(0, 0) < 0)) {
+	    px_listeners_bind(cfg, nloops, &lerr) < 0 ||
+	    px_drop_privileges(cfg) < 0 || (daemonize && daemon(0, 0) < 0)) {
 		if (lerr != NULL)
 			px_log_err("%s", lerr);
 		else if (daemonize && errno != 0)
@@ -328,7 +329,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 
-	nloops = cfg->loops ? cfg->loops : px_ncores();
 	if (px_workers_start(cfg->workers) < 0) {
 		px_log_err("cannot start the worker pool");
 		return 1;

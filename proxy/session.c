@@ -433,12 +433,25 @@ px_session_free_cb(evutil_socket_t fd, short what, void *arg)
 	px_server_session_gone(loop);
 }
 
+/* px_session_free_later - free s once the callback running now has
+ * returned: made active, the free event runs in this loop iteration, after
+ * the callbacks already due.  (A zero timeout ran it in the next one,
+ * behind one more epoll_wait, and usually behind a read of the client's
+ * FIN after QUIT.) */
 static void
 px_session_free_later(struct px_session *s)
 {
 	struct timeval zero = {0, 0};
 
-	evtimer_add(s->free_ev, &zero);
+	if (s->bev != NULL && bufferevent_get_underlying(s->bev) != NULL) {
+		/* An OpenSSL filter (implicit TLS behind a PROXY header)
+		 * has drained into the plain bufferevent below it, whose
+		 * write event sends the last bytes in the next iteration:
+		 * the zero timeout runs after that. */
+		evtimer_add(s->free_ev, &zero);
+		return;
+	}
+	event_active(s->free_ev, EV_TIMEOUT, 0);
 }
 
 void

@@ -429,6 +429,29 @@ def test_privilege_drop_unknown_user(backend, make_mx):
     assert b'unknown user "no-such-user-mxguard"' in p.stderr, p
 
 
+def test_second_instance_on_the_same_address_fails(backend, make_mx):
+    """Each loop listens on a socket of its own, in one SO_REUSEPORT group:
+    a second mxguard started on the same address must still fail to bind
+    (exit 1, the reason in the log) instead of joining the group and
+    taking part of the clients; the first one goes on serving."""
+    import subprocess
+
+    from mxguard import binary
+
+    mx = make_mx(config={"loops": 2})
+    other = make_mx(start=False)
+    other.config["listen"] = mx.config["listen"]
+    other.write_config()
+    p = subprocess.run([binary(), "-c", other.conf_path], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+    assert p.returncode == 1, p
+    assert b"cannot listen on 127.0.0.1:%d: Address already in use" % mx.port in p.stderr, p
+    for _ in range(4):
+        c = mx.connect()
+        assert_reply(c.cmd("NOOP"), 250)
+        c.quit()
+
+
 def test_log_level(make_mx, backend):
     """log = { level = "warning"; }: no connect/txn lines, warnings still;
     a reload to "info" brings them back."""
