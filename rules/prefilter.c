@@ -177,22 +177,24 @@ rule_pf_add(struct rule_pf_batch *b, char *s, unsigned f, size_t i)
 
 /*
  * Hyperscan's compile time grows fast with the size of a pattern and
- * faster than linearly with the number of complex patterns in one
- * database.  So: the literal sets of every rule that has one in one
- * database (quick to build: literals), and the widened patterns of the
- * other rules (rule_widen: look-alike alternations merged, long repeats
- * opened, long sequences trimmed) in databases of RULE_PF_GROUP.  A
- * pattern with RULE_PF_MERGED_ALONE or more merged look-alike
- * alternations (SpamAssassin's FUZZY_* rules) gets a database of its own:
- * alone each compiles in milliseconds, sixteen together in seconds.  So
- * does a pattern of fewer than RULE_PF_BITS_GROUP bits (rule_widen): it
- * matches often, and alone it is scanned string by string, one match
- * each (a database of many is scanned once over the joined strings and
- * reports every match: floods of callbacks from such a pattern).  A
- * pattern over RULE_PF_SRC_MAX bytes widened runs unfiltered.
+ * with the number of complex patterns in one database.  So: each rule's
+ * pattern widened (rule_widen: look-alike alternations merged, long
+ * repeats opened, long sequences trimmed); where that is selective
+ * (RULE_PF_BITS_GROUP bits or more) it goes in a database of up to
+ * RULE_PF_GROUP such patterns, else a rule with a literal set gives that
+ * set (one database of them all: literals compile fast).  A pattern with
+ * RULE_PF_MERGED_ALONE or more merged look-alike alternations
+ * (SpamAssassin's FUZZY_* rules) gets a database of its own: alone each
+ * compiles in milliseconds, sixteen together in seconds.  So does a
+ * broad one (under RULE_PF_BITS_GROUP bits, no literal set): it matches
+ * often, and alone it is scanned string by string, one match each (a
+ * shared database is scanned once over the joined strings and reports
+ * every match: floods of callbacks from such a pattern).  A rule whose
+ * pattern cannot be widened (or is over RULE_PF_SRC_MAX bytes widened)
+ * and has no literal set runs unfiltered.
  */
 #define RULE_PF_SRC_MAX      6000
-#define RULE_PF_GROUP        16
+#define RULE_PF_GROUP        64
 #define RULE_PF_MERGED_ALONE 2
 #define RULE_PF_BITS_GROUP   16.0
 
@@ -207,28 +209,41 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 	    .rule = rule_xcalloc(n + 1, sizeof(size_t)),
 	};
 
+	char **wide = rule_xcalloc(n + 1, sizeof(char *));
+	struct rule_widened *info = rule_xcalloc(n + 1, sizeof(*info));
+
+	for (size_t j = 0; j < n; j++) {
+		const struct rule *r = &set->rules[set->by_type[type][j]];
+
+		if (r->re != NULL && r->src != NULL)
+			wide[j] = rule_widen(r->src, r->opts, RULE_PF_SRC_MAX,
+			                     &info[j]);
+	}
+	/* A rule with a literal set: its widened pattern when that is
+	 * selective enough to share a database, else the literal set. */
 	for (size_t j = 0; j < n; j++) {
 		size_t i = set->by_type[type][j];
-		struct rule *r = &set->rules[i];
+		const struct rule *r = &set->rules[i];
 
-		if (r->re != NULL && r->nlits > 0)
-			rule_pf_add(&b, rule_pf_literals(r),
-			            HS_FLAG_PREFILTER |
-			                (r->lit_nocase ? HS_FLAG_CASELESS : 0),
-			            i);
+		if (r->re == NULL || r->nlits == 0 ||
+		    (wide[j] != NULL && info[j].bits >= RULE_PF_BITS_GROUP &&
+		     info[j].merged < RULE_PF_MERGED_ALONE))
+			continue;
+		rule_pf_add(&b, rule_pf_literals(r),
+		            HS_FLAG_PREFILTER |
+		                (r->lit_nocase ? HS_FLAG_CASELESS : 0),
+		            i);
+		free(wide[j]);
+		wide[j] = NULL;
 	}
 	rule_pf_compile(set, w, &b, false);
 	for (size_t j = 0; j < n; j++) {
 		size_t i = set->by_type[type][j];
-		struct rule *r = &set->rules[i];
-		struct rule_widened info = {0, 0};
-		char *src;
+		bool broad = info[j].bits < RULE_PF_BITS_GROUP;
 
-		if (r->re == NULL || r->nlits > 0 || r->src == NULL)
+		if (wide[j] == NULL)
 			continue;
-		src = rule_widen(r->src, r->opts, RULE_PF_SRC_MAX, &info);
-		if (src != NULL && (info.merged >= RULE_PF_MERGED_ALONE ||
-		                    info.bits < RULE_PF_BITS_GROUP)) {
+		if (info[j].merged >= RULE_PF_MERGED_ALONE || broad) {
 			/* look-alike letters, or a broad pattern: a database
 			 * of its own */
 			struct rule_pf_batch one = {
@@ -237,19 +252,19 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 			    .rule = (size_t[]){0},
 			};
 
-			bool broad = info.bits < RULE_PF_BITS_GROUP;
-
-			rule_pf_add(&one, src,
+			rule_pf_add(&one, wide[j],
 			            HS_FLAG_PREFILTER |
 			                (broad ? HS_FLAG_SINGLEMATCH : 0),
 			            i);
 			rule_pf_compile(set, w, &one, broad);
 			continue;
 		}
-		rule_pf_add(&b, src, HS_FLAG_PREFILTER, i);
+		rule_pf_add(&b, wide[j], HS_FLAG_PREFILTER, i);
 		if (b.n == RULE_PF_GROUP)
 			rule_pf_compile(set, w, &b, false);
 	}
+	free(wide);
+	free(info);
 	rule_pf_compile(set, w, &b, false);
 	free(b.src);
 	free(b.flags);
@@ -320,6 +335,8 @@ rule_pf_mark(struct rule_pf_marks *m, size_t i, uint32_t str)
 {
 	uint32_t rec, *link;
 
+	if (m->tail[i] != 0 && m->rec[m->tail[i] - 1].str == str)
+		return; /* again in the same string: the usual repeat */
 	if (m->nrec == m->cap) {
 		m->cap = m->cap ? 2 * m->cap : 256;
 		m->rec = rule_xrealloc(m->rec, m->cap * sizeof(*m->rec));
@@ -480,45 +497,6 @@ void
 rule_pf_scratch_free(void *scratch)
 {
 	(void)scratch;
-}
-
-/* rule_pf_first - the single rule of a database alone matched: mark its
- * string, stop the scan (the next string gets a scan of its own). */
-static int
-rule_pf_first(unsigned id, unsigned long long from, unsigned long long to,
-              unsigned flags, void *arg)
-{
-	struct rule_pf_ctx *c = arg;
-
-	(void)from;
-	(void)to;
-	(void)flags;
-	rule_pf_mark(c->m, c->rule[id], (uint32_t)c->at);
-	return 1;
-}
-
-/* rule_pf_scan_alone - database d (one rule) on each of the n strings
- * (at text + m->start[i]) apart: a string is marked at its first match. */
-static void
-rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
-                   size_t n, struct rule_pf_marks *m)
-{
-	struct rule_pf_ctx c = {.rule = d->rule, .m = m, .start = m->start};
-
-	for (size_t i = 0; i < n; i++) {
-		size_t len = m->start[i + 1] - m->start[i] - 1;
-		hs_error_t e;
-
-		if (len == 0)
-			continue;
-		c.at = i;
-		e = hs_scan(d->db, text + m->start[i], (unsigned)len, 0,
-		            scratch, rule_pf_first, &c);
-		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
-			m->head[d->rule[0]] = RULE_PF_ALL;
-			return;
-		}
-	}
 }
 
 bool
