@@ -34,8 +34,9 @@
  * syntax is valid; what is refused is only what cannot be widened safely.
  *
  * Byte semantics as the rules are compiled: no UTF, PCRE2's built-in "C"
- * tables (so \w is [A-Za-z0-9_]); \w, \s and the POSIX classes also take
- * the bytes 0x80-0xff, a superset should other tables ever be used.
+ * tables (so \w is [A-Za-z0-9_], and no byte over 0x7f is a letter, a
+ * digit or a space).  A set that is negated must be exact before it is:
+ * a byte added to "be safe" inside [^...] is a byte taken out of it.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -221,9 +222,6 @@ wn_escape_set(char e, unsigned char *set)
 	}
 	for (int i = 0; i < 32; i++)
 		set[i] |= neg ? (unsigned char)~s[i] : s[i];
-	/* \w and \s with other tables could take high bytes: a superset */
-	if (!neg && (e == 'w' || e == 's'))
-		wn_range(set, 0x80, 0xff);
 	return true;
 }
 
@@ -412,9 +410,6 @@ wn_class(struct wp *w)
 			if (p[1] != ':' || e == NULL ||
 			    !wn_posix(name, (size_t)(e - name), ps))
 				goto fail;
-			if (!pneg)
-				wn_range(ps, 0x80,
-				         0xff); /* as \w: a superset */
 			for (int i = 0; i < 32; i++)
 				s[i] |= pneg ? (unsigned char)~ps[i] : ps[i];
 			w->p = e + 2;

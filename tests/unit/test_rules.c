@@ -543,6 +543,9 @@ test_rules_multi_prefilter(void **state)
 	    {"/(?!lot)(?:[lL1]|\\xc4[\\xb9-\\xbf]|&\\#108;)"
 	     "(?:[oO0]|\\xc3[\\xb2-\\xb6]|&\\#111;)(?:[tT7]|&\\#116;)s/i",
 	     "many &#108;\xc3\xb3ts", 1},
+	    /* a negated class keeps the bytes over 0x7f */
+	    {"/[^\\s>](?:<![^>]*>)+[^\\s<]/", "\xe9<!-- x -->\xe9", 1},
+	    {"/[^[:alpha:]]q[^\\w]/", "\xe9q\xe9", 1},
 	    {"/ab(?-i:C)de/i", "ABCDE", 1},
 	    {"/ab(?-i:C)de/i", "abcde", 0},
 	    {"/(?!freebie)free\\w{3}\\b/i", "a freebie", 0},
