@@ -422,7 +422,10 @@ wn_class(struct wp *w)
 				continue;
 			}
 			if (p[1] == 'p' || p[1] == 'P') {
-				/* a Unicode property: any byte may have it */
+				/* a Unicode property: any byte may have it;
+				 * but [^\p{..}] would then be no byte */
+				if (neg)
+					goto fail;
 				wn_range(s, 0, 255);
 				w->p = p + 2;
 				if (*w->p == '{') {

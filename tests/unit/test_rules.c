@@ -611,6 +611,7 @@ test_rules_widen(void **state)
 	    {"x(?i)yz", 0, "x[Yy][Zz]", 0},
 	    {"(\\w)\\1\\1", 0, NULL, 0},
 	    {"\\S+", 0, NULL, 0},
+	    {"abc[^\\p{L}]def", 0, NULL, 0},
 	    {"(?!lot)lo[t7]s", 0, "lo[7t]s", 0},
 	    {"q(?:[aA@]|\\xc3[\\xa0-\\xa5]|\\xc4[\\x80-\\x85]|\\xe1\\xba[\\xa0-"
 	     "\\xb7]|"
