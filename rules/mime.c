@@ -118,7 +118,7 @@ rule_b64_decode(const char *in, size_t len, size_t *len_r, bool *bad_r)
 	return out;
 }
 
-static int
+int
 rule_hex(unsigned char c)
 {
 	if (c >= '0' && c <= '9')

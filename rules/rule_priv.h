@@ -25,6 +25,9 @@ char *rule_xstrdup(const char *s);
 char *rule_xasprintf(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+/* rule_hex - the value of hex digit c, -1 if it is not one (mime.c). */
+int rule_hex(unsigned char c);
+
 /* A growing string, always NUL-terminated once added to. */
 struct rule_sbuf {
 	char *p;

@@ -225,18 +225,6 @@ wn_escape_set(char e, unsigned char *set)
 	return true;
 }
 
-static int
-wn_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * wn_escape_char - the escape at w->p (just past the backslash) when it
  * stands for one byte: its value, and w->p past it.  -1 when it is not a
@@ -286,7 +274,7 @@ wn_escape_char(struct wp *w, bool in_class)
 	case 'x':
 		p++;
 		if (*p == '{') {
-			for (p++; (d = wn_hex(*p)) >= 0; p++)
+			for (p++; (d = rule_hex((unsigned char)*p)) >= 0; p++)
 				if ((v = v * 16 + (unsigned)d) > 0xff)
 					return -1;
 			if (*p != '}')
@@ -294,7 +282,8 @@ wn_escape_char(struct wp *w, bool in_class)
 			w->p = p + 1;
 			return (int)v;
 		}
-		for (int k = 0; k < 2 && (d = wn_hex(*p)) >= 0; k++, p++)
+		for (int k = 0; k < 2 && (d = rule_hex((unsigned char)*p)) >= 0;
+		     k++, p++)
 			v = v * 16 + (unsigned)d;
 		w->p = p;
 		return (int)v;
