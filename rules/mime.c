@@ -483,6 +483,10 @@ rule_addr_list(const char *value, bool addr)
 		while (pe > ps &&
 		       (pe[-1] == ' ' || pe[-1] == '"' || pe[-1] == '\t'))
 			pe--;
+		/* "<a> <b": the last '<' comes after the '>', pe before ps:
+		 * nothing to take (the length would wrap around) */
+		if (pe < ps)
+			pe = ps;
 		if (n + (size_t)(pe - ps) + 2 > cap) {
 			cap = (n + (size_t)(pe - ps) + 2) * 2;
 			out = rule_xrealloc(out, cap);

@@ -219,6 +219,14 @@ test_mime_addr_list(void **state)
 	                   false);
 	assert_string_equal(o, "Smith, Bob\nCarol C\n");
 	free(o);
+	/* the last '<' after the '>' (found by fuzz_prefilter): its length
+	 * wrapped around, and the allocation aborted the process */
+	o = rule_addr_list("<a@b.example> <c", true);
+	assert_string_equal(o, "");
+	free(o);
+	o = rule_addr_list("x <a@b.example> y <c, d@e.example", false);
+	assert_non_null(o);
+	free(o);
 }
 
 static bool
