@@ -37,17 +37,6 @@ rule_uri_push(struct rule_msg *msg, const char *s, size_t len)
 	msg->uris[msg->nuris++] = rule_xstrndup(s, len);
 }
 
-static int
-rule_uri_hex(unsigned char c)
-{
-	if (isdigit(c))
-		return c - '0';
-	c = (unsigned char)tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 void
 rule_uri_add(struct rule_msg *msg, const char *uri, size_t len)
 {
@@ -72,8 +61,8 @@ rule_uri_add(struct rule_msg *msg, const char *uri, size_t len)
 		int h, l;
 
 		if (buf[i] == '%' && i + 2 < len &&
-		    (h = rule_uri_hex((unsigned char)buf[i + 1])) >= 0 &&
-		    (l = rule_uri_hex((unsigned char)buf[i + 2])) >= 0 &&
+		    (h = rule_hex((unsigned char)buf[i + 1])) >= 0 &&
+		    (l = rule_hex((unsigned char)buf[i + 2])) >= 0 &&
 		    h * 16 + l >= ' ') {
 			dec[n++] = (char)(h * 16 + l);
 			i += 2;
