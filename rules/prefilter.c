@@ -4,9 +4,9 @@
  * and rawbody rules can possibly match, so PCRE2 runs only those.
  *
  * rule_pf_build(): at rule_set_finish(), Hyperscan databases for the
- *   body and rawbody rules: one of every rule's literal set (the strings
- *   one of which each match holds, rule_literal in parse.c) and, for
- *   rules without one, their patterns in Hyperscan's prefilter mode.
+ *   body and rawbody rules: of each rule's pattern widened (widen.c), or
+ *   of its literal set (the strings one of which each match holds,
+ *   rule_literal in parse.c) where that is the better filter.
  * rule_pf_scan(): one scan of the message's paragraphs (body) or lines
  *   (rawbody) joined by "\n", the exact strings PCRE2 will be given,
  *   marks for each rule the strings where it may match; PCRE2 runs only
@@ -14,10 +14,9 @@
  *
  * Hyperscan's prefilter mode guarantees no false negatives: every subject
  * the pattern matches, its approximation matches too (it may match more).
- * The pattern it gets is itself a superset of the rule's (lookarounds
- * dropped, long counted repeats opened up: rule_pf_source).  So a rule
- * not marked has no match in any paragraph and PCRE2 need not run; a
- * marked one runs as before, and decides.  Patterns Hyperscan refuses
+ * The pattern it gets is itself a superset of the rule's (rule_widen).
+ * So a rule has no match in a paragraph not marked for it, and PCRE2
+ * runs only on the marked ones, and decides.  Patterns Hyperscan refuses
  * (or that match the empty string, or are too costly to compile) are not
  * in a database and always run.  tests/fuzz/fuzz_prefilter.c compares
  * the hits with and without the prefilter.

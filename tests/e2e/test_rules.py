@@ -291,6 +291,15 @@ def test_check_command(make_mx, tmp_path):
     assert res[0]["symbols"][0]["name"] == "GTUBE"
     assert res[0]["symbols"][0]["score"] == 1000.0
     assert res[0]["symbols"][0]["description"].startswith("Generic Test")
+    # --timing: one line on standard error, the verdicts as without it
+    assert "timing:" not in err
+    rc, tout, terr = run_check(mx.conf_path, "--timing", "-j", "1", str(good), str(spam))
+    assert rc == 3 and tout == out1, tout
+    assert re.fullmatch(
+        r"timing: load [\d.]+ s cpu [\d.]+ s wall, \d+ rules \(\d+ prefiltered\); "
+        r"scan of 2 messages on 1 thread [\d.]+ s cpu [\d.]+ s wall\n",
+        terr,
+    ), terr
     rc, out, err = run_check(mx.conf_path, str(tmp_path / "missing.eml"))
     assert rc == 66 and "cannot read" in err
     rc, out, err = run_check(mx.conf_path)

@@ -543,6 +543,9 @@ test_rules_multi_prefilter(void **state)
 	    {"/(?!lot)(?:[lL1]|\\xc4[\\xb9-\\xbf]|&\\#108;)"
 	     "(?:[oO0]|\\xc3[\\xb2-\\xb6]|&\\#111;)(?:[tT7]|&\\#116;)s/i",
 	     "many &#108;\xc3\xb3ts", 1},
+	    /* under 16 bits: a database of its own, string by string */
+	    {"/q\\d\\d/", "aq12b", 1},
+	    {"/q\\d\\d/", "q1x q2", 0},
 	    /* a negated class keeps the bytes over 0x7f */
 	    {"/[^\\s>](?:<![^>]*>)+[^\\s<]/", "\xe9<!-- x -->\xe9", 1},
 	    {"/[^[:alpha:]]q[^\\w]/", "\xe9q\xe9", 1},
