@@ -11,9 +11,9 @@
  *   lookarounds, atomic and possessive forms;
  * - case-insensitivity, '.', \d, \w, POSIX classes... written as explicit
  *   byte sets, so inline (?i), (?-i), (?s) need no Hyperscan flags;
- * - repeats of more than one byte, and counted repeats over 16, opened up
- *   to '*' or '+' (SpamAssassin's `(?:<long alternation>){3}` took
- *   Hyperscan minutes to compile);
+ * - repeats of more than one byte (but `?`), and counted repeats over 16,
+ *   opened up to '*' or '+' (SpamAssassin's `(?:<long alternation>){3}`
+ *   took Hyperscan minutes to compile);
  * - a large alternation of short branches, one of which is a single byte
  *   set, replaced by one branch per length, each position the union of
  *   the bytes there.  These are SpamAssassin's look-alike letters
@@ -1130,8 +1130,13 @@ wn_emit(struct rule_sbuf *b, const struct wn *n)
 			return; /* a repeated assertion or empty group */
 		wn_emit_atom(b, n->kid[0]);
 		if (n->kid[0]->kind != WN_SET) {
-			/* a group: opened up, from 0 (or 1) to any number */
-			rule_sbuf_add(b, n->min > 0 ? "+" : "*", 1);
+			/* a group: optional as written, or opened up, from 0
+			 * (or 1) to any number (`(?:x)*` rather than `(?:x)?`
+			 * would keep a match going over any number of words) */
+			if (n->max == 1)
+				rule_sbuf_add(b, n->min > 0 ? "" : "?", 1);
+			else
+				rule_sbuf_add(b, n->min > 0 ? "+" : "*", 1);
 			return;
 		}
 		/* a byte set: at most WN_REPEAT_MAX at least, and a long

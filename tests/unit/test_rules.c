@@ -610,6 +610,12 @@ test_rules_widen(void **state)
 	    {"^foo\\b(?=x)bar$", 0, "foobar", 0},
 	    {"a{2}b{20,}xyz", 0, "a{2}b{16,}xyz", 0},
 	    {"(?:abc){3}d", 0, "(?:abc)+d", 0},
+	    /* optional stays optional: (?:...)* would let one match run on
+	     * over any number of words (Hyperscan's automaton kept alive) */
+	    {"the(?:\\s\\w{1,20})?\\sclaim", 0,
+	     "the(?:[\\x09-\\x0d\\x20][0-9A-Z\\x5fa-z]{1,})?[\\x09-\\x0d\\x20]"
+	     "claim",
+	     0},
 	    {"Ab(?-i:C)d", PCRE2_CASELESS, "[Aa][Bb]C[Dd]", 0},
 	    {"x(?i)yz", 0, "x[Yy][Zz]", 0},
 	    {"(\\w)\\1\\1", 0, NULL, 0},
