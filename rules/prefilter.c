@@ -73,7 +73,7 @@ struct rule_pf_db {
 	hs_database_t *db;
 	size_t *rule; /* pattern id -> rule index */
 	size_t n;
-	bool alone; /* one broad rule, scanned string by string */
+	bool alone; /* broad rules, scanned string by string */
 };
 
 /* Patterns being gathered for one database. */
@@ -184,11 +184,14 @@ rule_pf_add(struct rule_pf_batch *b, char *s, unsigned f, size_t i)
  * set (one database of them all: literals compile fast).  A pattern with
  * RULE_PF_MERGED_ALONE or more merged look-alike alternations
  * (SpamAssassin's FUZZY_* rules) gets a database of its own: alone each
- * compiles in milliseconds, sixteen together in seconds.  So does a
- * broad one (under RULE_PF_BITS_GROUP bits, no literal set): it matches
- * often, and alone it is scanned string by string, one match each (a
- * shared database is scanned once over the joined strings and reports
- * every match: floods of callbacks from such a pattern).  A rule whose
+ * compiles in milliseconds, sixteen together in seconds (scanned string
+ * by string, one match each, if it is broad).  Broad patterns (under
+ * RULE_PF_BITS_GROUP bits, or RULE_PF_TBITS_GROUP weighed by how common
+ * each byte is: rule_pf_broad) with no literal set go in one database
+ * compiled with SINGLEMATCH and scanned string by string: a database
+ * scanned once over the joined strings reports every match, and such a
+ * pattern has one at nearly every byte (`[a-z]{8,}` runs: millions of
+ * matches over the bench corpus, a tenth of all the scanning).  A rule whose
  * pattern cannot be widened (or is over RULE_PF_SRC_MAX bytes widened)
  * and has no literal set runs unfiltered.
  */
@@ -196,6 +199,18 @@ rule_pf_add(struct rule_pf_batch *b, char *s, unsigned f, size_t i)
 #define RULE_PF_GROUP        64
 #define RULE_PF_MERGED_ALONE 2
 #define RULE_PF_BITS_GROUP   16.0
+#define RULE_PF_TBITS_GROUP  11.0
+
+/* rule_pf_broad - whether a widened pattern matches too often to share a
+ * database scanned once over the joined strings: few bits, or few when
+ * each byte is weighed by how common it is in mail (tbits: `[a-z]{8,}`
+ * runs, which report a match at nearly every byte of a paragraph). */
+static bool
+rule_pf_broad(const struct rule_widened *info)
+{
+	return info->bits < RULE_PF_BITS_GROUP ||
+	       info->tbits < RULE_PF_TBITS_GROUP;
+}
 
 /* rule_pf_build_one - the databases for the rules of one type. */
 static void
@@ -203,6 +218,11 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 {
 	size_t n = set->nby_type[type];
 	struct rule_pf_batch b = {
+	    .src = rule_xcalloc(n + 1, sizeof(char *)),
+	    .flags = rule_xcalloc(n + 1, sizeof(unsigned)),
+	    .rule = rule_xcalloc(n + 1, sizeof(size_t)),
+	};
+	struct rule_pf_batch bs = {
 	    .src = rule_xcalloc(n + 1, sizeof(char *)),
 	    .flags = rule_xcalloc(n + 1, sizeof(unsigned)),
 	    .rule = rule_xcalloc(n + 1, sizeof(size_t)),
@@ -225,7 +245,7 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 		const struct rule *r = &set->rules[i];
 
 		if (r->re == NULL || r->nlits == 0 ||
-		    (wide[j] != NULL && info[j].bits >= RULE_PF_BITS_GROUP &&
+		    (wide[j] != NULL && !rule_pf_broad(&info[j]) &&
 		     info[j].merged < RULE_PF_MERGED_ALONE))
 			continue;
 		rule_pf_add(&b, rule_pf_literals(r),
@@ -238,13 +258,17 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 	rule_pf_compile(set, w, &b, false);
 	for (size_t j = 0; j < n; j++) {
 		size_t i = set->by_type[type][j];
-		bool broad = info[j].bits < RULE_PF_BITS_GROUP;
+		bool broad = rule_pf_broad(&info[j]);
 
 		if (wide[j] == NULL)
 			continue;
-		if (info[j].merged >= RULE_PF_MERGED_ALONE || broad) {
-			/* look-alike letters, or a broad pattern: a database
-			 * of its own */
+		if (broad && info[j].merged < RULE_PF_MERGED_ALONE) {
+			rule_pf_add(&bs, wide[j],
+			            HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH, i);
+			continue;
+		}
+		if (info[j].merged >= RULE_PF_MERGED_ALONE) {
+			/* look-alike letters: a database of its own */
 			struct rule_pf_batch one = {
 			    .src = (char *[]){NULL},
 			    .flags = (unsigned[]){0},
@@ -265,9 +289,13 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 	free(wide);
 	free(info);
 	rule_pf_compile(set, w, &b, false);
+	rule_pf_compile(set, w, &bs, true);
 	free(b.src);
 	free(b.flags);
 	free(b.rule);
+	free(bs.src);
+	free(bs.flags);
+	free(bs.rule);
 }
 
 void
@@ -325,6 +353,7 @@ struct rule_pf_ctx {
 	const size_t *start; /* string i at text + start[i]; start[n] end */
 	size_t n;
 	size_t at; /* the string of the last match: most come in order */
+	bool stop; /* string by string, one rule: stop at its match */
 };
 
 /* rule_pf_mark - string str for rule i, once, the list kept in order
@@ -392,8 +421,9 @@ rule_pf_hit(unsigned id, unsigned long long from, unsigned long long to,
 	return 0;
 }
 
-/* rule_pf_first - the single rule of a database alone matched: mark its
- * string, stop the scan (the next string gets a scan of its own). */
+/* rule_pf_first - a rule of a database scanned string by string matched
+ * (once: SINGLEMATCH): mark its string; if it is the database's only
+ * rule, stop the scan (the next string gets a scan of its own). */
 static int
 rule_pf_first(unsigned id, unsigned long long from, unsigned long long to,
               unsigned flags, void *arg)
@@ -404,16 +434,18 @@ rule_pf_first(unsigned id, unsigned long long from, unsigned long long to,
 	(void)to;
 	(void)flags;
 	rule_pf_mark(c->m, c->rule[id], (uint32_t)c->at);
-	return 1;
+	return c->stop;
 }
 
-/* rule_pf_scan_alone - database d (one rule) on each of the n strings
- * (at text + m->start[i]) apart: a string is marked at its first match. */
+/* rule_pf_scan_alone - database d (broad patterns, or one look-alike
+ * pattern) on each of the n strings (at text + m->start[i]) apart: a
+ * string is marked at a rule's first match there. */
 static void
 rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
                    size_t n, struct rule_pf_marks *m)
 {
-	struct rule_pf_ctx c = {.rule = d->rule, .m = m, .start = m->start};
+	struct rule_pf_ctx c = {
+	    .rule = d->rule, .m = m, .start = m->start, .stop = d->n == 1};
 
 	for (size_t i = 0; i < n; i++) {
 		size_t len = m->start[i + 1] - m->start[i] - 1;
@@ -425,7 +457,8 @@ rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
 		e = hs_scan(d->db, text + m->start[i], (unsigned)len, 0,
 		            scratch, rule_pf_first, &c);
 		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
-			m->head[d->rule[0]] = RULE_PF_ALL;
+			for (size_t j = 0; j < d->n; j++)
+				m->head[d->rule[j]] = RULE_PF_ALL;
 			return;
 		}
 	}

@@ -192,6 +192,7 @@ struct rule_set {
 struct rule_widened {
 	unsigned merged;
 	double bits;
+	double tbits;
 };
 char *rule_widen(const char *src, uint32_t opts, size_t max,
                  struct rule_widened *info);

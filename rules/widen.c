@@ -1217,6 +1217,73 @@ wn_bits(const struct wn *n)
 	}
 }
 
+/* wn_freq - about how often byte c is in the text of a mail (English
+ * letter frequencies; capitals, digits, punctuation, control and 8-bit
+ * bytes rarer, in rough proportion). */
+static double
+wn_freq(unsigned c)
+{
+	static const double lower[26] = {
+	    .063, .012, .024, .032, .095, .018,  .016, .045,  .055,
+	    .001, .006, .032, .020, .055, .060,  .016, .001,  .048,
+	    .050, .068, .022, .008, .018, .0015, .016, .0007,
+	};
+
+	if (c == ' ')
+		return .15;
+	if (c >= 'a' && c <= 'z')
+		return lower[c - 'a'];
+	if (c >= 'A' && c <= 'Z')
+		return lower[c - 'A'] / 12;
+	if (c >= '0' && c <= '9')
+		return .004;
+	if (c == '.' || c == ',')
+		return .01;
+	if (c > ' ' && c < 0x7f)
+		return .002;
+	if (c == '\t' || c == '\r')
+		return .001;
+	if (c >= 0x80)
+		return .0003;
+	return .00001;
+}
+
+/* wn_tbits - as wn_bits, but each byte counted by how often it is in
+ * mail text (wn_freq) rather than as one in 256: how rarely n matches at
+ * a given place of a real message.  `[a-z]{8,}` is worth 3 or so, not
+ * 28. */
+static double
+wn_tbits(const struct wn *n)
+{
+	double v, b, p = 0;
+
+	switch (n->kind) {
+	case WN_SET:
+		for (unsigned c = 0; c < 256; c++)
+			if (wn_has(n->set, c))
+				p += wn_freq(c);
+		return p >= 1 ? 0 : -log2(p);
+	case WN_SEQ:
+		v = 0;
+		for (size_t k = 0; k < n->nkid; k++)
+			v += wn_tbits(n->kid[k]);
+		return v;
+	case WN_ALT:
+		v = n->nkid ? wn_tbits(n->kid[0]) : 0;
+		for (size_t k = 1; k < n->nkid; k++)
+			if ((b = wn_tbits(n->kid[k])) < v)
+				v = b;
+		return v;
+	default:
+		if (n->min == 0)
+			return 0;
+		if (n->kid[0]->kind != WN_SET)
+			return wn_tbits(n->kid[0]);
+		return wn_tbits(n->kid[0]) *
+		       (n->min < WN_REPEAT_MAX ? n->min : WN_REPEAT_MAX);
+	}
+}
+
 /*
  * wn_trim - n, or a part of it that any match of n contains, written
  * out in about budget bytes at most where it can be: a match of a
@@ -1388,6 +1455,7 @@ rule_widen(const char *src, uint32_t opts, size_t max,
 		if (info != NULL) {
 			info->merged = wn_merged(root);
 			info->bits = bits;
+			info->tbits = wn_tbits(root);
 		}
 		rule_sbuf_add(&b, "", 0);
 	}

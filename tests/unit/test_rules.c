@@ -653,6 +653,20 @@ test_rules_widen(void **state)
 		assert_true(info.bits >= 12);
 		free(w);
 	}
+	/* tbits weighs bytes by how common they are in mail: runs of small
+	 * letters are worth little, a word a good deal */
+	{
+		struct rule_widened a, b;
+		char *wa = rule_widen("[a-z]{8,}\\s[a-z]{8,}", 0, 6000, &a);
+		char *wb = rule_widen("winner", PCRE2_CASELESS, 6000, &b);
+
+		assert_non_null(wa);
+		assert_non_null(wb);
+		assert_true(a.bits > 40 && a.tbits < 11);
+		assert_true(b.tbits > 20);
+		free(wa);
+		free(wb);
+	}
 	/* a negative lookaround on the joined paragraphs sees only what it
 	 * can match across the "\n": safe unless it can match one */
 	assert_false(rule_negative_lookaround_nl("(?!ab)c", 0));
@@ -698,6 +712,43 @@ test_rules_multi_prefilter_cover(void **state)
 	rule_run_free(&run);
 	rule_msg_free(&msg);
 	rule_set_free(&set);
+}
+
+/* Broad patterns (`[a-z]{8,}` runs: a match at nearly every byte) share
+ * one database scanned paragraph by paragraph, one match per rule each:
+ * every rule's paragraphs must still be marked, not only the first rule
+ * to match in a paragraph. */
+static void
+test_rules_broad_prefilter(void **state)
+{
+	struct rule_set *set = load("body LONG2 /[a-z]{8,}\\s[a-z]{8,}/\n"
+	                            "tflags LONG2 multiple\n"
+	                            "body LONG3 /\\s[a-z]{9,}\\s/\n"
+	                            "tflags LONG3 multiple\n"
+	                            "body SHORT /\\bq[0-9]{2}\\b/\n");
+	static const char msgtext[] =
+	    "Subject: s\r\n\r\n"
+	    "the absolutely wonderful fireworks. were q12\r\n\r\n"
+	    "short words only here\r\n\r\n"
+	    "so incredibly marvelous, and the otherwise. too\r\n";
+	struct rule_msg *msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+
+#ifdef MX_HAVE_HYPERSCAN
+	assert_int_equal(rule_set_prefiltered(set), 3);
+#endif
+	for (int on = 0; on < 2; on++) {
+		struct rule_run *run = rule_run_new(set);
+
+		rule_run_set_prefilter(run, on);
+		rule_run_message(run, msg, NULL);
+		assert_int_equal(hits_of(set, run, "LONG2"), 2);
+		assert_int_equal(hits_of(set, run, "LONG3"), 2);
+		assert_int_equal(hits_of(set, run, "SHORT"), 1);
+		rule_run_free(&run);
+	}
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+	(void)state;
 }
 
 static double
@@ -862,6 +913,7 @@ main(void)
 	    cmocka_unit_test(test_rules_multi_prefilter),
 	    cmocka_unit_test(test_rules_class_end),
 	    cmocka_unit_test(test_rules_multi_prefilter_cover),
+	    cmocka_unit_test(test_rules_broad_prefilter),
 	    cmocka_unit_test(test_rules_widen),
 	    cmocka_unit_test(test_rules_load_files),
 	};
