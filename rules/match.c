@@ -44,6 +44,11 @@ struct rule_run {
 	 * and lower-cased, for the literal prefilter */
 	char *joined[2][2];
 	size_t joined_len[2];
+	/* where each of those strings starts in the joined text (the
+	 * last, one past the end: a string's length is start[i + 1] -
+	 * start[i] - 1) */
+	size_t *start[2];
+	size_t nstart[2];
 	/* the header texts of this message, by key (rule.hkey): built by
 	 * the first header rule that reads one (hvalid), then shared */
 	struct rule_sbuf *htext;
@@ -104,7 +109,8 @@ rule_run_free(struct rule_run **runp)
 	free(run->marks.head);
 	free(run->marks.tail);
 	free(run->marks.rec);
-	free(run->marks.start);
+	free(run->start[0]);
+	free(run->start[1]);
 	rule_pf_scratch_free(run->pf_scratch);
 	free(run);
 }
@@ -317,18 +323,28 @@ rule_eval_header(struct rule_run *run, const struct rule *r,
 	return hits;
 }
 
-/* rule_join - the strings joined by "\n", and a lower-cased copy. */
+/* rule_join - the n strings of v joined by "\n" (run->joined[w][0]), a
+ * lower-cased copy ([w][1]), and where each starts (run->start[w]). */
 static void
-rule_join(char *const *v, size_t n, char **out, char **lower, size_t *len_r)
+rule_join(struct rule_run *run, int w, char *const *v, size_t n)
 {
-	size_t len = 0, k = 0;
+	size_t *start, len, k = 0;
+	char **out = &run->joined[w][0], **lower = &run->joined[w][1];
 
+	if (run->nstart[w] < n + 1) {
+		run->nstart[w] = n + 1;
+		run->start[w] = rule_xrealloc(run->start[w],
+		                              (n + 1) * sizeof(*run->start[w]));
+	}
+	start = run->start[w];
+	start[0] = 0;
 	for (size_t i = 0; i < n; i++)
-		len += strlen(v[i]) + 1;
+		start[i + 1] = start[i] + strlen(v[i]) + 1;
+	len = start[n];
 	*out = rule_xmalloc(len + 1);
 	*lower = rule_xmalloc(len + 1);
 	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(v[i]);
+		size_t l = start[i + 1] - start[i] - 1;
 
 		memcpy(*out + k, v[i], l);
 		k += l;
@@ -339,25 +355,29 @@ rule_join(char *const *v, size_t n, char **out, char **lower, size_t *len_r)
 		(*lower)[i] =
 		    (char)((*out)[i] >= 'A' && (*out)[i] <= 'Z' ? (*out)[i] + 32
 		                                                : (*out)[i]);
-	*len_r = k;
+	run->joined_len[w] = k;
 }
 
 /* rule_eval_marked - the matches of prefiltered rule ri in the strings
- * of all (the message's body paragraphs or rawbody lines) from index
- * first on where the prefilter marked it: in the others it has none. */
+ * of all (the message's body paragraphs, which = 0, or rawbody lines, 1)
+ * from index first on where the prefilter marked it: in the others it
+ * has none. */
 static unsigned
 rule_eval_marked(struct rule_run *run, size_t ri, char *const *all,
-                 size_t first)
+                 size_t first, int which)
 {
 	const struct rule *r = &run->set->rules[ri];
+	const size_t *start = run->start[which];
 	unsigned limit = rule_limit(r), hits = 0;
 
 	for (uint32_t k = run->marks.head[ri]; k != 0 && hits < limit;
 	     k = run->marks.rec[k - 1].next) {
-		const char *s = all[run->marks.rec[k - 1].str];
+		uint32_t i = run->marks.rec[k - 1].str;
 
-		if (run->marks.rec[k - 1].str >= first)
-			hits += rule_match(run, r, s, strlen(s), limit - hits);
+		if (i >= first)
+			hits += rule_match(run, r, all[i],
+			                   start[i + 1] - start[i] - 1,
+			                   limit - hits);
 	}
 	return hits;
 }
@@ -376,7 +396,7 @@ rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t first,
 	/* The multi-pattern prefilter marked where it can match. */
 	if (which >= 0 && run->pf[which] && r->pf &&
 	    run->marks.head[ri] != RULE_PF_ALL)
-		return rule_eval_marked(run, ri, v, first);
+		return rule_eval_marked(run, ri, v, first, which);
 	if (r->nlits > 0 && which >= 0 && run->joined[which][0] != NULL) {
 		/* None of the literals one of which every match holds is
 		 * there: no match anywhere. */
@@ -398,7 +418,11 @@ rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t first,
 		return 0;
 
 	for (size_t i = first; i < n && hits < limit; i++)
-		hits += rule_match(run, r, v[i], strlen(v[i]), limit - hits);
+		hits += rule_match(run, r, v[i],
+		                   which >= 0 ? run->start[which][i + 1] -
+		                                    run->start[which][i] - 1
+		                              : strlen(v[i]),
+		                   limit - hits);
 	return hits;
 }
 
@@ -454,19 +478,16 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 
 	run->msg = msg;
 	memset(run->hvalid, 0, set->nhkeys);
-	rule_join(msg->body, msg->nbody, &run->joined[0][0], &run->joined[0][1],
-	          &run->joined_len[0]);
-	rule_join(msg->rawbody, msg->nrawbody, &run->joined[1][0],
-	          &run->joined[1][1], &run->joined_len[1]);
+	rule_join(run, 0, msg->body, msg->nbody);
+	rule_join(run, 1, msg->rawbody, msg->nrawbody);
 	/* The body prefilter scans every paragraph, the Subject's too: a
 	 * superset of what tflags nosubject rules see. */
 	run->marks.nrec = 0;
 	for (int w = 0; w < 2; w++)
 		run->pf[w] = !run->pf_off &&
 		             rule_pf_scan(set, w, run->pf_scratch,
-		                          w == 0 ? msg->body : msg->rawbody,
+		                          run->joined[w][0], run->start[w],
 		                          w == 0 ? msg->nbody : msg->nrawbody,
-		                          run->joined[w][0], run->joined_len[w],
 		                          &run->marks);
 	for (int t = RULE_HEADER; t <= RULE_FULL; t++) {
 		for (size_t k = 0; k < set->nby_type[t]; k++) {

@@ -442,20 +442,20 @@ rule_pf_first(unsigned id, unsigned long long from, unsigned long long to,
  * string is marked at a rule's first match there. */
 static void
 rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
-                   size_t n, struct rule_pf_marks *m)
+                   const size_t *start, size_t n, struct rule_pf_marks *m)
 {
 	struct rule_pf_ctx c = {
-	    .rule = d->rule, .m = m, .start = m->start, .stop = d->n == 1};
+	    .rule = d->rule, .m = m, .start = start, .stop = d->n == 1};
 
 	for (size_t i = 0; i < n; i++) {
-		size_t len = m->start[i + 1] - m->start[i] - 1;
+		size_t len = start[i + 1] - start[i] - 1;
 		hs_error_t e;
 
 		if (len == 0)
 			continue;
 		c.at = i;
-		e = hs_scan(d->db, text + m->start[i], (unsigned)len, 0,
-		            scratch, rule_pf_first, &c);
+		e = hs_scan(d->db, text + start[i], (unsigned)len, 0, scratch,
+		            rule_pf_first, &c);
 		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
 			for (size_t j = 0; j < d->n; j++)
 				m->head[d->rule[j]] = RULE_PF_ALL;
@@ -465,28 +465,20 @@ rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
 }
 
 bool
-rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
-             size_t n, const char *text, size_t len, struct rule_pf_marks *m)
+rule_pf_scan(const struct rule_set *set, int w, void *scratch, const char *text,
+             const size_t *start, size_t n, struct rule_pf_marks *m)
 {
 	const struct rule_pf_db *d = set->pf_db[w];
-	struct rule_pf_ctx c = {.m = m, .n = n};
+	struct rule_pf_ctx c = {.m = m, .n = n, .start = start};
+	size_t len = start[n];
 	bool ok;
 
 	if (set->npf_db[w] == 0 || scratch == NULL)
 		return false;
-	if (m->nstart < n + 1) {
-		m->nstart = n + 1;
-		m->start =
-		    rule_xrealloc(m->start, m->nstart * sizeof(*m->start));
-	}
-	m->start[0] = 0;
-	for (size_t i = 0; i < n; i++)
-		m->start[i + 1] = m->start[i] + strlen(v[i]) + 1;
-	c.start = m->start;
 	/* hs_scan takes an unsigned int length; the content rules see 4 MiB
 	 * at most, but be safe: every string for every rule, PCRE2
 	 * decides. */
-	ok = len == m->start[n] && len <= 0xfffffff0u && n < RULE_PF_ALL;
+	ok = len <= 0xfffffff0u && n < RULE_PF_ALL;
 	for (size_t k = 0; k < set->npf_db[w]; k++) {
 		c.rule = d[k].rule;
 		c.at = 0;
@@ -495,7 +487,7 @@ rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
 		if (n == 0)
 			continue;
 		if (ok && d[k].alone)
-			rule_pf_scan_alone(&d[k], scratch, text, n, m);
+			rule_pf_scan_alone(&d[k], scratch, text, start, n, m);
 		else if (!ok || hs_scan(d[k].db, text, (unsigned)len, 0,
 		                        scratch, rule_pf_hit, &c) != HS_SUCCESS)
 			for (size_t j = 0; j < d[k].n; j++)
@@ -532,16 +524,15 @@ rule_pf_scratch_free(void *scratch)
 }
 
 bool
-rule_pf_scan(const struct rule_set *set, int w, void *scratch, char *const *v,
-             size_t n, const char *text, size_t len, struct rule_pf_marks *m)
+rule_pf_scan(const struct rule_set *set, int w, void *scratch, const char *text,
+             const size_t *start, size_t n, struct rule_pf_marks *m)
 {
 	(void)set;
 	(void)w;
 	(void)scratch;
-	(void)v;
-	(void)n;
 	(void)text;
-	(void)len;
+	(void)start;
+	(void)n;
 	(void)m;
 	return false;
 }

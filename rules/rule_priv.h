@@ -225,18 +225,17 @@ struct rule_pf_marks {
 	uint32_t *head, *tail; /* per rule */
 	struct rule_pf_mark *rec;
 	size_t nrec, cap;
-	size_t *start; /* where each string starts in the joined text */
-	size_t nstart;
 };
 
 /*
- * rule_pf_scan - scan text (len bytes: the n strings of v, each followed
- * by "\n") with database w (0 body, 1 rawbody) and mark, for each rule it
- * covers, the strings where it can match (other rules' marks untouched).
- * False when there is no prefilter (nothing written).
+ * rule_pf_scan - scan text (n strings, each followed by "\n", string i at
+ * text + start[i], start[n] the length) with database w (0 body, 1
+ * rawbody) and mark, for each rule it covers, the strings where it can
+ * match (other rules' marks untouched).  False when there is no
+ * prefilter (nothing written).
  */
 bool rule_pf_scan(const struct rule_set *set, int w, void *scratch,
-                  char *const *v, size_t n, const char *text, size_t len,
+                  const char *text, const size_t *start, size_t n,
                   struct rule_pf_marks *m);
 
 #endif
