@@ -74,6 +74,7 @@ struct rule_pf_db {
 	size_t *rule; /* pattern id -> rule index */
 	size_t n;
 	bool alone; /* broad rules, scanned string by string */
+	bool eol;   /* one of them ends strings with "\n" (pf_eol) */
 };
 
 /* Patterns being gathered for one database. */
@@ -140,8 +141,11 @@ rule_pf_compile(struct rule_set *set, int w, struct rule_pf_batch *b,
 		d->alone = alone;
 		d->rule = rule_xcalloc(b->n + 1, sizeof(*d->rule));
 		memcpy(d->rule, b->rule, b->n * sizeof(*d->rule));
-		for (size_t j = 0; j < b->n; j++)
+		d->eol = false;
+		for (size_t j = 0; j < b->n; j++) {
 			set->rules[b->rule[j]].pf = true;
+			d->eol |= set->rules[b->rule[j]].pf_eol;
+		}
 		set->npf[w] += b->n;
 	}
 	for (size_t j = 0; j < b->n; j++)
@@ -237,6 +241,8 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 		if (r->re != NULL && r->src != NULL)
 			wide[j] = rule_widen(r->src, r->opts, RULE_PF_SRC_MAX,
 			                     &info[j]);
+		set->rules[set->by_type[type][j]].pf_eol =
+		    wide[j] != NULL && info[j].eol;
 	}
 	/* A rule with a literal set: its widened pattern when that is
 	 * selective enough to share a database, else the literal set. */
@@ -254,6 +260,7 @@ rule_pf_build_one(struct rule_set *set, enum rule_type type, int w)
 		            i);
 		free(wide[j]);
 		wide[j] = NULL;
+		set->rules[i].pf_eol = false;
 	}
 	rule_pf_compile(set, w, &b, false);
 	for (size_t j = 0; j < n; j++) {
@@ -348,12 +355,14 @@ rule_pf_scratch_free(void *scratch)
 }
 
 struct rule_pf_ctx {
+	const struct rule *rules;
 	const size_t *rule;
 	struct rule_pf_marks *m;
 	const size_t *start; /* string i at text + start[i]; start[n] end */
 	size_t n;
-	size_t at; /* the string of the last match: most come in order */
-	bool stop; /* string by string, one rule: stop at its match */
+	size_t at;  /* the string of the last match: most come in order */
+	bool stop;  /* string by string, one rule: stop at its match */
+	size_t len; /* string by string: the string's length */
 };
 
 /* rule_pf_mark - string str for rule i, once, the list kept in order
@@ -389,9 +398,10 @@ rule_pf_mark(struct rule_pf_marks *m, size_t i, uint32_t str)
 
 /* rule_pf_hit - pattern id matched, ending at offset to of the joined
  * text: a mark for the string holding its last byte.  A match ending on
- * the "\n" between two strings is in neither (every real match lies
- * within one string; one across them is only a false alarm, and lands on
- * the later string, where PCRE2 finds nothing). */
+ * the "\n" after a string is that string's if the pattern writes a
+ * string's end as "\n" (pf_eol), else in no string (every real match
+ * lies within one string; one across them is only a false alarm, and
+ * lands on the later string, where PCRE2 finds nothing). */
 static int
 rule_pf_hit(unsigned id, unsigned long long from, unsigned long long to,
             unsigned flags, void *arg)
@@ -415,7 +425,7 @@ rule_pf_hit(unsigned id, unsigned long long from, unsigned long long to,
 		}
 		c->at = lo;
 	}
-	if (b + 1 == c->start[c->at + 1])
+	if (b + 1 == c->start[c->at + 1] && !c->rules[c->rule[id]].pf_eol)
 		return 0; /* the separator */
 	rule_pf_mark(c->m, c->rule[id], (uint32_t)c->at);
 	return 0;
@@ -431,21 +441,27 @@ rule_pf_first(unsigned id, unsigned long long from, unsigned long long to,
 	struct rule_pf_ctx *c = arg;
 
 	(void)from;
-	(void)to;
 	(void)flags;
+	if (to > c->len && !c->rules[c->rule[id]].pf_eol)
+		return 0; /* on the "\n" after the string */
 	rule_pf_mark(c->m, c->rule[id], (uint32_t)c->at);
 	return c->stop;
 }
 
 /* rule_pf_scan_alone - database d (broad patterns, or one look-alike
- * pattern) on each of the n strings (at text + m->start[i]) apart: a
- * string is marked at a rule's first match there. */
+ * pattern) on each of the n strings (at text + start[i]; with the "\n"
+ * after it if a pattern needs it, d->eol) apart: a string is marked at a
+ * rule's first match there. */
 static void
-rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
-                   const size_t *start, size_t n, struct rule_pf_marks *m)
+rule_pf_scan_alone(const struct rule_set *set, const struct rule_pf_db *d,
+                   void *scratch, const char *text, const size_t *start,
+                   size_t n, struct rule_pf_marks *m)
 {
-	struct rule_pf_ctx c = {
-	    .rule = d->rule, .m = m, .start = start, .stop = d->n == 1};
+	struct rule_pf_ctx c = {.rules = set->rules,
+	                        .rule = d->rule,
+	                        .m = m,
+	                        .start = start,
+	                        .stop = d->n == 1};
 
 	for (size_t i = 0; i < n; i++) {
 		size_t len = start[i + 1] - start[i] - 1;
@@ -454,8 +470,9 @@ rule_pf_scan_alone(const struct rule_pf_db *d, void *scratch, const char *text,
 		if (len == 0)
 			continue;
 		c.at = i;
-		e = hs_scan(d->db, text + start[i], (unsigned)len, 0, scratch,
-		            rule_pf_first, &c);
+		c.len = len;
+		e = hs_scan(d->db, text + start[i], (unsigned)len + d->eol, 0,
+		            scratch, rule_pf_first, &c);
 		if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
 			for (size_t j = 0; j < d->n; j++)
 				m->head[d->rule[j]] = RULE_PF_ALL;
@@ -469,7 +486,8 @@ rule_pf_scan(const struct rule_set *set, int w, void *scratch, const char *text,
              const size_t *start, size_t n, struct rule_pf_marks *m)
 {
 	const struct rule_pf_db *d = set->pf_db[w];
-	struct rule_pf_ctx c = {.m = m, .n = n, .start = start};
+	struct rule_pf_ctx c = {
+	    .rules = set->rules, .m = m, .n = n, .start = start};
 	size_t len = start[n];
 	bool ok;
 
@@ -487,7 +505,8 @@ rule_pf_scan(const struct rule_set *set, int w, void *scratch, const char *text,
 		if (n == 0)
 			continue;
 		if (ok && d[k].alone)
-			rule_pf_scan_alone(&d[k], scratch, text, start, n, m);
+			rule_pf_scan_alone(set, &d[k], scratch, text, start, n,
+			                   m);
 		else if (!ok || hs_scan(d[k].db, text, (unsigned)len, 0,
 		                        scratch, rule_pf_hit, &c) != HS_SUCCESS)
 			for (size_t j = 0; j < d[k].n; j++)

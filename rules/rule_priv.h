@@ -139,6 +139,7 @@ struct rule {
 	bool partial; /* a meta naming a rule nothing defines (a skipped eval
 	               * test), itself or through other metas */
 	bool pf;      /* in the multi-pattern prefilter (prefilter.c) */
+	bool pf_eol;  /* its pattern there ends strings with "\n" */
 	size_t hkey;  /* RULE_HEADER: the text it reads (rule_set.nhkeys) */
 };
 
@@ -193,6 +194,8 @@ struct rule_widened {
 	unsigned merged;
 	double bits;
 	double tbits;
+	bool eol; /* it has a "\n" for an end of string: a match ending on
+	           * the "\n" after a string is that string's */
 };
 char *rule_widen(const char *src, uint32_t opts, size_t max,
                  struct rule_widened *info);

@@ -7,8 +7,11 @@
  *
  * rule_widen(): the pattern is parsed to a small tree (byte sets,
  * sequences, alternations, repeats) and written back with:
- * - what only narrows the matches dropped: anchors, \b, \B, \G, \K,
+ * - what only narrows the matches dropped: `^`, \A, \b, \B, \G, \K,
  *   lookarounds, atomic and possessive forms;
+ * - `$`, \z and \Z written as "\n": the prefilter gives every string
+ *   followed by one (prefilter.c), and a match ending on it is the
+ *   string's (rule_widened.eol);
  * - case-insensitivity, '.', \d, \w, POSIX classes... written as explicit
  *   byte sets, so inline (?i), (?-i), (?s) need no Hyperscan flags;
  * - repeats of more than one byte (but `?`), and counted repeats over 16,
@@ -76,6 +79,7 @@ struct wn {
 	size_t nkid, cap;
 	unsigned min, max;
 	bool bounded; /* WN_REP: written with its maximum, however long */
+	bool eol;     /* WN_SET: "\n" for an end of string (wn_eol) */
 };
 
 struct wp {
@@ -83,6 +87,7 @@ struct wp {
 	bool icase, dotall, ext;
 	bool fail;
 	bool neg_nl;   /* a negative lookaround can match a newline */
+	bool eol;      /* an end of string written as "\n" (wn_eol) */
 	size_t max;    /* the longest pattern wanted */
 	unsigned negs; /* negative lookarounds around w->p */
 	int depth;
@@ -159,6 +164,61 @@ static struct wn *
 wn_empty(struct wp *w)
 {
 	return wn_new(w, WN_SEQ);
+}
+
+/* wn_eol - `$`, `\z` or `\Z`: the end of the string, which in a string
+ * without a newline is its end.  The prefilter scans each string followed
+ * by "\n" (the joined text, or a string and its "\n"), so the end is
+ * written as that "\n": `<blanks>$` then matches only at a paragraph's
+ * end, not at every run of blanks. */
+static struct wn *
+wn_eol(struct wp *w)
+{
+	struct wn *n = wn_new(w, WN_SET);
+
+	wn_bit(n->set, '\n');
+	n->eol = true;
+	w->eol = true;
+	return n;
+}
+
+/* wn_eols - the most ends of string (wn_eol) one match of n passes, 2
+ * standing for "more than one". */
+static unsigned
+wn_eols(const struct wn *n)
+{
+	unsigned v = 0, k;
+
+	switch (n->kind) {
+	case WN_SET:
+		return n->eol;
+	case WN_SEQ:
+		for (size_t i = 0; i < n->nkid; i++)
+			v += wn_eols(n->kid[i]);
+		return v > 2 ? 2 : v;
+	case WN_ALT:
+		for (size_t i = 0; i < n->nkid; i++)
+			if ((k = wn_eols(n->kid[i])) > v)
+				v = k;
+		return v;
+	default:
+		k = wn_eols(n->kid[0]);
+		return n->max == 0 ? 0 : n->max == 1 ? k : 2 * (k > 0);
+	}
+}
+
+/* wn_no_eol - every end of string in n back to the empty string: `$$`
+ * is one place, not two "\n". */
+static void
+wn_no_eol(struct wn *n)
+{
+	if (n->kind == WN_SET && n->eol) {
+		n->kind = WN_SEQ;
+		n->nkid = 0;
+		n->eol = false;
+	}
+	for (size_t i = 0; i < n->nkid; i++)
+		wn_no_eol(n->kid[i]);
 }
 
 static struct wn *
@@ -624,11 +684,13 @@ wn_escape(struct wp *w)
 	int c;
 
 	switch (*p) {
+	case 'z':
+	case 'Z':
+		w->p = p + 1;
+		return wn_eol(w);
 	case 'b':
 	case 'B':
 	case 'A':
-	case 'z':
-	case 'Z':
 	case 'G':
 	case 'K':
 	case 'E':
@@ -799,8 +861,10 @@ wn_seq(struct wp *w)
 				    (unsigned char)~(1u << ('\n' & 7));
 			break;
 		case '^':
-		case '$':
 			atom = wn_empty(w);
+			break;
+		case '$':
+			atom = wn_eol(w);
 			break;
 		case '*':
 		case '+':
@@ -1449,6 +1513,10 @@ rule_widen(const char *src, uint32_t opts, size_t max,
 	w.max = max;
 	root = wn_alt(&w);
 	if (!w.fail && *w.p == '\0') {
+		if (w.eol && wn_eols(root) > 1) {
+			wn_no_eol(root);
+			w.eol = false;
+		}
 		root = wn_trim(&w, root, WN_TRIM_SIZE);
 		wn_emit(&b, root);
 		bits = wn_bits(root);
@@ -1456,6 +1524,7 @@ rule_widen(const char *src, uint32_t opts, size_t max,
 			info->merged = wn_merged(root);
 			info->bits = bits;
 			info->tbits = wn_tbits(root);
+			info->eol = w.eol;
 		}
 		rule_sbuf_add(&b, "", 0);
 	}

@@ -70,6 +70,14 @@ static const char rules_text[] =
     "body GROUP_REP /(?:(?:name|city|phone)[,:;]\\s?){3}/i\n"
     "body NEG_LOOK /(?!free\\b)fr\\w{2,}\\b/i\n"
     "body NEG_NL /(?!\\s*end)\\bstart/\n"
+    /* ends of string written as "\n": alone, in an alternation, twice
+     * on one path (dropped), in a broad pattern scanned string by
+     * string, and a run of broad bytes before one */
+    "body EOL_WORD /blank[\\s:;]{2,}$/\n"
+    "body EOL_ALT /(?:cd$|ef)gh|ab(?:cd\\z|ef)/\n"
+    "body EOL_TWICE /xy$$/\n"
+    "body EOL_BROAD /\\s\\d$/\n"
+    "rawbody RAW_EOL /[a-z]{8,}\\Z/\n"
     "body LONG_SEQ "
     "/alpha\\s+beta\\s+gamma\\s+(?:delta|epsilon|zeta|eta|theta|iota|kappa|"
     "lambda|mu|nu|xi|omicron|pi|rho|sigma|tau|upsilon|phi|chi|psi|omega)\\s+(?:"

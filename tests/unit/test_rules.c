@@ -546,6 +546,13 @@ test_rules_multi_prefilter(void **state)
 	    /* under 16 bits: a database of its own, string by string */
 	    {"/q\\d\\d/", "aq12b", 1},
 	    {"/q\\d\\d/", "q1x q2", 0},
+	    /* an end of string: the "\\n" after it, joined or alone */
+	    {"/blank[\\s:;]{2,}$/", "name: blank ::", 1},
+	    {"/blank[\\s:;]{2,}$/", "blank :: name", 0},
+	    {"/\\s\\d$/", "version 2", 1},
+	    {"/\\s\\d$/", "version 2 x", 0},
+	    {"/(?:cd$|ef)gh|ab(?:cd\\z|ef)/", "xabcd", 1},
+	    {"/(?:cd$|ef)gh|ab(?:cd\\z|ef)/", "abcdgh", 0},
 	    /* a negated class keeps the bytes over 0x7f */
 	    {"/[^\\s>](?:<![^>]*>)+[^\\s<]/", "\xe9<!-- x -->\xe9", 1},
 	    {"/[^[:alpha:]]q[^\\w]/", "\xe9q\xe9", 1},
@@ -607,9 +614,14 @@ test_rules_widen(void **state)
 		const char *want; /* NULL: refused */
 		unsigned merged;
 	} cases[] = {
-	    {"^foo\\b(?=x)bar$", 0, "foobar", 0},
+	    {"^foo\\b(?=x)bar$", 0, "foobar\\x0a", 0},
 	    {"a{2}b{20,}xyz", 0, "a{2}b{16,}xyz", 0},
 	    {"(?:abc){3}d", 0, "(?:abc)+d", 0},
+	    /* an end of string is the "\\n" after it, once a match */
+	    {"foo\\s*$", 0, "foo[\\x09-\\x0d\\x20]{0,}\\x0a", 0},
+	    {"foo$$", 0, "foo", 0},
+	    {"(?:foo$|bar)\\z", 0, "(?:foo|bar)", 0},
+	    {"(?:foo|bar)\\Z", 0, "(?:foo|bar)\\x0a", 0},
 	    /* optional stays optional: (?:...)* would let one match run on
 	     * over any number of words (Hyperscan's automaton kept alive) */
 	    {"the(?:\\s\\w{1,20})?\\sclaim", 0,
