@@ -149,9 +149,15 @@ rule_match(struct rule_run *run, const struct rule *r, const char *s,
 	unsigned n = 0;
 
 	while (off <= len && n < limit) {
-		int rc = pcre2_match(r->re, (PCRE2_SPTR)s, len, off, 0, run->md,
-		                     run->mctx);
+		/* JIT's fast path (no option checks: we use no UTF), or
+		 * the interpreter where JIT compiling failed */
+		int rc = pcre2_jit_match(r->re, (PCRE2_SPTR)s, len, off, 0,
+		                         run->md, run->mctx);
 		PCRE2_SIZE *ov;
+
+		if (rc == PCRE2_ERROR_JIT_BADOPTION)
+			rc = pcre2_match(r->re, (PCRE2_SPTR)s, len, off, 0,
+			                 run->md, run->mctx);
 
 		if (rc < 0)
 			break; /* no match, or a limit: no match */
