@@ -40,15 +40,15 @@ struct rule_run {
 	pcre2_jit_stack *jit;
 	/* the message being evaluated */
 	const struct rule_msg *msg;
-	/* its body paragraphs and rawbody lines joined by "\n", as they are
-	 * and lower-cased, for the literal prefilter */
-	char *joined[2][2];
-	size_t joined_len[2];
+	/* its body paragraphs, rawbody lines and URIs joined by "\n", as
+	 * they are and lower-cased, for the literal prefilter */
+	char *joined[3][2];
+	size_t joined_len[3];
 	/* where each of those strings starts in the joined text (the
 	 * last, one past the end: a string's length is start[i + 1] -
 	 * start[i] - 1) */
-	size_t *start[2];
-	size_t nstart[2];
+	size_t *start[3];
+	size_t nstart[3];
 	/* the header texts of this message, by key (rule.hkey): built by
 	 * the first header rule that reads one (hvalid), then shared */
 	struct rule_sbuf *htext;
@@ -109,8 +109,8 @@ rule_run_free(struct rule_run **runp)
 	free(run->marks.head);
 	free(run->marks.tail);
 	free(run->marks.rec);
-	free(run->start[0]);
-	free(run->start[1]);
+	for (int w = 0; w < 3; w++)
+		free(run->start[w]);
 	rule_pf_scratch_free(run->pf_scratch);
 	free(run);
 }
@@ -389,7 +389,7 @@ rule_eval_marked(struct rule_run *run, size_t ri, char *const *all,
 }
 
 /* rule_eval_array - the matches of rule ri in v[first..n) (body
- * paragraphs, which = 0; rawbody lines, 1; URIs, -1). */
+ * paragraphs, which = 0; rawbody lines, 1; URIs, 2). */
 static unsigned
 rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t first,
                 size_t n, int which)
@@ -400,10 +400,10 @@ rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t first,
 	if (first >= n)
 		return 0;
 	/* The multi-pattern prefilter marked where it can match. */
-	if (which >= 0 && run->pf[which] && r->pf &&
+	if (which < 2 && run->pf[which] && r->pf &&
 	    run->marks.head[ri] != RULE_PF_ALL)
 		return rule_eval_marked(run, ri, v, first, which);
-	if (r->nlits > 0 && which >= 0 && run->joined[which][0] != NULL) {
+	if (r->nlits > 0 && run->joined[which][0] != NULL) {
 		/* None of the literals one of which every match holds is
 		 * there: no match anywhere. */
 		const char *text = run->joined[which][r->lit_nocase ? 1 : 0];
@@ -417,17 +417,15 @@ rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t first,
 	}
 	/* One call on the joined text instead of one per paragraph, where
 	 * no match there means no match in any paragraph. */
-	if (r->join_safe && which >= 0 && run->joined[which][0] != NULL &&
-	    n - first > 1 &&
+	if (r->join_safe && run->joined[which][0] != NULL && n - first > 1 &&
 	    rule_match(run, r, run->joined[which][0], run->joined_len[which],
 	               1) == 0)
 		return 0;
 
 	for (size_t i = first; i < n && hits < limit; i++)
 		hits += rule_match(run, r, v[i],
-		                   which >= 0 ? run->start[which][i + 1] -
-		                                    run->start[which][i] - 1
-		                              : strlen(v[i]),
+		                   run->start[which][i + 1] -
+		                       run->start[which][i] - 1,
 		                   limit - hits);
 	return hits;
 }
@@ -486,6 +484,7 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 	memset(run->hvalid, 0, set->nhkeys);
 	rule_join(run, 0, msg->body, msg->nbody);
 	rule_join(run, 1, msg->rawbody, msg->nrawbody);
+	rule_join(run, 2, msg->uris, msg->nuris);
 	/* The body prefilter scans every paragraph, the Subject's too: a
 	 * superset of what tflags nosubject rules see. */
 	run->marks.nrec = 0;
@@ -517,7 +516,7 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 				break;
 			case RULE_URI:
 				hits = rule_eval_array(run, i, msg->uris, 0,
-				                       msg->nuris, -1);
+				                       msg->nuris, 2);
 				break;
 			case RULE_FULL:
 				hits = rule_match(run, r, msg->full,
@@ -538,7 +537,7 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 	}
 	rule_run_metas(run);
 	run->msg = NULL;
-	for (int w = 0; w < 2; w++)
+	for (int w = 0; w < 3; w++)
 		for (int c = 0; c < 2; c++) {
 			free(run->joined[w][c]);
 			run->joined[w][c] = NULL;

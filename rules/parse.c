@@ -1611,7 +1611,8 @@ rule_set_finish(struct rule_set *set, char **error_r)
 		struct rule *r = &set->rules[i];
 
 		if (r->defined &&
-		    (r->type == RULE_BODY || r->type == RULE_RAWBODY) &&
+		    (r->type == RULE_BODY || r->type == RULE_RAWBODY ||
+		     r->type == RULE_URI) &&
 		    r->nlits == 0) {
 			rule_literal(r);
 			r->join_safe = rule_join_safe(r);

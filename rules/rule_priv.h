@@ -125,16 +125,17 @@ struct rule {
 	uint32_t opts;     /* its PCRE2 options */
 	bool replace; /* listed in replace_rules: tags expanded at finish */
 	/* Literals one of which every match contains (lower-cased when
-	 * lit_nocase): body and rawbody rules none of whose literals is in
-	 * the text are not run per paragraph or line at all (rule_literal,
-	 * at finish). */
+	 * lit_nocase): body, rawbody and uri rules none of whose literals
+	 * is in the text are not run per paragraph, line or URI at all
+	 * (rule_literal, at finish). */
 	char **lits;
 	size_t *litlens;
 	unsigned nlits;
 	bool lit_nocase;
-	/* No match in the paragraphs joined by "\n" implies none in any one
-	 * of them (no anchors, negative lookarounds, atomic groups...): one
-	 * call on the joined text tells whether to run per paragraph. */
+	/* No match in the paragraphs (lines, URIs) joined by "\n" implies
+	 * none in any one of them (no anchors, negative lookarounds, atomic
+	 * groups...): one call on the joined text tells whether to run per
+	 * paragraph. */
 	bool join_safe;
 	bool partial; /* a meta naming a rule nothing defines (a skipped eval
 	               * test), itself or through other metas */

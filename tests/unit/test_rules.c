@@ -488,6 +488,39 @@ test_rules_literal_prefilter(void **state)
 	}
 }
 
+/* URI rules get the literal check and the one call on the URIs joined by
+ * "\n" that body rules get: the same hits, counted per URI. */
+static void
+test_rules_uri_literal(void **state)
+{
+	struct rule_set *set = load("uri U_LIT /evil\\.example\\/[a-z]/\n"
+	                            "tflags U_LIT multiple\n"
+	                            "uri U_CASE /EVIL\\.EXAMPLE\\/b/i\n"
+	                            "uri U_ANCHOR /^http:\\/\\/good\\./\n"
+	                            "uri U_END /\\/c$/\n"
+	                            "uri U_NOLIT /\\d{3}\\.\\d/\n"
+	                            "uri U_NONE /absent\\.example/\n");
+	static const char msgtext[] =
+	    "Subject: s\r\n\r\n"
+	    "see http://evil.example/a and http://good.example/c\r\n"
+	    "and http://evil.example/b too\r\n";
+	struct rule_msg *msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+	struct rule_run *run = rule_run_new(set);
+
+	assert_true(msg->nuris >= 3);
+	rule_run_message(run, msg, NULL);
+	assert_int_equal(hits_of(set, run, "U_LIT"), 2);
+	assert_int_equal(hits_of(set, run, "U_CASE"), 1);
+	assert_int_equal(hits_of(set, run, "U_ANCHOR"), 1);
+	assert_int_equal(hits_of(set, run, "U_END"), 1);
+	assert_int_equal(hits_of(set, run, "U_NOLIT"), 0);
+	assert_int_equal(hits_of(set, run, "U_NONE"), 0);
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+	(void)state;
+}
+
 /* The multi-pattern prefilter (rules/prefilter.c) changes no result: each
  * case with it and without it, with the expected hit count.  Literal sets
  * that overlap, case, literals at the ends of a paragraph, patterns it
@@ -926,6 +959,7 @@ main(void)
 	    cmocka_unit_test(test_rules_class_end),
 	    cmocka_unit_test(test_rules_multi_prefilter_cover),
 	    cmocka_unit_test(test_rules_broad_prefilter),
+	    cmocka_unit_test(test_rules_uri_literal),
 	    cmocka_unit_test(test_rules_widen),
 	    cmocka_unit_test(test_rules_load_files),
 	};
