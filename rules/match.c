@@ -53,6 +53,10 @@ struct rule_run {
 	 * the first header rule that reads one (hvalid), then shared */
 	struct rule_sbuf *htext;
 	unsigned char *hfound, *hvalid;
+	/* and lower-cased, for the literal check of header rules: built by
+	 * the first that needs it (hlvalid) */
+	struct rule_sbuf *hlower;
+	unsigned char *hlvalid;
 	/* the multi-pattern prefilter: for the rules it covers, the strings
 	 * where they may match, per message; pf[w] when it ran on body (0)
 	 * / rawbody (1) */
@@ -73,6 +77,8 @@ rule_run_new(const struct rule_set *set)
 	run->htext = rule_xcalloc(set->nhkeys + 1, sizeof(*run->htext));
 	run->hfound = rule_xcalloc(set->nhkeys + 1, 1);
 	run->hvalid = rule_xcalloc(set->nhkeys + 1, 1);
+	run->hlower = rule_xcalloc(set->nhkeys + 1, sizeof(*run->hlower));
+	run->hlvalid = rule_xcalloc(set->nhkeys + 1, 1);
 	run->marks.head = rule_xcalloc(set->nrules, sizeof(uint32_t));
 	run->marks.tail = rule_xcalloc(set->nrules, sizeof(uint32_t));
 	run->pf_scratch = rule_pf_scratch_new(set);
@@ -101,9 +107,13 @@ rule_run_free(struct rule_run **runp)
 	pcre2_jit_stack_free(run->jit);
 	free(run->counts);
 	free(run->meta_state);
-	for (size_t k = 0; k < run->set->nhkeys; k++)
+	for (size_t k = 0; k < run->set->nhkeys; k++) {
 		free(run->htext[k].p);
+		free(run->hlower[k].p);
+	}
 	free(run->htext);
+	free(run->hlower);
+	free(run->hlvalid);
 	free(run->hfound);
 	free(run->hvalid);
 	free(run->marks.head);
@@ -297,6 +307,31 @@ rule_hdr_get(const struct rule *r, const struct rule_header *hdrs, size_t n,
 	return found;
 }
 
+/* rule_has_literal - whether text (len bytes, the header text of r's
+ * key) holds one of r's literals. */
+static bool
+rule_has_literal(struct rule_run *run, const struct rule *r, const char *text,
+                 size_t len)
+{
+	if (r->lit_nocase) {
+		struct rule_sbuf *l = &run->hlower[r->hkey];
+
+		if (!run->hlvalid[r->hkey]) {
+			l->n = 0;
+			rule_sbuf_add(l, text, len);
+			for (size_t i = 0; i < len; i++)
+				if (l->p[i] >= 'A' && l->p[i] <= 'Z')
+					l->p[i] = (char)(l->p[i] + 32);
+			run->hlvalid[r->hkey] = 1;
+		}
+		text = l->p;
+	}
+	for (unsigned k = 0; k < r->nlits; k++)
+		if (memmem(text, len, r->lits[k], r->litlens[k]) != NULL)
+			return true;
+	return false;
+}
+
 static unsigned
 rule_eval_header(struct rule_run *run, const struct rule *r,
                  const char *envelope_from)
@@ -319,6 +354,10 @@ rule_eval_header(struct rule_run *run, const struct rule *r,
 	if (run->hfound[r->hkey] && t->p != NULL) {
 		text = t->p;
 		len = t->n;
+		/* none of the literals one of which every match holds: no
+		 * match */
+		if (r->nlits > 0 && !rule_has_literal(run, r, text, len))
+			return r->negate;
 	} else {
 		text = r->unset && !run->hfound[r->hkey] ? r->unset : "";
 		len = strlen(text);
@@ -482,6 +521,7 @@ rule_run_message(struct rule_run *run, const struct rule_msg *msg,
 
 	run->msg = msg;
 	memset(run->hvalid, 0, set->nhkeys);
+	memset(run->hlvalid, 0, set->nhkeys);
 	rule_join(run, 0, msg->body, msg->nbody);
 	rule_join(run, 1, msg->rawbody, msg->nrawbody);
 	rule_join(run, 2, msg->uris, msg->nuris);

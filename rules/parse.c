@@ -1612,7 +1612,7 @@ rule_set_finish(struct rule_set *set, char **error_r)
 
 		if (r->defined &&
 		    (r->type == RULE_BODY || r->type == RULE_RAWBODY ||
-		     r->type == RULE_URI) &&
+		     r->type == RULE_URI || r->type == RULE_HEADER) &&
 		    r->nlits == 0) {
 			rule_literal(r);
 			r->join_safe = rule_join_safe(r);

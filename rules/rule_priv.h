@@ -125,9 +125,9 @@ struct rule {
 	uint32_t opts;     /* its PCRE2 options */
 	bool replace; /* listed in replace_rules: tags expanded at finish */
 	/* Literals one of which every match contains (lower-cased when
-	 * lit_nocase): body, rawbody and uri rules none of whose literals
-	 * is in the text are not run per paragraph, line or URI at all
-	 * (rule_literal, at finish). */
+	 * lit_nocase): body, rawbody, uri and header rules none of whose
+	 * literals is in the text are not run on it at all (rule_literal,
+	 * at finish). */
 	char **lits;
 	size_t *litlens;
 	unsigned nlits;

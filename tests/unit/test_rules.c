@@ -488,6 +488,50 @@ test_rules_literal_prefilter(void **state)
 	}
 }
 
+/* Header rules skip PCRE2 where none of their literals is in the header
+ * text (lower-cased once per header for /i): the same hits, negated
+ * rules included. */
+static void
+test_rules_header_literal(void **state)
+{
+	struct rule_set *set =
+	    load("header H_LIT Subject =~ /cheap meds/i\n"
+	         "header H_NEG Subject !~ /meeting/\n"
+	         "header H_NEG2 Subject !~ /CHEAP/\n"
+	         "header H_CASE Subject =~ /cheap/\n"
+	         "header H_CASE2 Subject =~ /(?i)now\\b/\n"
+	         "header H_UNSET X-Missing =~ /^unset$/ [if-unset: unset]\n"
+	         "header H_ADDR From:addr =~ /\\@evil\\.example$/\n"
+	         "header H_TWO Received =~ /second hop/\n"
+	         "header H_ALL ALL =~ /^received: from second/im\n");
+	static const char msgtext[] = "Received: from first hop\r\n"
+	                              "Received: from second hop\r\n"
+	                              "From: Name <a@evil.example>\r\n"
+	                              "Subject: CHEAP MEDS NOW\r\n\r\nbody\r\n";
+	struct rule_msg *msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+	struct rule_run *run = rule_run_new(set);
+	static const struct {
+		const char *name;
+		unsigned hits;
+	} want[] = {
+	    {"H_LIT", 1},  {"H_NEG", 1},   {"H_NEG2", 0},
+	    {"H_CASE", 0}, {"H_CASE2", 1}, {"H_UNSET", 1},
+	    {"H_ADDR", 1}, {"H_TWO", 1},   {"H_ALL", 1},
+	};
+
+	rule_run_message(run, msg, NULL);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (hits_of(set, run, want[i].name) != want[i].hits) {
+			fprintf(stderr, "%s: %u hits\n", want[i].name,
+			        hits_of(set, run, want[i].name));
+			fail();
+		}
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+	(void)state;
+}
+
 /* URI rules get the literal check and the one call on the URIs joined by
  * "\n" that body rules get: the same hits, counted per URI. */
 static void
@@ -960,6 +1004,7 @@ main(void)
 	    cmocka_unit_test(test_rules_multi_prefilter_cover),
 	    cmocka_unit_test(test_rules_broad_prefilter),
 	    cmocka_unit_test(test_rules_uri_literal),
+	    cmocka_unit_test(test_rules_header_literal),
 	    cmocka_unit_test(test_rules_widen),
 	    cmocka_unit_test(test_rules_load_files),
 	};
