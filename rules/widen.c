@@ -826,6 +826,33 @@ wn_quant(struct wp *w, unsigned *min_r, unsigned *max_r)
 }
 
 /* wn_seq - one branch: atoms and their quantifiers up to '|' or ')'. */
+/* wn_single - n, or the one byte set a group amounts to once what only
+ * narrows (an assertion, a lookaround: the empty string here) is gone:
+ * `(?:(?!--)[-0-9a-f]){10,64}` repeats a byte, not a group, and keeps
+ * its count. */
+static struct wn *
+wn_single(struct wn *n)
+{
+	struct wn *one = NULL;
+
+	while (n->kind == WN_SEQ) {
+		one = NULL;
+		for (size_t k = 0; k < n->nkid; k++) {
+			const struct wn *kid = n->kid[k];
+
+			if (kid->kind == WN_SEQ && kid->nkid == 0)
+				continue; /* the empty string */
+			if (one != NULL)
+				return n;
+			one = n->kid[k];
+		}
+		if (one == NULL)
+			return n;
+		n = one;
+	}
+	return n;
+}
+
 static struct wn *
 wn_seq(struct wp *w)
 {
@@ -876,6 +903,7 @@ wn_seq(struct wp *w)
 			break;
 		}
 		wn_skip_space(w);
+		atom = wn_single(atom);
 		while (wn_quant(w, &min, &max)) {
 			rep = wn_new(w, WN_REP);
 			rep->min = min;

@@ -694,6 +694,10 @@ test_rules_widen(void **state)
 	    {"^foo\\b(?=x)bar$", 0, "foobar\\x0a", 0},
 	    {"a{2}b{20,}xyz", 0, "a{2}b{16,}xyz", 0},
 	    {"(?:abc){3}d", 0, "(?:abc)+d", 0},
+	    /* a group that is one byte once its lookahead is gone repeats
+	     * as a byte, with its count */
+	    {"q(?:(?!--)[-0-9a-f]){10,64}z", 0, "q[\\x2d0-9a-f]{10,}z", 0},
+	    {"(?:(?:ab)){2}", 0, "(?:ab)+", 0},
 	    /* an end of string is the "\\n" after it, once a match */
 	    {"foo\\s*$", 0, "foo[\\x09-\\x0d\\x20]{0,}\\x0a", 0},
 	    {"foo$$", 0, "foo", 0},
