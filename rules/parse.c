@@ -1494,6 +1494,30 @@ rule_class_end(const char *p)
 	return *p ? p + 1 : NULL;
 }
 
+/* rule_exist - where r counts one match at most: match with its pattern
+ * cut to what decides whether there is one (rule_exist_src), if that
+ * compiles.  r->src stays as written (the prefilter and the literals read
+ * it: they hold for both). */
+static void
+rule_exist(struct rule_set *set, struct rule *r)
+{
+	char *e = rule_exist_src(r->src, r->opts);
+	pcre2_code *re;
+	PCRE2_SIZE off;
+	int err;
+
+	if (e == NULL)
+		return;
+	re = pcre2_compile((PCRE2_SPTR)e, PCRE2_ZERO_TERMINATED, r->opts, &err,
+	                   &off, set->cctx);
+	free(e);
+	if (re == NULL)
+		return;
+	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	pcre2_code_free(r->re);
+	r->re = re;
+}
+
 /*
  * rule_join_safe - a match of r in one paragraph is also a match in the
  * paragraphs joined by "\n" (see join_safe): true unless the pattern has
@@ -1617,6 +1641,9 @@ rule_set_finish(struct rule_set *set, char **error_r)
 			rule_literal(r);
 			r->join_safe = rule_join_safe(r);
 		}
+		if (r->defined && r->re != NULL && r->src != NULL &&
+		    !(r->tflags & RULE_TF_MULTIPLE))
+			rule_exist(set, r);
 	}
 	/* Resolve names to indexes; a name nothing defines is 0, as in
 	 * SpamAssassin (an eval test we skipped, usually). */

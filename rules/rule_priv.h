@@ -201,6 +201,13 @@ struct rule_widened {
 char *rule_widen(const char *src, uint32_t opts, size_t max,
                  struct rule_widened *info);
 
+/* rule_exist_src - src (a PCRE2 pattern with options opts) rewritten to
+ * match in exactly the strings src matches in, with less work where only
+ * whether it matches counts: leading optional items cut (exist.c).  NULL
+ * when there is nothing to cut or the pattern uses what the cut cannot
+ * keep; else malloc'd. */
+char *rule_exist_src(const char *src, uint32_t opts);
+
 /* rule_negative_lookaround_nl - whether a negative lookaround of src (a
  * PCRE2 pattern with options opts) can match a newline; true also when
  * src cannot be read (widen.c). */

@@ -6,7 +6,9 @@
  * same.  The rules are a built-in set chosen to exercise the prefilter's
  * rewriting (literal sets, anchors, lookarounds, counted repeats, braces,
  * case, tflags multiple, rawbody lines), or, with MXG_FUZZ_RULES set to a
- * glob (/usr/share/spamassassin/ *.cf), those files.
+ * glob (/usr/share/spamassassin/ *.cf), those files.  A built-in rule
+ * NAME_M (tflags multiple maxhits=1: its pattern as written) must also
+ * count what NAME (its pattern cut by rule_exist_src) counts.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -107,6 +109,22 @@ static const char rules_text[] =
     "baabaaab|baabaaba|baabaabb|baababaa|baababab|baababba|baababbb|"
     "baabbaaa|baabbaab|baabbaba|baabbabb|baabbbaa|baabbbab|baabbbba|"
     "baabbbbb)[,;] ?){2}/\n"
+    /* rule_exist_src: leading optional items cut where one match is
+     * all that counts; each has a twin counting with tflags multiple
+     * maxhits=1 (the pattern as written, the same count) */
+    "body EXIST_FORM /(?:(?:your\\s)?(?:present\\s|full\\s){0,3}"
+    "(?:name|city|phone|address)(?:\\s?[\\/&+,]\\s?|\\sor\\s)?[,:;\\s]){3}/i\n"
+    "body EXIST_FORM_M /(?:(?:your\\s)?(?:present\\s|full\\s){0,3}"
+    "(?:name|city|phone|address)(?:\\s?[\\/&+,]\\s?|\\sor\\s)?[,:;\\s]){3}/i\n"
+    "tflags EXIST_FORM_M multiple maxhits=1\n"
+    "body EXIST_LEAD /(?:a?\\s?copy\\sof\\s)?(?:(?:your|my)[\\s,:]{1,5})?"
+    "(?:bank|account)\\s(?:name|number)(?:[\\s:;]{3,}|\\s$)/i\n"
+    "body EXIST_LEAD_M /(?:a?\\s?copy\\sof\\s)?(?:(?:your|my)[\\s,:]{1,5})?"
+    "(?:bank|account)\\s(?:name|number)(?:[\\s:;]{3,}|\\s$)/i\n"
+    "tflags EXIST_LEAD_M multiple maxhits=1\n"
+    "rawbody EXIST_LOOK /(?:x\\s)*(?<=\\s)y(?!z)/\n"
+    "rawbody EXIST_LOOK_M /(?:x\\s)*(?<=\\s)y(?!z)/\n"
+    "tflags EXIST_LOOK_M multiple maxhits=1\n"
     "rawbody RAW_GROUP /(?:<td>[^<]{0,20}<\\/td>){2,}/i\n"
     "rawbody RAW_HREF /^[^>].*?<(?:a href|A HREF)=/im\n"
     "tflags RAW_HREF multiple maxhits=50\n";
@@ -152,14 +170,33 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rule_run_set_prefilter(off, false);
 	rule_run_message(on, m, NULL);
 	rule_run_message(off, m, NULL);
-	for (size_t i = 0; i < rule_set_size(set); i++)
+	for (size_t i = 0; i < rule_set_size(set); i++) {
+		const char *name = rule_name(set, i);
+		size_t len = strlen(name);
+		char twin[64];
+		long t;
+
 		if (rule_run_count(on, i) != rule_run_count(off, i)) {
 			fprintf(stderr,
-			        "%s: %u with the prefilter, %u without\n",
-			        rule_name(set, i), rule_run_count(on, i),
+			        "%s: %u with the prefilter, %u without\n", name,
+			        rule_run_count(on, i), rule_run_count(off, i));
+			abort();
+		}
+		/* NAME (cut pattern) against NAME_M (as written) */
+		if (len < 3 || len + 3 > sizeof(twin) ||
+		    strcmp(name + len - 2, "_M") != 0)
+			continue;
+		memcpy(twin, name, len - 2);
+		twin[len - 2] = '\0';
+		t = rule_find(set, twin);
+		if (t >= 0 &&
+		    rule_run_count(off, (size_t)t) != rule_run_count(off, i)) {
+			fprintf(stderr, "%s: %u, %s: %u\n", twin,
+			        rule_run_count(off, (size_t)t), name,
 			        rule_run_count(off, i));
 			abort();
 		}
+	}
 	rule_run_free(&on);
 	rule_run_free(&off);
 	rule_msg_free(&m);

@@ -488,6 +488,82 @@ test_rules_literal_prefilter(void **state)
 	}
 }
 
+/* rule_exist_src: the leading optional items of a pattern cut (and of
+ * the first copy of a repeated group); refused where the cut could
+ * change which strings match. */
+static void
+test_rules_exist(void **state)
+{
+	static const struct {
+		const char *src;
+		const char *want; /* NULL: refused, left as written */
+	} cases[] = {
+	    {"(?:your\\s)?(?:full\\s|valid\\s){0,3}name", "name"},
+	    {"a?b*[cd]{0,2}x+y", "x+y"},
+	    {"(?:(?:your\\s)?(?:name|city)[,\\s]){3}",
+	     "(?:(?:name|city)[,\\s])(?:(?:your\\s)?(?:name|city)[,\\s]){2}"},
+	    {"(x?yz)+", "(?:yz)"},
+	    {"(?:x?yz){1,4}w", NULL},
+	    {"abc", NULL},
+	    {"a?|b", NULL},
+	    {"a?b*", NULL},
+	    {"(a)?\\1b", NULL},
+	    {"(?i)x?abc", NULL},
+	    {"(?<n>x)?abc", NULL},
+	    {"x?+abc", NULL},
+	    {"(*UTF)x?abc", NULL},
+	    {"\\Gx?abc", NULL},
+	    {"\\x{41}?bc", "bc"},
+	    {"\\x41?bc", NULL},
+	    {"[a)?]?(?:b|\\))c", "(?:b|\\))c"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *e = rule_exist_src(cases[i].src, 0);
+
+		if (cases[i].want == NULL
+		        ? e != NULL
+		        : e == NULL || strcmp(e, cases[i].want) != 0) {
+			fprintf(stderr, "case %zu: %s -> %s\n", i, cases[i].src,
+			        e ? e : "(none)");
+			fail();
+		}
+		free(e);
+	}
+	assert_null(rule_exist_src("x?abc", PCRE2_EXTENDED));
+	(void)state;
+}
+
+/* A rule that counts one match runs its cut pattern, a rule with tflags
+ * multiple the pattern as written: the same hits either way. */
+static void
+test_rules_exist_hits(void **state)
+{
+	struct rule_set *set =
+	    load("body E1 /(?:(?:your\\s)?(?:name|city)[,\\s]){3}/i\n"
+	         "body E2 /(?:copy\\sof\\s)?(?:your\\s)?password:?\\s*$/\n"
+	         "body E3 /(?:(?:your\\s)?(?:name|city)[,\\s]){3}/i\n"
+	         "tflags E3 multiple\n"
+	         "body E4 /(?:a\\s)?(?:b\\s)?zzz/\n");
+	static const char msgtext[] =
+	    "Subject: s\r\n\r\n"
+	    "send your name, your city, name and more\r\n\r\n"
+	    "a copy of your password:\r\n\r\n"
+	    "name city name city name city town\r\n";
+	struct rule_msg *msg = rule_msg_parse(msgtext, strlen(msgtext), false);
+	struct rule_run *run = rule_run_new(set);
+
+	rule_run_message(run, msg, NULL);
+	assert_int_equal(hits_of(set, run, "E1"), 1);
+	assert_int_equal(hits_of(set, run, "E2"), 1);
+	assert_int_equal(hits_of(set, run, "E3"), 2);
+	assert_int_equal(hits_of(set, run, "E4"), 0);
+	rule_run_free(&run);
+	rule_msg_free(&msg);
+	rule_set_free(&set);
+	(void)state;
+}
+
 /* Header rules skip PCRE2 where none of their literals is in the header
  * text (lower-cased once per header for /i): the same hits, negated
  * rules included. */
@@ -1009,6 +1085,8 @@ main(void)
 	    cmocka_unit_test(test_rules_broad_prefilter),
 	    cmocka_unit_test(test_rules_uri_literal),
 	    cmocka_unit_test(test_rules_header_literal),
+	    cmocka_unit_test(test_rules_exist),
+	    cmocka_unit_test(test_rules_exist_hits),
 	    cmocka_unit_test(test_rules_widen),
 	    cmocka_unit_test(test_rules_load_files),
 	};
