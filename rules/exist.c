@@ -9,8 +9,10 @@
  * strings, but PCRE2 no longer tries every optional prefix at every
  * position: SpamAssassin's __FILL_THIS_FORM_* rules open with
  * <FF_YOUR>, three optional groups of alternatives, and spend most of
- * their time there.  A pattern that is one group repeated, `(?:X? R){3}`,
- * becomes `(?:R)(?:X? R){2}` by the same reasoning on its first copy.
+ * their time there.  The cut goes on into the first item left when it
+ * is a group (its first copy: `(?:X? R){3}` becomes `(?:R)(?:X? R){2}`)
+ * and into each branch of an alternation, since a cut match still ends
+ * where the uncut one did and what follows reads the same.
  *
  * Assertions look at the subject, not at the match, so they read the
  * same either way.  What does not survive the cut, and is refused (NULL:
@@ -22,6 +24,7 @@
  * used only where a rule counts one match; rule_set_finish() keeps the
  * original where compiling fails.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,110 +106,164 @@ exist_atom_end(const char *p)
 	return NULL;
 }
 
-/* exist_quant - the quantifier at p: its end, and its minimum; p itself
- * (min 1) when there is none.  *possessive when it ends in '+'. */
+/* One quantifier: what exist_quant() read. */
+struct exist_q {
+	unsigned long min, max; /* max ULONG_MAX: no limit */
+	char kind;              /* '?', '*', '+', '{', or 0: none */
+	bool lazy, possessive;
+};
+
+/* exist_quant - the quantifier at p into *qt; its end (p if none). */
 static const char *
-exist_quant(const char *p, unsigned long *min, bool *possessive)
+exist_quant(const char *p, struct exist_q *qt)
 {
 	const char *q = p;
 
-	*min = 1;
-	*possessive = false;
-	if (*q == '?' || *q == '*') {
-		*min = 0;
-		q++;
-	} else if (*q == '+') {
+	memset(qt, 0, sizeof(*qt));
+	qt->min = qt->max = 1;
+	if (*q == '?' || *q == '*' || *q == '+') {
+		qt->kind = *q;
+		qt->min = *q == '+' ? 1 : 0;
+		qt->max = *q == '?' ? 1 : ULONG_MAX;
 		q++;
 	} else if (*q == '{') {
-		unsigned long m = 0;
+		unsigned long m = 0, n;
 
 		q++;
 		if (*q < '0' || *q > '9')
 			return p; /* a literal brace */
 		for (; *q >= '0' && *q <= '9'; q++)
 			m = m < 100000 ? m * 10 + (unsigned long)(*q - '0') : m;
-		if (*q == ',')
-			for (q++; *q >= '0' && *q <= '9'; q++)
-				;
-		if (*q != '}')
+		n = m;
+		if (*q == ',') {
+			q++;
+			if (*q >= '0' && *q <= '9')
+				for (n = 0; *q >= '0' && *q <= '9'; q++)
+					n = n < 100000
+					        ? n * 10 +
+					              (unsigned long)(*q - '0')
+					        : n;
+			else
+				n = ULONG_MAX;
+		}
+		if (*q != '}' || n < m)
 			return p;
 		q++;
-		*min = m;
+		qt->kind = '{';
+		qt->min = m;
+		qt->max = n;
 	} else {
 		return p;
 	}
-	if (*q == '+')
-		*possessive = true;
+	qt->lazy = *q == '?';
+	qt->possessive = *q == '+';
 	if (*q == '?' || *q == '+')
 		q++;
 	return q;
 }
 
-/* exist_strip - the first item of the sequence [p, e) that is not
- * optional; p if none can go; NULL if the sequence has an alternation at
- * its top, cannot be read, or is all optional. */
+/* exist_bar - the first '|' at the top of [p, e), or e; NULL if it
+ * cannot be read. */
 static const char *
-exist_strip(const char *p, const char *e)
+exist_bar(const char *p, const char *e)
 {
-	const char *keep = NULL;
-
-	for (const char *s = p; s < e;) {
-		const char *a = exist_atom_end(s), *q;
-		unsigned long min;
-		bool possessive;
+	while (p < e && *p != '|') {
+		const char *a = exist_atom_end(p);
+		struct exist_q qt;
 
 		if (a == NULL || a > e)
 			return NULL;
-		q = exist_quant(a, &min, &possessive);
-		if (keep == NULL && (min > 0 || possessive || a == q))
-			keep = s;
-		s = q;
+		p = exist_quant(a, &qt);
+		if (p > e)
+			return NULL;
 	}
-	return keep;
+	return p;
+}
+
+/*
+ * exist_cut - [p, e) written to out without its leading optional items,
+ * and, if the first item left is a group, that group cut the same way
+ * (its first copy; the others follow as they were), each branch of an
+ * alternation alike.  Every match of the cut form ends where a match of
+ * [p, e) ends, and is one; every match of [p, e) holds one of the cut
+ * form ending at the same place: so what follows reads the same.  False
+ * if the pattern cannot be read.
+ */
+static bool
+exist_cut(const char *p, const char *e, struct rule_sbuf *out, unsigned depth)
+{
+	const char *bar = exist_bar(p, e), *s, *a, *q;
+	struct exist_q qt;
+	char tmp[64];
+
+	if (bar == NULL || depth > 32)
+		return false;
+	if (bar < e) {
+		/* each branch */
+		for (;;) {
+			if (!exist_cut(p, bar, out, depth + 1))
+				return false;
+			if (bar == e)
+				return true;
+			rule_sbuf_add(out, "|", 1);
+			p = bar + 1;
+			bar = exist_bar(p, e);
+			if (bar == NULL)
+				return false;
+		}
+	}
+	for (s = p; s < e; s = q) {
+		a = exist_atom_end(s);
+		if (a == NULL || a > e)
+			return false;
+		q = exist_quant(a, &qt);
+		if (q > e)
+			return false;
+		if (qt.kind == 0 || qt.min > 0 || qt.possessive)
+			break; /* the first item that must match */
+	}
+	if (s >= e)
+		return true; /* all optional: the empty string */
+	if (*s != '(' || (s[1] == '?' && s[2] != ':') || qt.possessive) {
+		rule_sbuf_add(out, s, (size_t)(e - s));
+		return true;
+	}
+	/* a group: its first copy cut, then the copies left */
+	rule_sbuf_add(out, "(?:", 3);
+	if (!exist_cut(s[1] == '?' ? s + 3 : s + 1, a - 1, out, depth + 1))
+		return false;
+	rule_sbuf_add(out, ")", 1);
+	if (qt.kind != 0 && qt.max > 1) {
+		rule_sbuf_add(out, s, (size_t)(a - s));
+		if (qt.max == ULONG_MAX)
+			snprintf(tmp, sizeof(tmp), "{%lu,}", qt.min - 1);
+		else if (qt.max == qt.min)
+			snprintf(tmp, sizeof(tmp), "{%lu}", qt.min - 1);
+		else
+			snprintf(tmp, sizeof(tmp), "{%lu,%lu}", qt.min - 1,
+			         qt.max - 1);
+		rule_sbuf_add(out, tmp, strlen(tmp));
+		if (qt.lazy)
+			rule_sbuf_add(out, "?", 1);
+	}
+	rule_sbuf_add(out, q, (size_t)(e - q));
+	return true;
 }
 
 char *
 rule_exist_src(const char *src, uint32_t opts)
 {
-	const char *end = src + strlen(src), *keep, *a, *q, *g, *ge;
-	unsigned long min;
-	bool possessive;
+	size_t len = strlen(src);
 	struct rule_sbuf out = {0};
-	char tmp[32];
 
 	if ((opts & (PCRE2_EXTENDED | PCRE2_EXTENDED_MORE)) ||
 	    exist_refused(src))
 		return NULL;
-	keep = exist_strip(src, end);
-	if (keep == NULL)
+	if (!exist_cut(src, src + len, &out, 0) || out.n == 0 ||
+	    (out.n == len && memcmp(out.p, src, len) == 0)) {
+		free(out.p);
 		return NULL;
-	/* one group left, repeated: its first copy's optional items go */
-	a = exist_atom_end(keep);
-	q = a != NULL ? exist_quant(a, &min, &possessive) : NULL;
-	if (q == end && a != q && min >= 1 && !possessive && *keep == '(' &&
-	    (keep[1] != '?' || keep[2] == ':')) {
-		g = keep[1] == '?' ? keep + 3 : keep + 1;
-		ge = a - 1;
-		const char *gk = exist_strip(g, ge);
-
-		if (gk != NULL && gk != g) {
-			/* (?:G') then the min - 1 copies left to be found
-			 * (later optional copies change nothing) */
-			rule_sbuf_add(&out, "(?:", 3);
-			rule_sbuf_add(&out, gk, (size_t)(ge - gk));
-			rule_sbuf_add(&out, ")", 1);
-			if (min > 1) {
-				rule_sbuf_add(&out, keep, (size_t)(a - keep));
-				snprintf(tmp, sizeof(tmp), "{%lu}", min - 1);
-				rule_sbuf_add(&out, tmp, strlen(tmp));
-			}
-			rule_sbuf_add(&out, "", 0);
-			return out.p;
-		}
 	}
-	if (keep == src)
-		return NULL;
-	rule_sbuf_add(&out, keep, (size_t)(end - keep));
 	rule_sbuf_add(&out, "", 0);
 	return out.p;
 }
