@@ -1273,29 +1273,34 @@ wn_flatten(const struct wn *n, struct wn *seq)
 	}
 }
 
-/*
- * wn_bits - how selective n is: the information in its least informative
- * match, each byte counting log2(256 / the bytes that may stand there).
- * A space or a wide class is worth about one bit, a letter (either case)
- * seven.
- */
+/* wn_set_bits - a byte of set as one in 256 bytes: a letter (either
+ * case) about seven bits, a space or wide class about one. */
 static double
-wn_bits(const struct wn *n)
+wn_set_bits(const unsigned char *set)
+{
+	return log2(256.0 / wn_count(set));
+}
+
+/* wn_measure - how selective n is: the information in its least
+ * informative match, each byte counting leaf(the bytes that may stand
+ * there) bits. */
+static double
+wn_measure(const struct wn *n, double (*leaf)(const unsigned char *set))
 {
 	double v, b;
 
 	switch (n->kind) {
 	case WN_SET:
-		return log2(256.0 / wn_count(n->set));
+		return leaf(n->set);
 	case WN_SEQ:
 		v = 0;
 		for (size_t k = 0; k < n->nkid; k++)
-			v += wn_bits(n->kid[k]);
+			v += wn_measure(n->kid[k], leaf);
 		return v;
 	case WN_ALT:
-		v = n->nkid ? wn_bits(n->kid[0]) : 0;
+		v = n->nkid ? wn_measure(n->kid[0], leaf) : 0;
 		for (size_t k = 1; k < n->nkid; k++)
-			if ((b = wn_bits(n->kid[k])) < v)
+			if ((b = wn_measure(n->kid[k], leaf)) < v)
 				v = b;
 		return v;
 	default:
@@ -1303,10 +1308,17 @@ wn_bits(const struct wn *n)
 		if (n->min == 0)
 			return 0;
 		if (n->kid[0]->kind != WN_SET)
-			return wn_bits(n->kid[0]);
-		return wn_bits(n->kid[0]) *
+			return wn_measure(n->kid[0], leaf);
+		return wn_measure(n->kid[0], leaf) *
 		       (n->min < WN_REPEAT_MAX ? n->min : WN_REPEAT_MAX);
 	}
+}
+
+/* wn_bits - how selective n is, every byte alike (wn_set_bits). */
+static double
+wn_bits(const struct wn *n)
+{
+	return wn_measure(n, wn_set_bits);
 }
 
 /* wn_freq - about how often byte c is in the text of a mail (English
@@ -1340,40 +1352,27 @@ wn_freq(unsigned c)
 	return .00001;
 }
 
+/* wn_set_tbits - a byte of set weighed by how often its bytes are in
+ * mail text (wn_freq). */
+static double
+wn_set_tbits(const unsigned char *set)
+{
+	double p = 0;
+
+	for (unsigned c = 0; c < 256; c++)
+		if (wn_has(set, c))
+			p += wn_freq(c);
+	return p >= 1 ? 0 : -log2(p);
+}
+
 /* wn_tbits - as wn_bits, but each byte counted by how often it is in
- * mail text (wn_freq) rather than as one in 256: how rarely n matches at
- * a given place of a real message.  `[a-z]{8,}` is worth 3 or so, not
- * 28. */
+ * mail text (wn_set_tbits) rather than as one in 256: how rarely n
+ * matches at a given place of a real message.  `[a-z]{8,}` is worth 3 or
+ * so, not 28. */
 static double
 wn_tbits(const struct wn *n)
 {
-	double v, b, p = 0;
-
-	switch (n->kind) {
-	case WN_SET:
-		for (unsigned c = 0; c < 256; c++)
-			if (wn_has(n->set, c))
-				p += wn_freq(c);
-		return p >= 1 ? 0 : -log2(p);
-	case WN_SEQ:
-		v = 0;
-		for (size_t k = 0; k < n->nkid; k++)
-			v += wn_tbits(n->kid[k]);
-		return v;
-	case WN_ALT:
-		v = n->nkid ? wn_tbits(n->kid[0]) : 0;
-		for (size_t k = 1; k < n->nkid; k++)
-			if ((b = wn_tbits(n->kid[k])) < v)
-				v = b;
-		return v;
-	default:
-		if (n->min == 0)
-			return 0;
-		if (n->kid[0]->kind != WN_SET)
-			return wn_tbits(n->kid[0]);
-		return wn_tbits(n->kid[0]) *
-		       (n->min < WN_REPEAT_MAX ? n->min : WN_REPEAT_MAX);
-	}
+	return wn_measure(n, wn_set_tbits);
 }
 
 /*
