@@ -64,6 +64,11 @@
 #define WN_GAP_MAX 1000
 /* A sequence written out longer than this: only a run of its items. */
 #define WN_TRIM_SIZE 1200
+/* A pattern longer than this is not widened (the trim's work grows with
+ * the square of a sequence's length: replace_tags that name themselves
+ * expand to 256 KiB, a fuzz_rules timeout).  SpamAssassin's longest,
+ * look-alike letters and all, is 38 KiB. */
+#define WN_SRC_MAX (64 * 1024)
 
 enum wn_kind {
 	WN_SET = 0, /* one byte of set */
@@ -80,6 +85,11 @@ struct wn {
 	unsigned min, max;
 	bool bounded; /* WN_REP: written with its maximum, however long */
 	bool eol;     /* WN_SET: "\n" for an end of string (wn_eol) */
+	/* wn_size() and wn_bits(), once known: the trim asks for them
+	 * over and over (a node is not changed once they are asked for) */
+	size_t size;
+	double bits;
+	bool sized, measured;
 };
 
 struct wp {
@@ -1252,12 +1262,15 @@ static size_t
 wn_size(const struct wn *n)
 {
 	struct rule_sbuf tmp = {0};
-	size_t len;
+	struct wn *m = (struct wn *)n; /* the cache only */
 
-	wn_emit(&tmp, n);
-	len = tmp.n;
-	free(tmp.p);
-	return len;
+	if (!n->sized) {
+		wn_emit(&tmp, n);
+		m->size = tmp.n;
+		m->sized = true;
+		free(tmp.p);
+	}
+	return n->size;
 }
 
 /* wn_flatten - the items of sequence n, nested sequences opened, into
@@ -1318,7 +1331,13 @@ wn_measure(const struct wn *n, double (*leaf)(const unsigned char *set))
 static double
 wn_bits(const struct wn *n)
 {
-	return wn_measure(n, wn_set_bits);
+	struct wn *m = (struct wn *)n; /* the cache only */
+
+	if (!n->measured) {
+		m->bits = wn_measure(n, wn_set_bits);
+		m->measured = true;
+	}
+	return n->bits;
 }
 
 /* wn_freq - about how often byte c is in the text of a mail (English
@@ -1390,7 +1409,7 @@ static struct wn *
 wn_trim(struct wp *w, struct wn *n, size_t budget)
 {
 	struct wn *seq, *best = n;
-	size_t total, bsize = SIZE_MAX;
+	size_t total, bsize = SIZE_MAX, bi = 0, bj = 0;
 	double bval = -1;
 
 	if (wn_size(n) <= budget)
@@ -1454,12 +1473,11 @@ wn_trim(struct wp *w, struct wn *n, size_t budget)
 			/* the most bits; of equal ones, the shortest */
 			if (val > bval + 1e-9 ||
 			    (val > bval - 1e-9 && total < bsize)) {
-				run = wn_new(w, WN_SEQ);
-				for (size_t k = i; k <= j; k++)
-					wn_add(run, seq->kid[k]);
 				bval = val;
 				bsize = total;
-				best = run;
+				bi = i;
+				bj = j;
+				best = NULL;
 			}
 		}
 		if (wn_size(seq->kid[i]) > budget) {
@@ -1473,6 +1491,12 @@ wn_trim(struct wp *w, struct wn *n, size_t budget)
 				best = run;
 			}
 		}
+	}
+	if (best == NULL) {
+		/* the run bi..bj, made once */
+		best = wn_new(w, WN_SEQ);
+		for (size_t k = bi; k <= bj; k++)
+			wn_add(best, seq->kid[k]);
 	}
 	return best;
 }
@@ -1534,8 +1558,9 @@ rule_widen(const char *src, uint32_t opts, size_t max,
 	struct wn *root;
 	double bits = 0;
 
-	if (opts &
-	    (PCRE2_UTF | PCRE2_UCP | PCRE2_EXTENDED_MORE | PCRE2_LITERAL))
+	if ((opts &
+	     (PCRE2_UTF | PCRE2_UCP | PCRE2_EXTENDED_MORE | PCRE2_LITERAL)) ||
+	    strlen(src) > WN_SRC_MAX)
 		return NULL;
 	w.max = max;
 	root = wn_alt(&w);
