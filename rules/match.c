@@ -307,8 +307,29 @@ rule_hdr_get(const struct rule *r, const struct rule_header *hdrs, size_t n,
 	return found;
 }
 
-/* rule_has_literal - whether text (len bytes, the header text of r's
- * key) holds one of r's literals. */
+/* rule_lower - the n bytes of src into dst, ASCII capitals made small
+ * (the literals of /i rules are small: rule_literal). */
+static void
+rule_lower(char *dst, const char *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (char)(src[i] >= 'A' && src[i] <= 'Z' ? src[i] + 32
+		                                               : src[i]);
+}
+
+/* rule_lits_in - whether text (len bytes, lower-cased for lit_nocase)
+ * holds one of r's literals: if not, r has no match there. */
+static bool
+rule_lits_in(const struct rule *r, const char *text, size_t len)
+{
+	for (unsigned k = 0; k < r->nlits; k++)
+		if (memmem(text, len, r->lits[k], r->litlens[k]) != NULL)
+			return true;
+	return false;
+}
+
+/* rule_has_literal - rule_lits_in for the header text of r's key (len
+ * bytes), lower-cased once per message for /i rules. */
 static bool
 rule_has_literal(struct rule_run *run, const struct rule *r, const char *text,
                  size_t len)
@@ -319,17 +340,12 @@ rule_has_literal(struct rule_run *run, const struct rule *r, const char *text,
 		if (!run->hlvalid[r->hkey]) {
 			l->n = 0;
 			rule_sbuf_add(l, text, len);
-			for (size_t i = 0; i < len; i++)
-				if (l->p[i] >= 'A' && l->p[i] <= 'Z')
-					l->p[i] = (char)(l->p[i] + 32);
+			rule_lower(l->p, text, len);
 			run->hlvalid[r->hkey] = 1;
 		}
 		text = l->p;
 	}
-	for (unsigned k = 0; k < r->nlits; k++)
-		if (memmem(text, len, r->lits[k], r->litlens[k]) != NULL)
-			return true;
-	return false;
+	return rule_lits_in(r, text, len);
 }
 
 static unsigned
@@ -396,10 +412,7 @@ rule_join(struct rule_run *run, int w, char *const *v, size_t n)
 		(*out)[k++] = '\n';
 	}
 	(*out)[k] = '\0';
-	for (size_t i = 0; i <= k; i++)
-		(*lower)[i] =
-		    (char)((*out)[i] >= 'A' && (*out)[i] <= 'Z' ? (*out)[i] + 32
-		                                                : (*out)[i]);
+	rule_lower(*lower, *out, k + 1);
 	run->joined_len[w] = k;
 }
 
@@ -445,13 +458,8 @@ rule_eval_array(struct rule_run *run, size_t ri, char *const *v, size_t first,
 	if (r->nlits > 0 && run->joined[which][0] != NULL) {
 		/* None of the literals one of which every match holds is
 		 * there: no match anywhere. */
-		const char *text = run->joined[which][r->lit_nocase ? 1 : 0];
-		bool found = false;
-
-		for (unsigned k = 0; k < r->nlits && !found; k++)
-			found = memmem(text, run->joined_len[which], r->lits[k],
-			               r->litlens[k]) != NULL;
-		if (!found)
+		if (!rule_lits_in(r, run->joined[which][r->lit_nocase ? 1 : 0],
+		                  run->joined_len[which]))
 			return 0;
 	}
 	/* One call on the joined text instead of one per paragraph, where
